@@ -1,0 +1,1 @@
+"""Backend: image sections -> image.bin (and generated C)."""

@@ -1,0 +1,348 @@
+"""The yonoc image: the one Python module that knows its byte layout.
+
+docs/image-format.md is the specification; the constants and struct layouts below follow its
+tables field for field, and the C++ reader (runtime/src/image.cc) follows the same page. The
+writer, the reader/validator used by `inspect` and `extract`, and the reference rebuild all live
+here so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from ..errors import ImageError
+
+MAGIC = b"YONO"
+FORMAT_VERSION = 1
+ALIGN = 16
+MIN_ZERO_RUN = 32  # a ZERO record (24 B) pays for itself on longer runs
+
+HEADER = struct.Struct("<4sHHIIIHHIIII24x")  # 64 bytes
+CODEBOOK_ENTRY = struct.Struct("<BBHIII")  # 16 bytes
+TASK_ENTRY = struct.Struct("<IIIIIIIIIII20x")  # 64 bytes
+FILL_RECORD = struct.Struct("<IIBBBBHHIHH")  # 24 bytes
+assert (HEADER.size, CODEBOOK_ENTRY.size, TASK_ENTRY.size, FILL_RECORD.size) == (64, 16, 64, 24)
+
+MAX_TASKS = 0xFFFF
+MAX_CODEBOOKS = 0xFFFF
+MAX_CODEWORDS = 256
+MAX_SUBVECTOR_LEN = 16
+MAX_SUBCODEBOOKS = 4
+MAX_IMAGE_SIZE = 0xFFFFFFFF
+MAX_NAME_LENGTH = 255
+
+
+class FillKind(IntEnum):
+    ZERO = 0
+    RAW = 1
+    PQ = 2
+
+
+@dataclass
+class CodebookEntry:
+    group: int
+    codewords: np.ndarray  # [K, s] values, stored as binary16
+
+    @property
+    def subvector_len(self) -> int:
+        return int(self.codewords.shape[1])
+
+    @property
+    def count(self) -> int:
+        return int(self.codewords.shape[0])
+
+
+@dataclass
+class Fill:
+    """One fill record; `payload` is the RAW bytes or the PQ index bytes."""
+
+    dst_offset: int
+    length: int
+    kind: FillKind
+    layout: int = 0
+    codebook_first: int = 0
+    codebook_count: int = 0
+    kernel_positions: int = 0
+    inner_channels: int = 0
+    payload: bytes = b""
+
+
+@dataclass
+class Task:
+    name: str
+    model: bytes  # the rebuilt model (what extract returns)
+    fills: list  # of Fill, sorted by dst_offset, not overlapping
+    arena_size: int = 0
+    original_size: int = 0
+
+
+@dataclass
+class Image:
+    """A parsed, validated image. `data` is the whole file."""
+
+    data: bytes
+    codebooks: list  # of CodebookEntry
+    tasks: list  # of TaskView
+    max_model_size: int
+    max_arena_size: int
+
+    def task_index(self, name: str) -> int:
+        for i, t in enumerate(self.tasks):
+            if t.name == name:
+                return i
+        raise ImageError(f"no task named {name!r} in the image")
+
+
+@dataclass
+class TaskView:
+    name: str
+    model_size: int
+    model_crc32: int
+    skeleton_offset: int
+    skeleton_size: int
+    fills: list  # of Fill (payload filled in)
+    arena_size: int
+    original_size: int
+
+
+def crc32(data) -> int:
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def codeword_to_int8(values: np.ndarray) -> np.ndarray:
+    """The spec's conversion: round half away from zero, clamp, NaN -> 0."""
+    v = np.asarray(values, np.float32)
+    v = np.where(np.isnan(v), 0.0, v)
+    r = np.sign(v) * np.floor(np.abs(v) + 0.5)
+    return np.clip(r, -128, 127).astype(np.int8)
+
+
+def zero_fills(model: bytes, fills: list, min_run: int = MIN_ZERO_RUN) -> list:
+    """ZERO records for runs of zero bytes outside the given fills."""
+    arr = np.frombuffer(model, np.uint8)
+    covered = np.zeros(len(arr), bool)
+    for f in fills:
+        covered[f.dst_offset:f.dst_offset + f.length] = True
+    z = (arr == 0) & ~covered
+    # run boundaries
+    d = np.diff(np.concatenate(([0], z.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    keep = ends - starts >= min_run
+    return [Fill(int(s), int(e - s), FillKind.ZERO) for s, e in zip(starts[keep], ends[keep])]
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+class _Layout:
+    """Assigns 16-aligned offsets to sections in a fixed order."""
+
+    def __init__(self, start: int):
+        self.end = start
+        self.chunks = []
+
+    def put(self, data: bytes) -> int:
+        off = _align(self.end)
+        self.chunks.append((off, data))
+        self.end = off + len(data)
+        return off
+
+
+def write_image(codebooks: list, tasks: list) -> bytes:
+    """Serialise codebooks and tasks. Raises ImageError if a format limit is exceeded."""
+    if not tasks:
+        raise ImageError("an image needs at least one task")
+    if len(tasks) > MAX_TASKS:
+        raise ImageError(f"{len(tasks)} tasks: the format holds at most {MAX_TASKS}")
+    if len(codebooks) > MAX_CODEBOOKS:
+        raise ImageError(f"{len(codebooks)} codebooks: the format holds at most {MAX_CODEBOOKS}")
+    cb_table = HEADER.size
+    task_table = cb_table + CODEBOOK_ENTRY.size * len(codebooks)
+    lay = _Layout(task_table + TASK_ENTRY.size * len(tasks))
+
+    cb_rows = []
+    for cb in codebooks:
+        k, s = cb.codewords.shape
+        if not (1 <= k <= MAX_CODEWORDS and 1 <= s <= MAX_SUBVECTOR_LEN):
+            raise ImageError(f"codebook of {k}x{s}: K must be 1..256 and s 1..16")
+        blob = np.ascontiguousarray(cb.codewords, "<f2").tobytes()
+        cb_rows.append(CODEBOOK_ENTRY.pack(cb.group, s, k, lay.put(blob), len(blob), 0))
+
+    task_rows = []
+    for t in tasks:
+        name = t.name.encode("utf-8")
+        if not 1 <= len(name) <= MAX_NAME_LENGTH:
+            raise ImageError(f"task name {t.name!r}: 1..{MAX_NAME_LENGTH} UTF-8 bytes")
+        name_off = lay.put(name + b"\0")
+        fills = sorted(t.fills, key=lambda f: f.dst_offset)
+        skeleton, cursor = [], 0
+        for f in fills:
+            if f.dst_offset < cursor or f.length <= 0 or f.dst_offset + f.length > len(t.model):
+                raise ImageError(f"task {t.name!r}: overlapping or out-of-range fill records")
+            skeleton.append(t.model[cursor:f.dst_offset])
+            cursor = f.dst_offset + f.length
+        skeleton.append(t.model[cursor:])
+        skel = b"".join(skeleton)
+        skel_off = lay.put(skel)
+        rows = []
+        for f in fills:
+            src = lay.put(f.payload) if f.kind != FillKind.ZERO else 0
+            rows.append(FILL_RECORD.pack(f.dst_offset, f.length, f.kind, f.layout,
+                                         f.codebook_count, 0, f.codebook_first,
+                                         f.kernel_positions, src, f.inner_channels, 0))
+        fill_off = lay.put(b"".join(rows)) if rows else _align(lay.end)
+        task_rows.append(TASK_ENTRY.pack(name_off, len(name), len(t.model), crc32(t.model),
+                                         skel_off, len(skel), fill_off, len(fills),
+                                         t.arena_size, 0, t.original_size))
+    size = _align(lay.end)
+    if size > MAX_IMAGE_SIZE:
+        raise ImageError(f"image of {size} bytes exceeds the format's 4 GiB limit")
+    buf = bytearray(size)
+    buf[cb_table:cb_table + len(b"".join(cb_rows))] = b"".join(cb_rows)
+    buf[task_table:task_table + len(b"".join(task_rows))] = b"".join(task_rows)
+    for off, data in lay.chunks:
+        buf[off:off + len(data)] = data
+    max_model = max(len(t.model) for t in tasks)
+    max_arena = max(t.arena_size for t in tasks)
+    header = HEADER.pack(MAGIC, FORMAT_VERSION, HEADER.size, size, 0, 0, len(codebooks),
+                         len(tasks), cb_table, task_table, max_model, max_arena)
+    buf[:HEADER.size] = header
+    struct.pack_into("<I", buf, 12, crc32(memoryview(buf)[16:]))
+    return bytes(buf)
+
+
+def _span(image_size, off, length, what):
+    if off < 0 or length < 0 or off + length > image_size:
+        raise ImageError(f"corrupt image: {what} lies outside the image")
+
+
+def read_image(data: bytes) -> Image:
+    """Parse and fully validate an image (docs/image-format.md, 'Validation')."""
+    data = bytes(data)
+    if len(data) < HEADER.size:
+        raise ImageError("not a yonoc image (too short)")
+    (magic, version, header_size, image_size, crc, flags, n_cb, n_tasks, cb_table, task_table,
+     max_model, max_arena) = HEADER.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise ImageError("not a yonoc image (bad magic)")
+    if version != FORMAT_VERSION:
+        raise ImageError(f"unsupported image format version {version} (this yonoc reads "
+                         f"{FORMAT_VERSION})")
+    if header_size != HEADER.size or flags != 0:
+        raise ImageError("corrupt image: bad header")
+    if image_size > len(data) or image_size < HEADER.size:
+        raise ImageError(f"truncated image: header says {image_size} bytes, file has {len(data)}")
+    if crc32(memoryview(data)[16:image_size]) != crc:
+        raise ImageError("corrupt image: CRC-32 mismatch")
+    if n_tasks < 1:
+        raise ImageError("corrupt image: no tasks")
+    _span(image_size, cb_table, CODEBOOK_ENTRY.size * n_cb, "codebook table")
+    _span(image_size, task_table, TASK_ENTRY.size * n_tasks, "task table")
+
+    codebooks = []
+    for i in range(n_cb):
+        group, s, k, off, size, _ = CODEBOOK_ENTRY.unpack_from(data, cb_table + 16 * i)
+        if not (1 <= s <= MAX_SUBVECTOR_LEN and 1 <= k <= MAX_CODEWORDS) or size != k * s * 2:
+            raise ImageError(f"corrupt image: codebook {i} has bad dimensions")
+        _span(image_size, off, size, f"codebook {i}")
+        cw = np.frombuffer(data, "<f2", k * s, off).astype(np.float32).reshape(k, s)
+        codebooks.append(CodebookEntry(group, cw))
+
+    tasks = []
+    for ti in range(n_tasks):
+        (name_off, name_len, model_size, model_crc, skel_off, skel_size, fill_off, fill_count,
+         arena, tflags, original) = TASK_ENTRY.unpack_from(data, task_table + 64 * ti)
+        if not 1 <= name_len <= MAX_NAME_LENGTH:
+            raise ImageError(f"corrupt image: task {ti} has a bad name length")
+        _span(image_size, name_off, name_len + 1, f"task {ti} name")
+        if data[name_off + name_len] != 0:
+            raise ImageError(f"corrupt image: task {ti} name is not terminated")
+        try:
+            name = data[name_off:name_off + name_len].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ImageError(f"corrupt image: task {ti} name is not UTF-8") from None
+        _span(image_size, skel_off, skel_size, f"task {name!r} skeleton")
+        _span(image_size, fill_off, FILL_RECORD.size * fill_count, f"task {name!r} fill table")
+        fills, cursor, filled = [], 0, 0
+        for ri in range(fill_count):
+            (dst, length, kind, layout, m, _, first, p, src, inner, _) = FILL_RECORD.unpack_from(
+                data, fill_off + FILL_RECORD.size * ri)
+            where = f"task {name!r} fill record {ri}"
+            if length == 0 or dst < cursor or dst + length > model_size:
+                raise ImageError(f"corrupt image: {where} is out of order or out of range")
+            cursor = dst + length
+            filled += length
+            fill = Fill(dst, length, FillKind.ZERO, layout, first, m, p, inner)
+            if kind == FillKind.ZERO:
+                pass
+            elif kind == FillKind.RAW:
+                _span(image_size, src, length, where)
+                fill.kind, fill.payload = FillKind.RAW, data[src:src + length]
+            elif kind == FillKind.PQ:
+                if not 1 <= m <= MAX_SUBCODEBOOKS or first + m > n_cb:
+                    raise ImageError(f"corrupt image: {where} names missing codebooks")
+                s = codebooks[first].subvector_len
+                if any(codebooks[first + j].subvector_len != s for j in range(m)):
+                    raise ImageError(f"corrupt image: {where} mixes sub-vector lengths")
+                if layout not in (0, 1) or (layout == 1 and (p < 1 or inner < 1
+                                                             or length % (p * inner))):
+                    raise ImageError(f"corrupt image: {where} has a bad layout")
+                n = -(-length // s)
+                _span(image_size, src, n, where)
+                idx = np.frombuffer(data, np.uint8, n, src)
+                ks = np.array([codebooks[first + j].count for j in range(m)])
+                if np.any(idx >= ks[np.arange(n) % m]):
+                    raise ImageError(f"corrupt image: {where} has an index past its codebook")
+                fill.kind, fill.payload = FillKind.PQ, data[src:src + n]
+            else:
+                raise ImageError(f"corrupt image: {where} has unknown kind {kind}")
+            fills.append(fill)
+        if filled + skel_size != model_size:
+            raise ImageError(f"corrupt image: task {name!r} sizes do not add up")
+        tasks.append(TaskView(name, model_size, model_crc, skel_off, skel_size, fills, arena,
+                              original))
+    return Image(data[:image_size], codebooks, tasks, max_model, max_arena)
+
+
+def decode_pq(fill: Fill, codebooks: list) -> np.ndarray:
+    """The int8 bytes a PQ record writes, in destination order."""
+    m = fill.codebook_count
+    tables = [codeword_to_int8(codebooks[fill.codebook_first + j].codewords) for j in range(m)]
+    s = tables[0].shape[1]
+    idx = np.frombuffer(fill.payload, np.uint8).astype(np.int64)
+    out = np.empty((len(idx), s), np.int8)
+    for j in range(m):
+        out[j::m] = tables[j][idx[j::m]]
+    v = out.reshape(-1)[:fill.length]
+    if fill.layout == 1:
+        p, i = fill.kernel_positions, fill.inner_channels
+        v = v.reshape(-1, i, p).transpose(0, 2, 1).reshape(-1)
+    return v
+
+
+def rebuild(image: Image, index: int) -> bytes:
+    """The task's model bytes, exactly as the firmware rebuilds them."""
+    t = image.tasks[index]
+    out = bytearray(t.model_size)
+    data = image.data
+    cursor, skel = 0, t.skeleton_offset
+    for f in t.fills:
+        gap = f.dst_offset - cursor
+        out[cursor:f.dst_offset] = data[skel:skel + gap]
+        skel += gap
+        if f.kind == FillKind.RAW:
+            out[f.dst_offset:f.dst_offset + f.length] = f.payload
+        elif f.kind == FillKind.PQ:
+            out[f.dst_offset:f.dst_offset + f.length] = decode_pq(f, image.codebooks).tobytes()
+        cursor = f.dst_offset + f.length
+    out[cursor:] = data[skel:skel + t.model_size - cursor]
+    model = bytes(out)
+    if crc32(model) != t.model_crc32:
+        raise ImageError(f"corrupt image: task {t.name!r} rebuilds with a wrong CRC-32")
+    return model

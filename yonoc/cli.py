@@ -1,0 +1,218 @@
+"""The `yonoc` command line: build, inspect, extract, codebooks learn."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+
+import click
+
+from . import __version__
+from .errors import YonocError
+from .ir import Group
+from .options import MODES, BuildOptions
+from .passes.fidelity import FidelityTarget
+from .pq.codebooks import CodebookOptions
+
+log = logging.getLogger("yonoc")
+
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
+
+
+def _guard(fn):
+    """One-line errors with documented exit codes; never a traceback for user errors."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except YonocError as e:
+            click.echo(f"yonoc: error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("yonoc: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except MemoryError:
+            click.echo("yonoc: error: out of memory", err=True)
+            sys.exit(EXIT_INTERNAL)
+        except Exception as e:  # a bug: say so in one line, traceback only on request
+            if os.environ.get("YONOC_DEBUG"):
+                raise
+            click.echo(f"yonoc: internal error: {type(e).__name__}: {e} "
+                       "(set YONOC_DEBUG=1 for a traceback)", err=True)
+            sys.exit(EXIT_INTERNAL)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="yonoc")
+@click.option("-v", "--verbose", count=True, help="-v: progress, -vv: debug.")
+def main(verbose):
+    """yonoc: compress many int8 TFLite models into one flash image (YONO)."""
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="yonoc: %(message)s")
+
+
+def _parse_subvectors(values) -> dict:
+    lengths = dict(CodebookOptions().subvector_lengths)
+    names = {"A": Group.CONV3X3, "B": Group.POINTWISE}
+    for v in values:
+        try:
+            g, rest = v.split("=", 1)
+            lens = tuple(int(x) for x in rest.split(","))
+            if g.upper() not in names or not lens or any(not 1 <= x <= 16 for x in lens):
+                raise ValueError
+        except ValueError:
+            raise click.BadParameter(f"{v!r}: expected A=4,2 or B=4 (lengths 1..16)") from None
+        lengths[names[g.upper()]] = tuple(sorted(set(lens), reverse=True))
+    return lengths
+
+
+def _codebook_options(codewords, subvector_lengths, seed) -> CodebookOptions:
+    if not 1 <= codewords <= 256:
+        raise click.BadParameter("--codewords must be 1..256 (indices are one byte)")
+    return CodebookOptions(codewords=codewords, subvector_lengths=_parse_subvectors(
+        subvector_lengths), seed=seed)
+
+
+def _parse_samples(values) -> tuple:
+    out = []
+    for v in values:
+        if "=" not in v:
+            raise click.BadParameter(f"{v!r}: expected MODEL=FILE.npy")
+        name, path = v.split("=", 1)
+        out.append((name, path))
+    return tuple(out)
+
+
+def _models_arg(f):
+    return click.argument("models", nargs=-1, type=click.Path(dir_okay=False))(f)
+
+
+def _codebook_opts(f):
+    f = click.option("--seed", default=0, show_default=True, help="k-means seed.")(f)
+    f = click.option("--subvector-lengths", "subvector_lengths", multiple=True,
+                     metavar="G=S[,S..]",
+                     help="Rates per group, e.g. A=4,2 (group A: 3x3 kernels, B: 1x1/FC); "
+                          "bits per weight = 8/S.")(f)
+    f = click.option("--codewords", default=256, show_default=True,
+                     help="K codewords per sub-codebook.")(f)
+    return f
+
+
+@main.command()
+@_models_arg
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Image file to write.")
+@click.option("--mode", type=click.Choice(MODES), default="yono", show_default=True,
+              help="yono: shared codebooks + fidelity-driven fallback; pq-m: shared, no "
+                   "fallback; pq-s: per-model codebooks; int8: models as they are.")
+@click.option("--codebooks", "frozen", type=click.Path(dir_okay=False),
+              help="Frozen codebooks (.npz from `yonoc codebooks learn`) instead of learning.")
+@_codebook_opts
+@click.option("--samples", multiple=True, metavar="MODEL=FILE.npy",
+              help="Real sample inputs for a model (default: <model>.sample.npy beside it, "
+                   "else generated inputs).")
+@click.option("--snr", default=20.0, show_default=True, help="Output SNR target in dB.")
+@click.option("--min-agreement", default=0.99, show_default=True,
+              help="Top-1 agreement target on real samples.")
+@click.option("--no-check", is_flag=True, help="No TFLM fidelity check (and no fallback).")
+@click.option("--fallback", type=click.Choice(["sensitivity", "eq3"]), default="sensitivity",
+              show_default=True, help="How the fidelity pass picks what to keep finer/raw.")
+@click.option("--keep-names", is_flag=True, help="Keep tensor names in the rebuilt models.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Also write the build report as JSON.")
+@_guard
+def build(models, output, mode, frozen, codewords, subvector_lengths, seed, samples, snr,
+          min_agreement, no_check, fallback, keep_names, report_path):
+    """Compress MODELS (.tflite) into one image."""
+    from .compiler import build as run_build
+    from .fileio import write_atomic
+
+    opts = BuildOptions(
+        mode=mode, codebook=_codebook_options(codewords, subvector_lengths, seed),
+        frozen_codebooks=frozen, target=FidelityTarget(snr, min_agreement), check=not no_check,
+        fallback=fallback, samples=_parse_samples(samples), erase_names=not keep_names)
+    result = run_build(list(models), opts)
+    write_atomic(output, result.image)
+    if report_path:
+        write_atomic(report_path, json.dumps(_build_report(result), indent=2).encode())
+    orig = sum(m.original_bytes for m in result.models)
+    click.echo(f"{output}: {len(result.image)} bytes, {len(result.models)} models of {orig} "
+               f"bytes ({orig / len(result.image):.2f}x) in {result.timings['total']:.1f} s")
+
+
+def _build_report(result) -> dict:
+    from dataclasses import asdict
+    return {"image_bytes": len(result.image), "codebook_bytes": result.codebook_bytes,
+            "timings_s": result.timings, "models": [asdict(m) for m in result.models]}
+
+
+@main.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_guard
+def inspect(image, as_json):
+    """Show what IMAGE holds: models, sizes, ratios."""
+    from .backend.image_format import read_image
+    from .fileio import read_input
+    from .report import format_report, inspect_image
+
+    r = inspect_image(read_image(read_input(image)))
+    click.echo(json.dumps(r, indent=2) if as_json else format_report(r))
+
+
+@main.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Directory for <task>.tflite files.")
+@_guard
+def extract(image, output):
+    """Rebuild every model of IMAGE as OUTPUT/<name>.tflite."""
+    from .backend.image_format import read_image, rebuild
+    from .fileio import read_input, write_atomic
+
+    img = read_image(read_input(image))
+    models = [(t.name, rebuild(img, i)) for i, t in enumerate(img.tasks)]
+    for name, _ in models:
+        if os.sep in name or name in (".", "..") or (os.altsep and os.altsep in name):
+            raise YonocError(f"task name {name!r} is not a safe file name")
+    try:
+        os.makedirs(output, exist_ok=True)
+    except OSError as e:
+        raise YonocError(f"{output}: cannot create directory ({e.strerror})") from None
+    for name, data in models:
+        write_atomic(os.path.join(output, f"{name}.tflite"), data)
+    click.echo(f"{output}: {len(models)} models")
+
+
+@main.group()
+def codebooks():
+    """Learn and reuse shared codebooks."""
+
+
+@codebooks.command("learn")
+@_models_arg
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@_codebook_opts
+@_guard
+def codebooks_learn(models, output, codewords, subvector_lengths, seed):
+    """Learn shared codebooks from MODELS and save them (.npz) for `build --codebooks`."""
+    import io
+
+    from .compiler import learn_codebooks, load_models
+    from .fileio import write_atomic
+
+    ms = load_models(list(models))
+    cbs = learn_codebooks(ms, _codebook_options(codewords, subvector_lengths, seed))
+    buf = io.BytesIO()
+    cbs.to_npz(buf)
+    write_atomic(output, buf.getvalue())
+    click.echo(f"{output}: {len(cbs.books)} codebooks from {len(ms)} models")
+
+
+if __name__ == "__main__":
+    main()

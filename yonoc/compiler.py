@@ -1,0 +1,171 @@
+"""The build driver: files -> IR per model -> codebooks -> codes + raw choices -> image.
+
+Each stage is a plain function; this module only runs them in order and collects figures for the
+report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from .backend import image_format as fmt
+from .errors import YonocError
+from .frontend import read_model
+from .options import MODES, BuildOptions
+from .passes import encode, fidelity
+from .pq import codebooks as pq
+from .samples import samples_for
+
+log = logging.getLogger("yonoc")
+
+
+@dataclass
+class ModelResult:
+    name: str
+    original_bytes: int
+    weight_bytes: int
+    tensors: int
+    rate_counts: dict  # "2.0bpw" / "raw" -> count
+    weight_image_bytes: int  # index bytes + raw weight bytes
+    snr_db: float | None
+    agreement: float | None
+    samples: str  # "real (N)" or "generated (N)"
+    evaluations: int
+    arena_size: int
+
+
+@dataclass
+class BuildResult:
+    image: bytes
+    models: list = field(default_factory=list)
+    codebook_bytes: int = 0
+    timings: dict = field(default_factory=dict)
+
+
+def load_models(paths: list) -> list:
+    if not paths:
+        raise YonocError("no input models given")
+    models = [read_model(p) for p in paths]
+    seen = {}
+    for m in models:
+        if m.name in seen:
+            raise YonocError(f"duplicate model name {m.name!r} ({seen[m.name]} and {m.path}): "
+                             "task names come from file names, rename one")
+        seen[m.name] = m.path
+    # stable task order whatever order the shell gave the files in
+    return sorted(models, key=lambda m: m.name)
+
+
+def learn_codebooks(models: list, options: pq.CodebookOptions) -> pq.CodebookSet:
+    return pq.learn([t for m in models for t in m.weights], options)
+
+
+def build(paths: list, options: BuildOptions) -> BuildResult:
+    if options.mode not in MODES:
+        raise YonocError(f"unknown mode {options.mode!r} (choose from {', '.join(MODES)})")
+    t0 = time.perf_counter()
+    models = load_models(paths)
+    timings = {"read": time.perf_counter() - t0}
+    explicit = dict(options.samples)
+    unknown = set(explicit) - {m.name for m in models}
+    if unknown:
+        raise YonocError(f"--samples names unknown model(s): {', '.join(sorted(unknown))}")
+
+    t = time.perf_counter()
+    if options.mode == "int8":
+        sets = {m.name: pq.CodebookSet([]) for m in models}
+    elif options.frozen_codebooks:
+        shared = pq.CodebookSet.from_npz(options.frozen_codebooks)
+        sets = {m.name: shared for m in models}
+    elif options.mode == "pq-s":
+        sets = {m.name: learn_codebooks([m], options.codebook) for m in models}
+    else:
+        shared = learn_codebooks(models, options.codebook)
+        sets = {m.name: shared for m in models}
+    if options.mode in ("pq-m", "pq-s") and not options.frozen_codebooks:
+        # the paper's PQ baselines use one rate: keep only the coarsest per group
+        sets = {k: _coarsest_only(v) for k, v in sets.items()}
+    timings["codebooks"] = time.perf_counter() - t
+
+    # codebook table: each distinct set once, in model order
+    entries, book_index = [], {}
+    for m in models:
+        for book in sets[m.name].books:
+            if id(book) in book_index:
+                continue
+            book_index[id(book)] = len(entries)
+            entries += [fmt.CodebookEntry(int(book.group), sub) for sub in book.subs]
+
+    t = time.perf_counter()
+    tasks, results = [], []
+    for m in models:
+        encs = encode.encode_model(m, sets[m.name]) if options.mode != "int8" else []
+        erase = options.erase_names and options.mode != "int8"
+        choices = [0 if e.rates else encode.RAW for e in encs]
+        measurement, evaluator, samples_desc = None, None, "none"
+        if options.check and (options.mode == "yono" or encs):
+            samples, real = samples_for(m, explicit, options.generated_samples,
+                                        options.max_samples)
+            samples_desc = f"{'real' if real else 'generated'} ({len(samples)})"
+            evaluator = fidelity.Evaluator(m, samples, real)
+            if options.mode == "yono" and encs:
+                choices, measurement = fidelity.choose(m, encs, evaluator, options.target,
+                                                       options.fallback, erase)
+            else:
+                measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase))
+        arena = 0
+        if options.check and options.measure_arena and evaluator is not None:
+            from .interpreter import measure_arena
+            arena = measure_arena(m.data, evaluator.samples[0])
+        task = encode.make_task(m, encs, choices, book_index, erase, arena)
+        tasks.append(task)
+        results.append(_model_result(m, encs, choices, measurement, evaluator, samples_desc,
+                                     arena))
+        log.info("%s: %s", m.name, _summary(results[-1]))
+    timings["encode+fidelity"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    image = fmt.write_image(entries, tasks)
+    parsed = fmt.read_image(image)  # self-check: what the firmware will see
+    for i, task in enumerate(tasks):
+        if fmt.rebuild(parsed, i) != task.model:
+            raise YonocError(f"internal error: task {task.name!r} does not rebuild exactly")
+    timings["write"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    cb_bytes = sum(e.codewords.size * 2 for e in entries)
+    return BuildResult(image, results, cb_bytes, timings)
+
+
+def _coarsest_only(s: pq.CodebookSet) -> pq.CodebookSet:
+    books = []
+    for g in sorted({b.group for b in s.books}):
+        books.append(s.rates(g)[0])
+    return pq.CodebookSet(books)
+
+
+def _model_result(m, encs, choices, measurement, evaluator, samples_desc, arena):
+    counts = {}
+    wbytes = 0
+    for e, c in zip(encs, choices):
+        key = "raw" if c == encode.RAW else f"{e.rates[c].book.bits_per_weight:g}bpw"
+        counts[key] = counts.get(key, 0) + 1
+        wbytes += e.bytes_at(c)
+    if not encs:
+        wbytes = m.weight_bytes
+        if m.weights:
+            counts["raw"] = len(m.weights)
+    return ModelResult(
+        name=m.name, original_bytes=m.size, weight_bytes=m.weight_bytes, tensors=len(m.weights),
+        rate_counts=dict(sorted(counts.items())), weight_image_bytes=wbytes,
+        snr_db=measurement.snr_db if measurement else None,
+        agreement=measurement.agreement if measurement else None,
+        samples=samples_desc, evaluations=evaluator.evaluations if evaluator else 0,
+        arena_size=arena)
+
+
+def _summary(r: ModelResult) -> str:
+    snr = "-" if r.snr_db is None else f"{r.snr_db:.1f} dB"
+    return (f"{r.weight_bytes} -> {r.weight_image_bytes} weight bytes {r.rate_counts}, "
+            f"SNR {snr}, samples {r.samples}, {r.evaluations} TFLM runs")

@@ -1,0 +1,105 @@
+"""The IR: plain dataclasses and numpy arrays, one `ModelIR` per input .tflite.
+
+The frontend fills it, passes read it and attach encodings, the backend turns it into image
+sections. Weight tensors keep their location in the original file so that the backend can cut
+them out and the rebuilt flatbuffer keeps the original layout byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+
+class Group(IntEnum):
+    """Which shared codebook pair a weight tensor is encoded with (paper §2.3)."""
+
+    CONV3X3 = 0  # W1: 3x3 CONV_2D and 3x3 DEPTHWISE_CONV_2D kernels
+    POINTWISE = 1  # W2: 1x1 CONV_2D and FULLY_CONNECTED matrices
+
+
+class Layout(IntEnum):
+    """How a tensor's bytes are walked into vectors (docs/image-format.md, PQ layout)."""
+
+    LINEAR = 0
+    KERNEL_MAJOR = 1  # [O, P, I] stored, walked as [O, I, P]: each 3x3 kernel contiguous
+
+
+@dataclass
+class WeightTensor:
+    """A constant int8 weight tensor that may be product-quantised."""
+
+    name: str
+    op_type: str  # operator that consumes it, e.g. "CONV_2D"
+    shape: tuple[int, ...]
+    group: Group
+    layout: Layout
+    kernel_positions: int  # P for KERNEL_MAJOR (H*W), 1 otherwise
+    inner_channels: int  # I for KERNEL_MAJOR, 1 otherwise
+    offset: int  # byte offset of the payload in the original file
+    values: np.ndarray  # int8, flat, in file order
+    scales: np.ndarray  # float32, per channel (len 1 if per-tensor)
+    quantized_dimension: int
+    channel_axis_len: int  # number of output channels (rows of the error report)
+
+    @property
+    def size(self) -> int:
+        return int(self.values.size)
+
+    def vector_order(self) -> np.ndarray:
+        """The tensor's int8 values in the order the PQ encoding walks them (as float32)."""
+        v = self.values.astype(np.float32)
+        if self.layout == Layout.KERNEL_MAJOR:
+            p, i = self.kernel_positions, self.inner_channels
+            v = v.reshape(-1, p, i).transpose(0, 2, 1).reshape(-1)
+        return v
+
+    def from_vector_order(self, v: np.ndarray) -> np.ndarray:
+        """Inverse of `vector_order`: back to file order."""
+        if self.layout == Layout.KERNEL_MAJOR:
+            p, i = self.kernel_positions, self.inner_channels
+            v = v.reshape(-1, i, p).transpose(0, 2, 1).reshape(-1)
+        return v
+
+
+@dataclass
+class TensorInfo:
+    """An input or output tensor of the model, for sample generation and reports."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # numpy dtype name
+    scale: float
+    zero_point: int
+
+
+@dataclass
+class ModelIR:
+    """One input model."""
+
+    name: str  # task name: the input file's stem
+    path: str
+    data: bytes  # the original file
+    operators: dict[str, int]  # operator name -> count
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    weights: list[WeightTensor]  # compressible tensors, in file order of their payloads
+    erasable: list[tuple[int, int]] = field(default_factory=list)  # (offset, length) name bytes
+    custom_ops: list[str] = field(default_factory=list)
+    float_input_range: tuple[float, float] | None = None  # for float inputs feeding a QUANTIZE
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(w.size for w in self.weights)
+
+
+def replace(obj, **changes):
+    """dataclasses.replace, re-exported so passes need not import dataclasses."""
+    return dataclasses.replace(obj, **changes)

@@ -1,0 +1,1 @@
+"""IR passes: encode weights with codebooks, choose what stays raw for fidelity."""

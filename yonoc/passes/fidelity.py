@@ -1,0 +1,224 @@
+"""Data-free fidelity control: decide, per model, which tensors get a finer rate or stay raw.
+
+Without training data the only ground truth is the original model itself, so every decision is
+checked by running original and rebuilt models in the TFLM interpreter on sample inputs
+(user-supplied, else generated). The target is an output SNR (dequantised outputs, summed over
+all samples) and, with real samples, top-1 agreement.
+
+Strategies:
+- `sensitivity` (default): measure once, in TFLM, how much output noise each tensor causes at the
+  coarsest rate with every other tensor raw; estimate finer rates from their weight error; then
+  allocate rates greedily by noise removed per byte spent until the summed noise meets a budget,
+  and search the budget so the *measured* SNR meets the target.
+- `eq3`: the paper's heuristic (eq. 3) as a data-free fallback: tensors sorted by squared weight
+  error per parameter, the worst kept raw, the rest at the coarsest rate; the number kept raw is
+  the smallest that meets the target (binary search).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import interpreter
+from ..errors import FidelityError
+from ..ir import ModelIR
+from .encode import RAW, rebuilt_model
+
+
+@dataclass(frozen=True)
+class FidelityTarget:
+    snr_db: float = 20.0
+    min_agreement: float = 0.99  # top-1, only on real (user-supplied) samples
+
+
+@dataclass
+class Measurement:
+    snr_db: float
+    agreement: float | None  # None when no real samples or no class outputs
+
+    def meets(self, target: FidelityTarget) -> bool:
+        ok = self.snr_db >= target.snr_db
+        if self.agreement is not None:
+            ok = ok and self.agreement >= target.min_agreement
+        return ok
+
+
+class Evaluator:
+    """Compares a candidate model's outputs with the original's on fixed samples."""
+
+    def __init__(self, model: ModelIR, samples: list, real: bool):
+        self.model = model
+        self.samples = samples
+        self.real = real
+        self.n_out = max(1, len(model.outputs))
+        self.reference = self._outputs(model.data, samples)
+        self.signal = sum(float(np.sum(y * y)) for y in self.reference)
+        self.evaluations = 0
+
+    def _outputs(self, data: bytes, samples: list) -> list:
+        raw = interpreter.run(data, samples, self.n_out, self.model.name)
+        # one flat float vector per sample: all outputs dequantised
+        return [np.concatenate([interpreter.dequantize(o, info).reshape(-1)
+                                for o, info in zip(outs, self.model.outputs)]) for outs in raw]
+
+    def noise(self, data: bytes, count: int | None = None) -> float:
+        self.evaluations += 1
+        n = count or len(self.samples)
+        outs = self._outputs(data, self.samples[:n])
+        return sum(float(np.sum((y - r) ** 2)) for y, r in zip(outs, self.reference[:n]))
+
+    def measure(self, data: bytes) -> Measurement:
+        self.evaluations += 1
+        outs = self._outputs(data, self.samples)
+        noise = sum(float(np.sum((y - r) ** 2)) for y, r in zip(outs, self.reference))
+        snr = snr_db(self.signal, noise)
+        agreement = None
+        if self.real and self.model.outputs and int(np.prod(self.model.outputs[0].shape)) > 1:
+            k = int(np.prod(self.model.outputs[0].shape))
+            same = [int(np.argmax(y[:k]) == np.argmax(r[:k]))
+                    for y, r in zip(outs, self.reference)]
+            agreement = float(np.mean(same))
+        return Measurement(snr, agreement)
+
+
+def snr_db(signal: float, noise: float) -> float:
+    if noise <= 0:
+        return math.inf
+    if signal <= 0:
+        return -math.inf
+    return 10.0 * math.log10(signal / noise)
+
+
+def _bytes(encodings, choices) -> int:
+    return sum(e.bytes_at(c) for e, c in zip(encodings, choices))
+
+
+def choose(model: ModelIR, encodings: list, evaluator: Evaluator, target: FidelityTarget,
+           strategy: str = "sensitivity", erase_names: bool = True):
+    """Per-tensor choices meeting the target with the fewest bytes found. Returns
+    (choices, Measurement)."""
+    n = len(encodings)
+    coarse = [0 if e.rates else RAW for e in encodings]
+
+    def build(choices):
+        return rebuilt_model(model, encodings, choices, erase_names)
+
+    m = evaluator.measure(build(coarse))
+    if m.meets(target) or n == 0:
+        return coarse, m
+    all_raw = [RAW] * n
+    m_raw = evaluator.measure(build(all_raw))
+    if not m_raw.meets(target):
+        raise FidelityError(f"{model.name}: even with every weight raw the rebuilt model misses "
+                            f"the fidelity target (SNR {m_raw.snr_db:.1f} dB)")
+    if strategy == "eq3":
+        return _eq3(encodings, evaluator, target, build, m_raw)
+    return _sensitivity(model, encodings, evaluator, target, build, m_raw)
+
+
+def _eq3(encodings, evaluator, target, build, m_raw):
+    order = sorted(range(len(encodings)),
+                   key=lambda i: -encodings[i].error_at(0) / encodings[i].tensor.size)
+
+    def choices_for(k):
+        c = [0] * len(encodings)
+        for i in order[:k]:
+            c[i] = RAW
+        return c
+
+    lo, hi, best = 0, len(order), m_raw  # lo fails, hi passes
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        m = evaluator.measure(build(choices_for(mid)))
+        if m.meets(target):
+            hi, best = mid, m
+        else:
+            lo = mid
+    return choices_for(hi), best
+
+
+def _sensitivity(model, encodings, evaluator, target, build, m_raw, probe_samples=4):
+    n = len(encodings)
+    # output noise each tensor causes alone at the coarsest rate (others raw)
+    probe = min(probe_samples, len(evaluator.samples))
+    signal_probe = sum(float(np.sum(y * y)) for y in evaluator.reference[:probe])
+    scale = evaluator.signal / signal_probe if signal_probe > 0 else 1.0
+    noise0 = []
+    for i, e in enumerate(encodings):
+        if not e.rates:
+            noise0.append(0.0)
+            continue
+        c = [RAW] * n
+        c[i] = 0
+        noise0.append(evaluator.noise(build(c), probe) * scale)
+
+    def est(i, choice):
+        e = encodings[i]
+        if choice == RAW:
+            return 0.0
+        ratio = e.error_at(choice) / e.error_at(0) if e.error_at(0) > 0 else 0.0
+        return noise0[i] * ratio
+
+    def allocate(budget):
+        c = [0 if e.rates else RAW for e in encodings]
+        total = sum(est(i, c[i]) for i in range(n))
+        while total > budget:
+            best, best_gain = None, -1.0
+            for i, e in enumerate(encodings):
+                if c[i] == RAW:
+                    continue
+                nxt = c[i] + 1 if c[i] + 1 < len(e.rates) else RAW
+                cost = e.bytes_at(nxt) - e.bytes_at(c[i])
+                gain = (est(i, c[i]) - est(i, nxt)) / max(cost, 1)
+                if gain > best_gain:
+                    best, best_gain = (i, nxt), gain
+            if best is None:
+                break
+            i, nxt = best
+            total += est(i, nxt) - est(i, c[i])
+            c[i] = nxt
+        return c
+
+    target_noise = evaluator.signal / 10 ** (target.snr_db / 10)
+    tried = {}
+
+    def attempt(factor):
+        c = allocate(target_noise * factor)
+        key = tuple(c)
+        if key not in tried:
+            tried[key] = evaluator.measure(build(c))
+        return c, tried[key]
+
+    # search the budget factor (log scale) for the cheapest allocation that measures as passing
+    best = ([RAW] * n, m_raw)
+    lo, hi = None, None  # lo: a passing factor, hi: a failing factor
+    factor = 1.0
+    for _ in range(6):
+        c, m = attempt(factor)
+        if m.meets(target):
+            if _bytes(encodings, c) < _bytes(encodings, best[0]):
+                best = (c, m)
+            lo = factor
+            if hi is not None:
+                break
+            factor *= 4
+        else:
+            hi = factor
+            if lo is not None:
+                break
+            factor /= 4
+    if lo is not None and hi is not None:
+        a, b = math.log(lo), math.log(hi)
+        for _ in range(3):
+            mid = math.exp((a + b) / 2)
+            c, m = attempt(mid)
+            if m.meets(target):
+                if _bytes(encodings, c) < _bytes(encodings, best[0]):
+                    best = (c, m)
+                a = math.log(mid)
+            else:
+                b = math.log(mid)
+    return best

@@ -1,0 +1,52 @@
+"""Sample inputs for fidelity checks: user-supplied .npy files, else generated ones."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import YonocError
+from .interpreter import generated_inputs
+from .ir import ModelIR
+
+SAMPLE_SUFFIX = ".sample.npy"
+
+
+def find_sample_file(model: ModelIR, explicit: dict) -> str | None:
+    """An explicit --samples NAME=FILE, else `<model>.sample.npy` beside the model."""
+    if model.name in explicit:
+        return explicit[model.name]
+    beside = os.path.splitext(model.path)[0] + SAMPLE_SUFFIX
+    return beside if os.path.isfile(beside) else None
+
+
+def load_samples(model: ModelIR, path: str, limit: int) -> list:
+    info = model.inputs[0]
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise YonocError(f"{path}: cannot read samples ({type(e).__name__})") from None
+    shape = tuple(info.shape)
+    per_sample = int(np.prod(shape))
+    if arr.size == 0 or arr.size % per_sample:
+        raise YonocError(f"{path}: {arr.shape} does not hold whole inputs of shape {shape} "
+                         f"for model {model.name}")
+    arr = arr.reshape((-1,) + shape)[:limit]
+    if arr.dtype != np.dtype(info.dtype):
+        if arr.dtype.kind == "f" and info.dtype in ("int8", "uint8", "int16") and info.scale:
+            q = np.round(arr / info.scale + info.zero_point)
+            lim = np.iinfo(info.dtype)
+            arr = np.clip(q, lim.min, lim.max)
+        arr = arr.astype(info.dtype)
+    return [a for a in arr]
+
+
+def samples_for(model: ModelIR, explicit: dict, generated: int, limit: int):
+    """(samples, real?) for one model."""
+    if not model.inputs:
+        raise YonocError(f"{model.name}: model has no inputs")
+    path = find_sample_file(model, explicit)
+    if path:
+        return load_samples(model, path, limit), True
+    return generated_inputs(model, generated), False
