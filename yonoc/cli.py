@@ -125,10 +125,13 @@ def _codebook_opts(f):
 @click.option("--keep-names", is_flag=True, help="Keep tensor names in the rebuilt models.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Also write the build report as JSON.")
+@click.option("-v", "--verbose", count=True, help="Per-model progress.")
 @_guard
 def build(models, output, mode, frozen, codewords, subvector_lengths, seed, samples, snr,
-          min_agreement, no_check, fallback, keep_names, report_path):
+          min_agreement, no_check, fallback, keep_names, report_path, verbose):
     """Compress MODELS (.tflite) into one image."""
+    if verbose:
+        logging.getLogger("yonoc").setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
     from .compiler import build as run_build
     from .fileio import write_atomic
 

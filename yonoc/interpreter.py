@@ -64,37 +64,35 @@ def run(model: bytes, inputs: list, n_outputs: int = 1, name: str = "model") -> 
         raise ModelError(f"{name}: the TFLM interpreter cannot run this model ({msg})") from None
 
 
-def measure_arena(model: bytes, sample, hi: int | None = None) -> int:
-    """Smallest tensor arena (16-byte steps) in which the model allocates and runs.
+def measure_arena(model: bytes, sample) -> int:
+    """Tensor arena bytes the model used in TFLM (RecordingMicroAllocator), 16-byte rounded.
 
-    Measured on the host: TFLM's persistent structures hold pointers, so a 32-bit MCU needs
-    no more than this.
+    Read from TFLM's own allocation record rather than by probing smaller arenas: TFLM's
+    failure path on a too-small arena is not safe to exercise in-process. Measured on a 64-bit
+    host with reference kernels: TFLM's structures hold pointers, so a 32-bit MCU needs no more
+    for them; optimised kernels (CMSIS-NN) may ask for extra scratch, see docs/runtime.md.
     """
-    def fits(size):
-        try:
-            interp = make_interpreter(model, arena_size=size)
-            interp.set_input(sample, 0)
-            with _quiet_stderr():
-                interp.invoke()
-            return True
-        except Exception:
-            return False
+    import re
+    import tempfile
 
-    hi = hi or max(64 * 1024, len(model) * 4)
-    while not fits(hi):
-        hi *= 2
-        if hi > 1 << 30:
-            return 0
-    lo = 0
-    while hi - lo > 16:
-        mid = (lo + hi) // 2 // 16 * 16
-        if mid <= lo:
-            break
-        if fits(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    interp = make_interpreter(model)
+    interp.set_input(sample, 0)
+    with _quiet_stderr():
+        interp.invoke()
+    with tempfile.TemporaryFile() as log:
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            for fd in (1, 2):
+                os.dup2(log.fileno(), fd)
+            interp.print_allocations()
+        finally:
+            for fd, s in zip((1, 2), saved):
+                os.dup2(s, fd)
+                os.close(s)
+        log.seek(0)
+        text = log.read().decode("utf-8", "replace")
+    m = re.search(r"Arena allocation total (\d+) bytes", text)
+    return (int(m.group(1)) + 15) // 16 * 16 if m else 0
 
 
 def dequantize(values: np.ndarray, info: TensorInfo) -> np.ndarray:

@@ -69,7 +69,8 @@ class PQCodebook:
             full = rows[rows < n - 1] if tail < s else rows
             idx[full], _ = nearest(vecs[full], self.subs[j])
             if tail < s and (n - 1) % m == j:
-                idx[n - 1], _ = nearest(vecs[n - 1:, :tail], self.subs[j][:, :tail])
+                last, _ = nearest(vecs[n - 1:, :tail], self.subs[j][:, :tail])
+                idx[n - 1] = last[0]
         return idx.astype(np.uint8)
 
     def decode(self, indices: np.ndarray, length: int) -> np.ndarray:

@@ -81,4 +81,5 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = 25,
         if len(empty) == 0 and prev - inertia <= tol * max(prev, 1.0):
             break
         prev = inertia
-    return centroids, inertia
+    _, dist = nearest(x, centroids)
+    return centroids, float(dist.sum(dtype=np.float64))

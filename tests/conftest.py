@@ -1,0 +1,74 @@
+"""Shared fixtures: example models (always present) and ../shared/models (skipped if absent)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples", "models")
+SHARED = os.environ.get("YONOC_SHARED_MODELS",
+                        os.path.join(os.path.dirname(ROOT), "shared", "models"))
+
+
+def example_models() -> list:
+    return sorted(glob.glob(os.path.join(EXAMPLES, "*.tflite")))
+
+
+def shared_models() -> list:
+    return sorted(glob.glob(os.path.join(SHARED, "*", "*.tflite")))
+
+
+def run_yonoc(*args, check=True, env=None):
+    """Run the CLI in a subprocess, as a user would."""
+    proc = subprocess.run([sys.executable, "-m", "yonoc.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"yonoc {' '.join(map(str, args))} failed "
+                             f"({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def tflm_outputs(model: bytes, inputs: list) -> list:
+    from yonoc import interpreter
+    return [o[0] for o in interpreter.run(model, inputs)]
+
+
+def shared_real_samples(tmp_path) -> dict:
+    """Real inputs that ship with ../shared/models, as .npy files per model name."""
+    out = {}
+    d = SHARED
+    tm = os.path.join(d, "tflite-micro")
+    if os.path.isdir(tm):
+        feats = [np.load(os.path.join(tm, f"{w}_1000ms.features.npy")).reshape(1, 1960)
+                 for w in ("yes", "no", "silence", "noise")]
+        p = tmp_path / "micro_speech.npy"
+        np.save(p, np.concatenate(feats).astype(np.int8))
+        out["micro_speech_quantized"] = str(p)
+        imgs = []
+        for name in ("person.bmp", "no_person.bmp"):
+            raw = open(os.path.join(tm, name), "rb").read()
+            off = int.from_bytes(raw[10:14], "little")
+            px = np.frombuffer(raw, np.uint8, 96 * 96, off).reshape(96, 96)[::-1]
+            imgs.append(px.view(np.int8).reshape(1, 96, 96, 1))
+        p = tmp_path / "person_detect.npy"
+        np.save(p, np.concatenate(imgs))
+        out["person_detect"] = str(p)
+    gs = os.path.join(d, "nuvoton-gsensor", "gsensor_test_x.npy")
+    if os.path.isfile(gs):
+        x = np.load(gs).astype(np.float32)[:, :, :, None]
+        p = tmp_path / "gsensor.npy"
+        np.save(p, x)
+        out["gsensor_cnn_int8"] = str(p)
+    ad = os.path.join(d, "mlcommons-tiny", "ad01_toycar_normal_id01_windows.npy")
+    if os.path.isfile(ad):
+        out["ad01_int8"] = ad  # float32 windows: yonoc quantises them with the input scale
+    return out
+
+
+needs_shared = pytest.mark.skipif(not shared_models(), reason="../shared/models not present")

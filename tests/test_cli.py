@@ -1,0 +1,139 @@
+"""End to end on the project's own example models, through the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import EXAMPLES, example_models, run_yonoc, tflm_outputs
+from yonoc.backend import image_format as fmt
+from yonoc.frontend import read_model
+from yonoc.passes.fidelity import snr_db
+
+pytestmark = pytest.mark.skipif(len(example_models()) < 3, reason="example models missing")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    d = tmp_path_factory.mktemp("examples")
+    image = d / "image.bin"
+    run_yonoc("build", *example_models(), "-o", image)
+    run_yonoc("extract", image, "-o", d / "rebuilt")
+    return d, image
+
+
+def _samples(name):
+    shape = read_model(os.path.join(EXAMPLES, f"{name}.tflite")).inputs[0].shape
+    x = np.load(os.path.join(EXAMPLES, f"{name}.sample.npy"))
+    return list(x.reshape((-1,) + tuple(shape)))
+
+
+def test_build_inspect_extract_round_trip(built):
+    d, image = built
+    r = json.loads(run_yonoc("inspect", image, "--json").stdout)
+    names = sorted(os.path.splitext(os.path.basename(p))[0] for p in example_models())
+    assert [m["name"] for m in r["models"]] == names
+    for key in ("image_bytes", "original_bytes", "original_weight_bytes", "image_weight_bytes"):
+        assert r[key] > 0
+    assert r["image_bytes"] == os.path.getsize(image)
+    assert r["original_bytes"] == sum(os.path.getsize(p) for p in example_models())
+    assert r["image_bytes"] < r["original_bytes"]
+    for m in r["models"]:
+        rebuilt = d / "rebuilt" / f"{m['name']}.tflite"
+        assert rebuilt.stat().st_size == m["rebuilt_bytes"]
+    text = run_yonoc("inspect", image).stdout
+    assert "vs the int8 files" in text and names[0] in text
+
+
+def test_rebuilt_models_meet_the_fidelity_target_in_tflm(built):
+    d, _ = built
+    for path in example_models():
+        name = os.path.splitext(os.path.basename(path))[0]
+        xs = _samples(name)
+        orig = read_model(path)
+        a = tflm_outputs(orig.data, xs)
+        b = tflm_outputs((d / "rebuilt" / f"{name}.tflite").read_bytes(), xs)
+        info = orig.outputs[0]
+        deq = [(o.astype(float) - info.zero_point) * info.scale for o in a]
+        err = [(o.astype(float) - info.zero_point) * info.scale for o in b]
+        signal = sum(float(np.sum(y * y)) for y in deq)
+        noise = sum(float(np.sum((y - z) ** 2)) for y, z in zip(deq, err))
+        assert snr_db(signal, noise) >= 20.0, name
+        agree = np.mean([np.argmax(x) == np.argmax(y) for x, y in zip(a, b)])
+        assert agree >= 0.99, name
+
+
+def test_rebuilt_models_run_in_litert(built):
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    d, _ = built
+    for path in example_models():
+        name = os.path.splitext(os.path.basename(path))[0]
+        it = litert.Interpreter(model_path=str(d / "rebuilt" / f"{name}.tflite"))
+        it.allocate_tensors()
+        x = _samples(name)[0]
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        out = it.get_tensor(it.get_output_details()[0]["index"])
+        ref = tflm_outputs((d / "rebuilt" / f"{name}.tflite").read_bytes(), [x])[0]
+        assert np.abs(out.astype(int) - ref.astype(int)).max() <= 2
+
+
+def test_two_builds_are_byte_identical_whatever_the_input_order(built, tmp_path):
+    _, image = built
+    again = tmp_path / "again.bin"
+    run_yonoc("build", *reversed(example_models()), "-o", again)
+    assert again.read_bytes() == image.read_bytes()
+
+
+def test_modes_order_by_size(tmp_path):
+    sizes = {}
+    for mode in ("int8", "pq-m", "yono"):
+        out = tmp_path / f"{mode}.bin"
+        run_yonoc("build", *example_models(), "-o", out, "--mode", mode)
+        sizes[mode] = out.stat().st_size
+    assert sizes["pq-m"] < sizes["yono"] < sizes["int8"]
+    # int8 mode rebuilds the inputs byte for byte
+    img = fmt.read_image((tmp_path / "int8.bin").read_bytes())
+    by_name = {os.path.splitext(os.path.basename(p))[0]: p for p in example_models()}
+    for i, t in enumerate(img.tasks):
+        assert fmt.rebuild(img, i) == open(by_name[t.name], "rb").read()
+
+
+def test_frozen_codebooks_compress_an_unseen_model(tmp_path):
+    models = example_models()
+    seen, unseen = models[:-1], models[-1:]
+    cb = tmp_path / "cb.npz"
+    run_yonoc("codebooks", "learn", *seen, "-o", cb)
+    before = cb.read_bytes()
+    out = tmp_path / "unseen.bin"
+    run_yonoc("build", "--codebooks", cb, *unseen, "-o", out)
+    assert cb.read_bytes() == before
+    r = json.loads(run_yonoc("inspect", out, "--json").stdout)
+    assert r["models"][0]["tensors_compressed"] > 0
+
+
+@pytest.mark.parametrize("args, code, text", [
+    (["build", "-o", "{tmp}/x.bin"], 2, "no input models"),
+    (["build", "{tmp}/missing.tflite", "-o", "{tmp}/x.bin"], 3, "cannot read"),
+    (["build", "{tmp}/garbage.tflite", "-o", "{tmp}/x.bin"], 3, "not a TFLite model"),
+    (["build", "{tmp}/trunc.tflite", "-o", "{tmp}/x.bin"], 3, "truncated or corrupt"),
+    (["inspect", "{tmp}/garbage.tflite"], 4, "not a yonoc image"),
+    (["extract", "{tmp}/garbage.tflite", "-o", "{tmp}/out"], 4, "not a yonoc image"),
+    (["build", "{ex}", "{ex}", "-o", "{tmp}/x.bin"], 2, "duplicate model name"),
+    (["build", "{ex}", "-o", "{tmp}/x.bin", "--codebooks", "{tmp}/garbage.tflite"], 2,
+     "not a yonoc codebook file"),
+])
+def test_bad_input_is_one_line_error_without_output(tmp_path, args, code, text):
+    (tmp_path / "garbage.tflite").write_bytes(b"hello world, not a model" * 10)
+    data = open(example_models()[0], "rb").read()
+    (tmp_path / "trunc.tflite").write_bytes(data[:len(data) // 3])
+    argv = [a.format(tmp=tmp_path, ex=example_models()[0]) for a in args]
+    p = run_yonoc(*argv, check=False)
+    assert p.returncode == code, p.stderr
+    assert text in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+    assert not (tmp_path / "x.bin").exists() and not (tmp_path / "out").exists()
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".yonoc-")]

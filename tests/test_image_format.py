@@ -1,0 +1,136 @@
+import struct
+
+import numpy as np
+import pytest
+
+from yonoc.backend import image_format as fmt
+from yonoc.errors import ImageError
+
+
+def _image(kernel_major=False):
+    rng = np.random.default_rng(0)
+    cw = [rng.integers(-128, 128, (16, 4)).astype(np.float32) for _ in range(2)]
+    entries = [fmt.CodebookEntry(0, c) for c in cw]
+    length = 72  # O=2, P=9, I=4
+    idx = rng.integers(0, 16, 18).astype(np.uint8)
+    pq = fmt.Fill(100, length, fmt.FillKind.PQ, 1 if kernel_major else 0, 0, 2,
+                  9 if kernel_major else 0, 4 if kernel_major else 0, idx.tobytes())
+    decoded = fmt.decode_pq(pq, entries).tobytes()
+    model = bytearray(rng.integers(1, 255, 400).astype(np.uint8).tobytes())
+    model[100:172] = decoded
+    model[200:260] = bytes(60)
+    raw = fmt.Fill(300, 10, fmt.FillKind.RAW, payload=bytes(model[300:310]))
+    fills = [pq, raw] + fmt.zero_fills(bytes(model), [pq, raw])
+    task = fmt.Task("task_a", bytes(model), fills, arena_size=1234, original_size=500)
+    task2 = fmt.Task("b", bytes(range(50)), [], 0, 50)
+    return fmt.write_image(entries, [task, task2]), task, task2, entries
+
+
+@pytest.mark.parametrize("kernel_major", [False, True])
+def test_round_trip(kernel_major):
+    data, task, task2, _ = _image(kernel_major)
+    img = fmt.read_image(data)
+    assert [t.name for t in img.tasks] == ["task_a", "b"]
+    assert fmt.rebuild(img, 0) == task.model
+    assert fmt.rebuild(img, 1) == task2.model
+    assert img.max_model_size == 400 and img.max_arena_size == 1234
+    assert len(data) % 16 == 0
+    assert [f.kind for f in img.tasks[0].fills] == [fmt.FillKind.PQ, fmt.FillKind.ZERO,
+                                                    fmt.FillKind.RAW]
+
+
+def test_kernel_major_scatter_matches_spec_formula():
+    _, task, _, entries = _image(True)
+    f = task.fills[0]
+    vec = np.empty(f.length, np.int8)
+    tables = [fmt.codeword_to_int8(e.codewords) for e in entries]
+    idx = np.frombuffer(f.payload, np.uint8)
+    for j, k in enumerate(idx):
+        vec[j * 4:(j + 1) * 4] = tables[j % 2][k]
+    out = np.empty(f.length, np.int8)
+    P, I = 9, 4
+    for e in range(f.length):
+        o, r = divmod(e, I * P)
+        i, p = divmod(r, P)
+        out[o * P * I + p * I + i] = vec[e]
+    assert np.array_equal(out, fmt.decode_pq(f, entries))
+
+
+def test_codeword_conversion_rounds_half_away_and_clamps():
+    v = np.array([0.5, -0.5, 1.49, 300, -300, np.nan, 2.5], np.float32)
+    assert fmt.codeword_to_int8(v).tolist() == [1, -1, 1, 127, -128, 0, 3]
+
+
+def _recrc(buf: bytearray) -> bytes:
+    struct.pack_into("<I", buf, 12, fmt.crc32(bytes(buf[16:])))
+    return bytes(buf)
+
+
+def test_writer_is_deterministic():
+    assert _image()[0] == _image()[0]
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda b: b[:10], "too short"),
+    (lambda b: b"XONO" + b[4:], "bad magic"),
+    (lambda b: b[:-16], "truncated"),
+    (lambda b: b[:40] + bytes([b[40] ^ 1]) + b[41:], "CRC"),
+])
+def test_corruption_is_detected(mutate, message):
+    data = _image()[0]
+    with pytest.raises(ImageError, match=message):
+        fmt.read_image(mutate(data))
+
+
+def test_wrong_version_is_reported():
+    buf = bytearray(_image()[0])
+    struct.pack_into("<H", buf, 4, 2)
+    with pytest.raises(ImageError, match="version 2"):
+        fmt.read_image(bytes(buf))
+
+
+def test_lying_lengths_and_indices_are_caught_even_with_a_valid_crc():
+    data = _image()[0]
+    hdr = fmt.HEADER.unpack_from(data, 0)
+    task_table = hdr[9]
+    # task 0 model_size larger than what the records and skeleton add up to
+    buf = bytearray(data)
+    struct.pack_into("<I", buf, task_table + 8, 10_000)
+    with pytest.raises(ImageError):
+        fmt.read_image(_recrc(buf))
+    # skeleton offset beyond the image
+    buf = bytearray(data)
+    struct.pack_into("<I", buf, task_table + 16, len(data) + 5)
+    with pytest.raises(ImageError, match="outside"):
+        fmt.read_image(_recrc(buf))
+    # an index past K: codebooks have 16 codewords
+    fill_table = struct.unpack_from("<I", data, task_table + 24)[0]
+    src = struct.unpack_from("<I", data, fill_table + 16)[0]
+    buf = bytearray(data)
+    buf[src] = 200
+    with pytest.raises(ImageError, match="index past"):
+        fmt.read_image(_recrc(buf))
+    # codebook_first out of range
+    buf = bytearray(data)
+    struct.pack_into("<H", buf, fill_table + 12, 7)
+    with pytest.raises(ImageError, match="missing codebooks"):
+        fmt.read_image(_recrc(buf))
+
+
+def test_every_single_byte_flip_is_rejected_or_rebuilds_consistently():
+    data = _image(True)[0]
+    for pos in range(16, len(data)):
+        buf = bytearray(data)
+        buf[pos] ^= 0x5A
+        with pytest.raises(ImageError):
+            fmt.read_image(bytes(buf))  # CRC catches every flip past the CRC field
+
+
+def test_limits_are_clear_errors():
+    with pytest.raises(ImageError, match="at least one task"):
+        fmt.write_image([], [])
+    big = fmt.CodebookEntry(0, np.zeros((300, 4), np.float32))
+    with pytest.raises(ImageError, match="K must be"):
+        fmt.write_image([big], [fmt.Task("a", b"x", [])])
+    with pytest.raises(ImageError, match="name"):
+        fmt.write_image([], [fmt.Task("", b"x", [])])
