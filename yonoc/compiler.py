@@ -6,13 +6,17 @@ report.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import multiprocessing
+import os
 import time
 from dataclasses import dataclass, field
 
 from .backend import image_format as fmt
 from .errors import YonocError
 from .frontend import read_model
+from .interpreter import measure_arena
 from .options import MODES, BuildOptions
 from .passes import encode, fidelity
 from .pq import codebooks as pq
@@ -99,31 +103,26 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
             entries += [fmt.CodebookEntry(int(book.group), sub) for sub in book.subs]
 
     t = time.perf_counter()
-    tasks, results = [], []
-    for m in models:
-        encs = encode.encode_model(m, sets[m.name]) if options.mode != "int8" else []
-        erase = options.erase_names and options.mode != "int8"
-        choices = [0 if e.rates else encode.RAW for e in encs]
-        measurement, evaluator, samples_desc = None, None, "none"
-        if options.check and (options.mode == "yono" or encs):
-            samples, real = samples_for(m, explicit, options.generated_samples,
-                                        options.max_samples)
-            samples_desc = f"{'real' if real else 'generated'} ({len(samples)})"
-            evaluator = fidelity.Evaluator(m, samples, real)
-            if options.mode == "yono" and encs:
-                choices, measurement = fidelity.choose(m, encs, evaluator, options.target,
-                                                       options.fallback, erase)
-            else:
-                measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase))
-        arena = 0
-        if options.check and options.measure_arena and evaluator is not None:
-            from .interpreter import measure_arena
-            arena = measure_arena(m.data, evaluator.samples[0])
-        task = encode.make_task(m, encs, choices, book_index, erase, arena)
-        tasks.append(task)
-        results.append(_model_result(m, encs, choices, measurement, evaluator, samples_desc,
-                                     arena))
-        log.info("%s: %s", m.name, _summary(results[-1]))
+    work = [(m, sets[m.name], [book_index[id(b)] for b in sets[m.name].books], options, explicit)
+            for m in models]
+    jobs = min(options.jobs or os.cpu_count() or 1, len(work))
+    if jobs > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            # largest models first so the two workers finish together
+            order = sorted(range(len(work)), key=lambda i: -work[i][0].size)
+            try:
+                out = dict(zip(order, pool.map(_compile_model, [work[i] for i in order])))
+                done = [out[i] for i in range(len(work))]
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    else:
+        done = [_compile_model(w) for w in work]
+    tasks = [d[0] for d in done]
+    results = [d[1] for d in done]
+    for r in results:
+        log.info("%s: %s", r.name, _summary(r))
     timings["encode+fidelity"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -136,6 +135,34 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
     timings["total"] = time.perf_counter() - t0
     cb_bytes = sum(e.codewords.size * 2 for e in entries)
     return BuildResult(image, results, cb_bytes, timings)
+
+
+def _compile_model(args):
+    """Encode one model, choose its rates/raw tensors, and make its image task.
+
+    Runs in a worker process when building in parallel; depends only on its arguments, so the
+    result is the same however many workers run.
+    """
+    m, codebook_set, firsts, options, explicit = args
+    book_index = {id(b): first for b, first in zip(codebook_set.books, firsts)}
+    encs = encode.encode_model(m, codebook_set) if options.mode != "int8" else []
+    erase = options.erase_names and options.mode != "int8"
+    choices = [0 if e.rates else encode.RAW for e in encs]
+    measurement, evaluator, samples_desc = None, None, "none"
+    if options.check:
+        samples, real = samples_for(m, explicit, options.generated_samples, options.max_samples)
+        samples_desc = f"{real} real + {len(samples) - real} generated"
+        evaluator = fidelity.Evaluator(m, samples, real)
+        if options.mode == "yono" and encs:
+            choices, measurement = fidelity.choose(m, encs, evaluator, options.target,
+                                                   options.fallback, erase)
+        elif encs:
+            measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase))
+    arena = 0
+    if options.check and options.measure_arena and evaluator is not None:
+        arena = measure_arena(m.data, evaluator.samples[0])
+    task = encode.make_task(m, encs, choices, book_index, erase, arena)
+    return task, _model_result(m, encs, choices, measurement, evaluator, samples_desc, arena)
 
 
 def _coarsest_only(s: pq.CodebookSet) -> pq.CodebookSet:

@@ -19,7 +19,8 @@ class BuildOptions:
     check: bool = True  # run the fidelity check (yono mode) and measure arenas in TFLM
     fallback: str = "sensitivity"  # or "eq3"
     samples: tuple = ()  # ((model name, .npy path), ...)
-    generated_samples: int = 8
-    max_samples: int = 32
+    generated_samples: int = 32
+    max_samples: int = 64
     erase_names: bool = True
     measure_arena: bool = True
+    jobs: int = 0  # worker processes for the per-model passes; 0 = one per core

@@ -43,10 +43,13 @@ def load_samples(model: ModelIR, path: str, limit: int) -> list:
 
 
 def samples_for(model: ModelIR, explicit: dict, generated: int, limit: int):
-    """(samples, real?) for one model."""
+    """(samples, number of real ones first) for one model.
+
+    Generated inputs are always added: a handful of real samples alone is too few to estimate
+    an SNR that holds on inputs the build never saw.
+    """
     if not model.inputs:
         raise YonocError(f"{model.name}: model has no inputs")
     path = find_sample_file(model, explicit)
-    if path:
-        return load_samples(model, path, limit), True
-    return generated_inputs(model, generated), False
+    real = load_samples(model, path, limit) if path else []
+    return real + generated_inputs(model, generated), len(real)

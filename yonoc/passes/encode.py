@@ -76,7 +76,11 @@ def encode_model(model: ModelIR, codebooks: CodebookSet) -> list:
     return [encode_tensor(t, codebooks) for t in model.weights]
 
 
-def rebuilt_model(model: ModelIR, encodings: list, choices: list, erase_names: bool) -> bytes:
+def rebuilt_model(model: ModelIR, encodings: list, choices: list, erase_names: bool,
+                  patches: dict | None = None) -> bytes:
+    """`patches` ({file offset: bytes}, e.g. finetuned int8 weights of RAW tensors and their
+    int32 biases, from passes/em.py) are written last; they must not touch a PQ-coded
+    tensor."""
     buf = bytearray(model.data)
     if erase_names:
         for off, length in model.erasable:
@@ -84,16 +88,22 @@ def rebuilt_model(model: ModelIR, encodings: list, choices: list, erase_names: b
     for enc, choice in zip(encodings, choices):
         t = enc.tensor
         buf[t.offset:t.offset + t.size] = enc.rebuilt_at(choice).tobytes()
+    for off, payload in (patches or {}).items():  # --- finetuning overrides (passes/em.py)
+        for enc, choice in zip(encodings, choices):
+            t = enc.tensor
+            if choice != RAW and off < t.offset + t.size and t.offset < off + len(payload):
+                raise ValueError(f"patch at {off} overlaps PQ-coded tensor {t.name!r}")
+        buf[off:off + len(payload)] = payload
     return bytes(buf)
 
 
 def make_task(model: ModelIR, encodings: list, choices: list, book_index: dict,
-              erase_names: bool, arena_size: int = 0) -> Task:
+              erase_names: bool, arena_size: int = 0, patches: dict | None = None) -> Task:
     """The image task: rebuilt bytes, PQ records for coded tensors, ZERO records for zero runs.
 
     `book_index` maps id(PQCodebook) to the table index of its first sub-codebook.
     """
-    model_bytes = rebuilt_model(model, encodings, choices, erase_names)
+    model_bytes = rebuilt_model(model, encodings, choices, erase_names, patches)
     fills = []
     for enc, choice in zip(encodings, choices):
         if choice == RAW:

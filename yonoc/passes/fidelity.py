@@ -49,10 +49,10 @@ class Measurement:
 class Evaluator:
     """Compares a candidate model's outputs with the original's on fixed samples."""
 
-    def __init__(self, model: ModelIR, samples: list, real: bool):
+    def __init__(self, model: ModelIR, samples: list, real: int = 0):
         self.model = model
         self.samples = samples
-        self.real = real
+        self.real = real  # the first `real` samples are real inputs
         self.n_out = max(1, len(model.outputs))
         self.reference = self._outputs(model.data, samples)
         self.signal = sum(float(np.sum(y * y)) for y in self.reference)
@@ -79,7 +79,7 @@ class Evaluator:
         if self.real and self.model.outputs and int(np.prod(self.model.outputs[0].shape)) > 1:
             k = int(np.prod(self.model.outputs[0].shape))
             same = [int(np.argmax(y[:k]) == np.argmax(r[:k]))
-                    for y, r in zip(outs, self.reference)]
+                    for y, r in zip(outs[:self.real], self.reference[:self.real])]
             agreement = float(np.mean(same))
         return Measurement(snr, agreement)
 
@@ -140,7 +140,7 @@ def _eq3(encodings, evaluator, target, build, m_raw):
     return choices_for(hi), best
 
 
-def _sensitivity(model, encodings, evaluator, target, build, m_raw, probe_samples=4):
+def _sensitivity(model, encodings, evaluator, target, build, m_raw, probe_samples=8):
     n = len(encodings)
     # output noise each tensor causes alone at the coarsest rate (others raw)
     probe = min(probe_samples, len(evaluator.samples))

@@ -36,7 +36,7 @@ class CodebookOptions:
                                                              Group.POINTWISE: (4, 2)})
     seed: int = 0
     iterations: int = 25
-    max_training_vectors: int = 200_000  # per sub-codebook; a seeded sample beyond that
+    max_training_vectors: int = 65_536  # per sub-codebook; a seeded sample beyond that
 
 
 @dataclass

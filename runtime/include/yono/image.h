@@ -1,0 +1,201 @@
+// yonoc image reader: validates a yonoc flash image and rebuilds one model
+// at a time into RAM. Implements docs/image-format.md (format version 1).
+//
+// No heap, no exceptions, no RTTI. Every offset and length read from the
+// image is bounds-checked before use. Image::Open() validates the whole image
+// (header, CRC, tables, every fill record and every PQ index), so a Rebuild()
+// of an opened image can only fail on its arguments (bad task, region too
+// small or misaligned) and never part-way through.
+//
+// The header is usable from C: the C API (yono_image_*) works on a plain
+// struct `yono_image` that a caller may place anywhere (static storage is
+// typical). The C++ API (namespace yono) is a thin class over the same struct.
+#ifndef YONO_IMAGE_H_
+#define YONO_IMAGE_H_
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Status codes (stable numbers; the C++ enum yono::Status uses the same).
+typedef int32_t yono_status;
+#define YONO_OK 0
+#define YONO_TOO_SMALL 1         // buffer < 64 bytes or < header image_size
+#define YONO_BAD_MAGIC 2         // magic is not "YONO"
+#define YONO_BAD_VERSION 3       // format_version != 1
+#define YONO_BAD_HEADER 4        // header_size, flags, task_count, max_* fields
+#define YONO_BAD_CRC 5           // CRC-32 of [16, image_size) mismatch
+#define YONO_OUT_OF_BOUNDS 6     // a table or section lies outside the image
+#define YONO_BAD_CODEBOOK 7      // s, K or data_size invalid
+#define YONO_BAD_TASK 8          // name, skeleton_size or model_size invalid
+#define YONO_BAD_FILL_RECORD 9   // kind, layout, order/overlap, M, P, I ...
+#define YONO_BAD_INDEX 10        // a PQ index >= K of its codebook
+#define YONO_REGION_TOO_SMALL 11 // Rebuild: dst_size < model_size
+#define YONO_NO_SUCH_TASK 12     // task index >= task_count
+#define YONO_NOT_OPEN 13         // no image successfully opened
+#define YONO_BAD_ALIGNMENT 14    // Rebuild: dst not 16-byte aligned
+#define YONO_BAD_ARGUMENT 15     // null pointer argument
+
+// Codeword caches. PQ decoding copies int8 codewords; the image stores them
+// as binary16, so they are converted first. Fastest: attach a RAM cache once
+// (yono_image_attach_codeword_cache, yono_image_codeword_cache_size() bytes,
+// e.g. 8 KiB for 8 codebooks of K=256, s=4): all codebooks are converted once
+// and no Rebuild() converts anything. Otherwise each Rebuild() converts the
+// codebooks it meets into a workspace: YONO_STACK_CACHE_BYTES on the stack
+// (4096 covers one record's M=2, K=256, s<=8), or a caller-provided one via
+// yono_image_rebuild_ws(). Records whose codebooks do not fit are decoded
+// correctly but more slowly.
+#ifndef YONO_STACK_CACHE_BYTES
+#define YONO_STACK_CACHE_BYTES 4096
+#endif
+// Largest workspace Rebuild can use: 4 sub-codebooks x 256 codewords x 16.
+#define YONO_MAX_WORKSPACE_BYTES (4u * 256u * 16u)
+
+// Rebuilt models must live in a region aligned to this (TFLM reads in place).
+#define YONO_MODEL_ALIGNMENT 16u
+
+typedef struct yono_image {
+  const uint8_t* data;  // null until a successful open
+  uint32_t size;        // image_size from the header
+  uint32_t codebook_table;
+  uint32_t task_table;
+  uint16_t codebook_count;
+  uint16_t task_count;
+  uint32_t max_model_size;
+  uint32_t max_arena_size;
+  uint32_t cw_stride;  // bytes per codebook in an attached codeword cache
+  int8_t* cw_cache;    // attached int8 codeword cache, or NULL
+} yono_image;
+
+// CRC-32 (IEEE 802.3 / zlib). `seed` is a previous return value to continue.
+uint32_t yono_crc32(const uint8_t* data, uint32_t size, uint32_t seed);
+const char* yono_status_string(yono_status status);
+// binary16 -> int8 as the format specifies: round half away from zero,
+// clamp to [-128, 127], NaN -> 0.
+int8_t yono_half_to_int8(uint16_t half_bits);
+
+// Validate `data[0, size)` and, on success, fill `image`. On failure `image`
+// is left closed (image->data == NULL).
+yono_status yono_image_open(yono_image* image, const uint8_t* data,
+                            uint32_t size);
+uint32_t yono_image_task_count(const yono_image* image);
+// NUL-terminated name inside the image, or NULL for a bad index.
+const char* yono_image_task_name(const yono_image* image, uint32_t task);
+uint32_t yono_image_model_size(const yono_image* image, uint32_t task);
+uint32_t yono_image_arena_size(const yono_image* image, uint32_t task);
+uint32_t yono_image_model_crc32(const yono_image* image, uint32_t task);
+// Task index of `name`, or -1.
+int32_t yono_image_find_task(const yono_image* image, const char* name);
+// Bytes needed to hold every codebook of the image as int8 (0 if not open).
+uint32_t yono_image_codeword_cache_size(const yono_image* image);
+// Converts every codebook into `cache` (any alignment) and makes Rebuild()
+// use it; the cache must stay valid while the image is used. Returns
+// YONO_REGION_TOO_SMALL (nothing attached) if size is too small. Passing
+// cache == NULL detaches.
+yono_status yono_image_attach_codeword_cache(yono_image* image, uint8_t* cache,
+                                             uint32_t size);
+// Rebuild task into dst (16-byte aligned, dst_size >= model_size). *written
+// (optional) receives model_size on success and 0 otherwise.
+yono_status yono_image_rebuild(const yono_image* image, uint32_t task,
+                               uint8_t* dst, uint32_t dst_size,
+                               uint32_t* written);
+// As above with a caller-provided codeword cache (any alignment; up to
+// YONO_MAX_WORKSPACE_BYTES are used). workspace may be NULL.
+yono_status yono_image_rebuild_ws(const yono_image* image, uint32_t task,
+                                  uint8_t* dst, uint32_t dst_size,
+                                  uint32_t* written, uint8_t* workspace,
+                                  uint32_t workspace_size);
+
+#ifdef __cplusplus
+}  // extern "C"
+
+namespace yono {
+
+enum class Status : int32_t {
+  kOk = YONO_OK,
+  kTooSmall = YONO_TOO_SMALL,
+  kBadMagic = YONO_BAD_MAGIC,
+  kBadVersion = YONO_BAD_VERSION,
+  kBadHeader = YONO_BAD_HEADER,
+  kBadCrc = YONO_BAD_CRC,
+  kOutOfBounds = YONO_OUT_OF_BOUNDS,
+  kBadCodebook = YONO_BAD_CODEBOOK,
+  kBadTask = YONO_BAD_TASK,
+  kBadFillRecord = YONO_BAD_FILL_RECORD,
+  kBadIndex = YONO_BAD_INDEX,
+  kRegionTooSmall = YONO_REGION_TOO_SMALL,
+  kNoSuchTask = YONO_NO_SUCH_TASK,
+  kNotOpen = YONO_NOT_OPEN,
+  kBadAlignment = YONO_BAD_ALIGNMENT,
+  kBadArgument = YONO_BAD_ARGUMENT,
+};
+
+inline const char* StatusString(Status s) {
+  return yono_status_string(static_cast<yono_status>(s));
+}
+inline uint32_t Crc32(const uint8_t* data, uint32_t size, uint32_t seed = 0) {
+  return yono_crc32(data, size, seed);
+}
+
+class Image {
+ public:
+  Image() : s_{} {}
+
+  Status Open(const uint8_t* data, uint32_t size) {
+    return static_cast<Status>(yono_image_open(&s_, data, size));
+  }
+  bool is_open() const { return s_.data != nullptr; }
+  const uint8_t* data() const { return s_.data; }
+  uint32_t size() const { return s_.size; }
+
+  uint32_t task_count() const { return yono_image_task_count(&s_); }
+  const char* task_name(uint32_t task) const {
+    return yono_image_task_name(&s_, task);
+  }
+  uint32_t model_size(uint32_t task) const {
+    return yono_image_model_size(&s_, task);
+  }
+  uint32_t max_model_size() const { return s_.max_model_size; }
+  uint32_t arena_size(uint32_t task) const {
+    return yono_image_arena_size(&s_, task);
+  }
+  uint32_t max_arena_size() const { return s_.max_arena_size; }
+  uint32_t model_crc32(uint32_t task) const {
+    return yono_image_model_crc32(&s_, task);
+  }
+  int32_t find_task(const char* name) const {
+    return yono_image_find_task(&s_, name);
+  }
+
+  Status Rebuild(uint32_t task, uint8_t* dst, uint32_t dst_size,
+                 uint32_t* written = nullptr) const {
+    return static_cast<Status>(
+        yono_image_rebuild(&s_, task, dst, dst_size, written));
+  }
+  Status Rebuild(uint32_t task, uint8_t* dst, uint32_t dst_size,
+                 uint32_t* written, uint8_t* workspace,
+                 uint32_t workspace_size) const {
+    return static_cast<Status>(yono_image_rebuild_ws(
+        &s_, task, dst, dst_size, written, workspace, workspace_size));
+  }
+
+  uint32_t codeword_cache_size() const {
+    return yono_image_codeword_cache_size(&s_);
+  }
+  Status AttachCodewordCache(uint8_t* cache, uint32_t size) {
+    return static_cast<Status>(
+        yono_image_attach_codeword_cache(&s_, cache, size));
+  }
+
+  const yono_image* c_image() const { return &s_; }
+
+ private:
+  yono_image s_;
+};
+
+}  // namespace yono
+#endif  // __cplusplus
+
+#endif  // YONO_IMAGE_H_

@@ -1,0 +1,61 @@
+// Cortex-M7 (QEMU mps2-an500) test: open the embedded image, rebuild every
+// task into a static 16-aligned region, check its CRC-32 against the image's
+// model_crc32 and against the host's CRC of `yonoc extract` output, and that
+// nothing past model_size was written. Prints PASS/FAIL; exit code 0/1.
+#include <stdio.h>
+#include <string.h>
+
+#include "yono/image.h"
+
+extern "C" {
+extern const int yono_test_skip;
+extern const char yono_test_skip_reason[];
+extern const uint32_t yono_test_image_size;
+extern const uint8_t yono_test_image[];
+extern const uint32_t yono_test_task_count;
+extern const uint32_t yono_test_expected_crc[];
+extern const uint32_t yono_test_region_size;
+extern uint8_t yono_test_region[];
+}
+
+int main() {
+  if (yono_test_skip) {
+    printf("YONO_SKIP: %s\n", yono_test_skip_reason);
+    return 0;
+  }
+  yono::Image image;
+  const yono::Status st = image.Open(yono_test_image, yono_test_image_size);
+  if (st != yono::Status::kOk) {
+    printf("FAIL: Open: %s\n", yono::StatusString(st));
+    return 1;
+  }
+  printf("image %lu bytes at %p, %lu tasks, region %lu bytes at %p\n",
+         (unsigned long)image.size(), (const void*)yono_test_image,
+         (unsigned long)image.task_count(), (unsigned long)yono_test_region_size,
+         (void*)yono_test_region);
+  if (image.task_count() != yono_test_task_count) {
+    printf("FAIL: task count %lu, host says %lu\n", (unsigned long)image.task_count(),
+           (unsigned long)yono_test_task_count);
+    return 1;
+  }
+  int failures = 0;
+  for (uint32_t t = 0; t < image.task_count(); ++t) {
+    const uint32_t size = image.model_size(t);
+    memset(yono_test_region, 0xA5, yono_test_region_size);
+    uint32_t written = 0;
+    const yono::Status rs = image.Rebuild(t, yono_test_region, yono_test_region_size, &written);
+    const uint32_t crc = rs == yono::Status::kOk ? yono::Crc32(yono_test_region, size) : 0;
+    bool guard_ok = true;
+    for (uint32_t i = size; i < yono_test_region_size; ++i)
+      guard_ok = guard_ok && yono_test_region[i] == 0xA5;
+    const bool ok = rs == yono::Status::kOk && written == size && crc == image.model_crc32(t) &&
+                    crc == yono_test_expected_crc[t] && guard_ok;
+    printf("  %-44s %7lu bytes crc %08lx image %08lx host %08lx %s%s\n", image.task_name(t),
+           (unsigned long)size, (unsigned long)crc, (unsigned long)image.model_crc32(t),
+           (unsigned long)yono_test_expected_crc[t], ok ? "ok" : "FAIL",
+           rs == yono::Status::kOk ? "" : yono::StatusString(rs));
+    if (!ok) ++failures;
+  }
+  printf(failures == 0 ? "PASS\n" : "FAIL (%d tasks)\n", failures);
+  return failures == 0 ? 0 : 1;
+}
