@@ -88,6 +88,28 @@ def test_two_builds_are_byte_identical_whatever_the_input_order(built, tmp_path)
     assert again.read_bytes() == image.read_bytes()
 
 
+def test_same_image_across_processes_hash_seeds_and_worker_counts(built, tmp_path):
+    _, image = built
+    for seed, jobs in (("1", "1"), ("12345", "2")):
+        out = tmp_path / f"h{seed}.bin"
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        run_yonoc("build", *example_models(), "-o", out, "--jobs", jobs, env=env)
+        assert out.read_bytes() == image.read_bytes()
+
+
+def test_budget_check_refuses_what_does_not_fit(tmp_path):
+    out = tmp_path / "x.bin"
+    p = run_yonoc("build", *example_models(), "-o", out, "--flash", "10K", "--no-check",
+                  check=False)
+    assert p.returncode == 7 and "does not fit" in p.stderr and "flash" in p.stderr
+    assert not out.exists()
+    p = run_yonoc("build", *example_models(), "-o", out, "--target", "stm32h747", "--sram", "1K",
+                  check=False)
+    assert p.returncode == 7 and "SRAM" in p.stderr
+    run_yonoc("build", *example_models(), "-o", out, "--target", "stm32h747")
+    assert out.exists()
+
+
 def test_modes_order_by_size(tmp_path):
     sizes = {}
     for mode in ("int8", "pq-m", "yono"):

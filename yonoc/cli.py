@@ -108,8 +108,10 @@ def _codebook_opts(f):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Image file to write.")
 @click.option("--mode", type=click.Choice(MODES), default="yono", show_default=True,
-              help="yono: shared codebooks + fidelity-driven fallback; pq-m: shared, no "
-                   "fallback; pq-s: per-model codebooks; int8: models as they are.")
+              help="yono: shared codebooks + fidelity-driven fallback (EM finetuning, "
+                   "Algorithm 1, for models with data); pq-mopt: EM with first/last layers "
+                   "only; pq-m: shared, no fallback; pq-s: per-model codebooks; int8: models "
+                   "as they are.")
 @click.option("--codebooks", "frozen", type=click.Path(dir_okay=False),
               help="Frozen codebooks (.npz from `yonoc codebooks learn`) instead of learning.")
 @_codebook_opts
@@ -123,29 +125,89 @@ def _codebook_opts(f):
 @click.option("--fallback", type=click.Choice(["sensitivity", "eq3"]), default="sensitivity",
               show_default=True, help="How the fidelity pass picks what to keep finer/raw.")
 @click.option("--keep-names", is_flag=True, help="Keep tensor names in the rebuilt models.")
+@click.option("--kernel-major", is_flag=True,
+              help="Vectorise 3x3 kernels spatially (paper) instead of in memory order: "
+                   "+0.1-0.4 dB, slower task switch.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Also write the build report as JSON.")
+@click.option("--target", help="MCU preset whose flash/SRAM the result must fit "
+              "(stm32h747, stm32f746, nrf52840, rp2040, esp32s3).")
+@click.option("--flash", help="Flash budget for the image, e.g. 1M.")
+@click.option("--sram", help="SRAM budget for the largest model plus its arena, e.g. 512K.")
+# --- build spec / EM finetuning (yonoc/spec.py, passes/em.py)
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False),
+              help="Build spec (TOML): models, their train/test data, epsilon, options "
+                   "(docs/finetuning.md). Explicit flags override it.")
+@click.option("--finetune", "finetune", metavar="HOOK",
+              help="Finetune hook for models with data: torch (default), module:callable or "
+                   "a yonoc.finetune entry point.")
+@click.option("--epsilon", type=float,
+              help="Allowed accuracy loss (percentage points) for models with data "
+                   "(default 1.0, or the spec's).")
+@click.option("-j", "--jobs", default=0, show_default=True,
+              help="Worker processes for the per-model passes (0: one per core).")
+@click.option("--emit-c", "emit_c", type=click.Path(file_okay=False),
+              help="Also write <prefix>_image.h/.cc and <prefix>_ops.h (TFLM op resolver) "
+                   "into this directory.")
+@click.option("--prefix", default="yono", show_default=True,
+              help="C identifier prefixing every generated symbol (with --emit-c).")
 @click.option("-v", "--verbose", count=True, help="Per-model progress.")
 @_guard
 def build(models, output, mode, frozen, codewords, subvector_lengths, seed, samples, snr,
-          min_agreement, no_check, fallback, keep_names, report_path, verbose):
-    """Compress MODELS (.tflite) into one image."""
+          min_agreement, no_check, fallback, keep_names, kernel_major, report_path, target,
+          flash, sram, jobs, spec_path, finetune, epsilon, emit_c, prefix, verbose):
+    """Compress MODELS (.tflite) into one image (or the models of --spec)."""
     if verbose:
         logging.getLogger("yonoc").setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+    from . import budget
     from .compiler import build as run_build
     from .fileio import write_atomic
+
+    limits = budget.resolve(target, flash, sram)
+    if emit_c:
+        from .backend.codegen import check_prefix
+        check_prefix(prefix)  # fail before the (long) build, not after
 
     opts = BuildOptions(
         mode=mode, codebook=_codebook_options(codewords, subvector_lengths, seed),
         frozen_codebooks=frozen, target=FidelityTarget(snr, min_agreement), check=not no_check,
-        fallback=fallback, samples=_parse_samples(samples), erase_names=not keep_names)
-    result = run_build(list(models), opts)
+        fallback=fallback, samples=_parse_samples(samples), erase_names=not keep_names,
+        kernel_major=kernel_major, jobs=jobs)
+    models = list(models)
+    if spec_path or finetune or epsilon is not None:  # --- build spec / EM finetuning
+        opts, models = _apply_spec(spec_path, opts, models, mode, frozen, finetune, epsilon)
+    result = run_build(models, opts)
+    budget.check(limits, len(result.image),
+                 [(m.name, m.original_bytes, m.arena_size) for m in result.models])
     write_atomic(output, result.image)
     if report_path:
         write_atomic(report_path, json.dumps(_build_report(result), indent=2).encode())
+    if emit_c:
+        from .backend.codegen import emit_c as write_c
+        write_c(result.image, emit_c, prefix)
     orig = sum(m.original_bytes for m in result.models)
     click.echo(f"{output}: {len(result.image)} bytes, {len(result.models)} models of {orig} "
                f"bytes ({orig / len(result.image):.2f}x) in {result.timings['total']:.1f} s")
+
+
+def _apply_spec(spec_path, opts, models, mode, frozen, finetune, epsilon):
+    """Merge a build spec (and --finetune / --epsilon) into the options and model list; flags
+    given explicitly on the command line win over the spec."""
+    from .spec import Spec, apply, load_spec
+
+    ctx = click.get_current_context()
+    cmdline = click.core.ParameterSource.COMMANDLINE
+    explicit = {"finetune": finetune, "epsilon": epsilon}
+    if ctx.get_parameter_source("mode") == cmdline:
+        explicit["mode"] = mode
+    if ctx.get_parameter_source("frozen") == cmdline:
+        explicit["codebooks"] = frozen
+    for key in ("snr", "min_agreement"):
+        if ctx.get_parameter_source(key) == cmdline:
+            explicit[key] = ctx.params[key]
+    spec = load_spec(spec_path) if spec_path else Spec("", [], {}, (), ())
+    return apply(spec, opts, explicit), spec.models + [m for m in models
+                                                       if m not in spec.models]
 
 
 def _build_report(result) -> dict:
@@ -201,15 +263,16 @@ def codebooks():
 @_models_arg
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
 @_codebook_opts
+@click.option("--kernel-major", is_flag=True, help="Learn on spatially walked 3x3 kernels.")
 @_guard
-def codebooks_learn(models, output, codewords, subvector_lengths, seed):
+def codebooks_learn(models, output, codewords, subvector_lengths, seed, kernel_major):
     """Learn shared codebooks from MODELS and save them (.npz) for `build --codebooks`."""
     import io
 
-    from .compiler import learn_codebooks, load_models
+    from .compiler import choose_layouts, learn_codebooks, load_models
     from .fileio import write_atomic
 
-    ms = load_models(list(models))
+    ms = choose_layouts(load_models(list(models)), kernel_major)
     cbs = learn_codebooks(ms, _codebook_options(codewords, subvector_lengths, seed))
     buf = io.BytesIO()
     cbs.to_npz(buf)

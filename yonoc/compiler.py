@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from .backend import image_format as fmt
 from .errors import YonocError
 from .frontend import read_model
+from .ir import Layout, replace
 from .interpreter import measure_arena
 from .options import MODES, BuildOptions
-from .passes import encode, fidelity
+from .passes import em, encode, fidelity
 from .pq import codebooks as pq
 from .samples import samples_for
 
@@ -38,6 +39,10 @@ class ModelResult:
     samples: str  # "real (N)" or "generated (N)"
     evaluations: int
     arena_size: int
+    # --- EM finetuning (passes/em.py); None/0 for models built without data
+    accuracy_original: float | None = None  # % on the model's test data, TFLM int8
+    accuracy: float | None = None  # % of the rebuilt model (or SNR dB when distilled)
+    finetuned: list = field(default_factory=list)  # layer indices stored raw, finetuned
 
 
 @dataclass
@@ -62,6 +67,20 @@ def load_models(paths: list) -> list:
     return sorted(models, key=lambda m: m.name)
 
 
+def choose_layouts(models: list, kernel_major: bool) -> list:
+    """Walk 3x3 kernels kernel-major (the paper's spatial grouping) only when asked.
+
+    Measured on all models here (docs/benchmarks.md): kernel-major vectors gain only 0.4 dB
+    weight SNR at 2 bits/weight and 0.1 dB at 4, while the scatter makes a firmware rebuild
+    several times slower; linear vectors decode at near memcpy speed.
+    """
+    if kernel_major:
+        return models
+    for m in models:
+        m.weights = [replace(w, layout=Layout.LINEAR) for w in m.weights]
+    return models
+
+
 def learn_codebooks(models: list, options: pq.CodebookOptions) -> pq.CodebookSet:
     return pq.learn([t for m in models for t in m.weights], options)
 
@@ -70,12 +89,17 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
     if options.mode not in MODES:
         raise YonocError(f"unknown mode {options.mode!r} (choose from {', '.join(MODES)})")
     t0 = time.perf_counter()
-    models = load_models(paths)
+    models = choose_layouts(load_models(paths), options.kernel_major)
     timings = {"read": time.perf_counter() - t0}
-    explicit = dict(options.samples)
+    explicit = {}
+    for name, path in options.samples:
+        explicit.setdefault(name, []).append(path)
     unknown = set(explicit) - {m.name for m in models}
     if unknown:
         raise YonocError(f"--samples names unknown model(s): {', '.join(sorted(unknown))}")
+    unknown = set(dict(options.data)) - {m.name for m in models}  # --- EM (passes/em.py)
+    if unknown:
+        raise YonocError(f"data given for unknown model(s): {', '.join(sorted(unknown))}")
 
     t = time.perf_counter()
     if options.mode == "int8":
@@ -88,7 +112,7 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
     else:
         shared = learn_codebooks(models, options.codebook)
         sets = {m.name: shared for m in models}
-    if options.mode in ("pq-m", "pq-s") and not options.frozen_codebooks:
+    if options.mode in ("pq-m", "pq-mopt", "pq-s") and not options.frozen_codebooks:
         # the paper's PQ baselines use one rate: keep only the coarsest per group
         sets = {k: _coarsest_only(v) for k, v in sets.items()}
     timings["codebooks"] = time.perf_counter() - t
@@ -149,11 +173,19 @@ def _compile_model(args):
     erase = options.erase_names and options.mode != "int8"
     choices = [0 if e.rates else encode.RAW for e in encs]
     measurement, evaluator, samples_desc = None, None, "none"
+    # --- EM finetuning (Algorithm 1, passes/em.py): models with data, yono / pq-mopt modes
+    patches, em_out = None, None
+    if encs and options.mode in ("yono", "pq-mopt") and m.name in dict(options.data):
+        choices, patches, em_out = em.for_build(m, encs, dict(options.data)[m.name], options,
+                                                erase)
     if options.check:
         samples, real = samples_for(m, explicit, options.generated_samples, options.max_samples)
         samples_desc = f"{real} real + {len(samples) - real} generated"
         evaluator = fidelity.Evaluator(m, samples, real)
-        if options.mode == "yono" and encs:
+        if em_out is not None:
+            measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase,
+                                                                 patches))
+        elif options.mode == "yono" and encs:
             choices, measurement = fidelity.choose(m, encs, evaluator, options.target,
                                                    options.fallback, erase)
         elif encs:
@@ -161,8 +193,12 @@ def _compile_model(args):
     arena = 0
     if options.check and options.measure_arena and evaluator is not None:
         arena = measure_arena(m.data, evaluator.samples[0])
-    task = encode.make_task(m, encs, choices, book_index, erase, arena)
-    return task, _model_result(m, encs, choices, measurement, evaluator, samples_desc, arena)
+    task = encode.make_task(m, encs, choices, book_index, erase, arena, patches)
+    result = _model_result(m, encs, choices, measurement, evaluator, samples_desc, arena)
+    if em_out is not None:
+        result.accuracy_original, result.accuracy = em_out.original, em_out.final
+        result.finetuned = list(em_out.trainable) if not em_out.fell_back else []
+    return task, result
 
 
 def _coarsest_only(s: pq.CodebookSet) -> pq.CodebookSet:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .passes.em import EMOptions
 from .passes.fidelity import FidelityTarget
 from .pq.codebooks import CodebookOptions
 
-MODES = ("yono", "pq-m", "pq-s", "int8")
+MODES = ("yono", "pq-mopt", "pq-m", "pq-s", "int8")
 
 
 @dataclass(frozen=True)
@@ -22,5 +23,10 @@ class BuildOptions:
     generated_samples: int = 32
     max_samples: int = 64
     erase_names: bool = True
+    kernel_major: bool = False  # walk 3x3 kernels spatially (slower firmware decode)
     measure_arena: bool = True
     jobs: int = 0  # worker processes for the per-model passes; 0 = one per core
+    # --- EM finetuning (Algorithm 1, passes/em.py); models with data in yono / pq-mopt modes
+    data: tuple = ()  # ((model name, passes.em.DataSpec), ...), from a build spec
+    finetune: str | None = None  # hook: "torch" (default), module:callable, entry point name
+    em: EMOptions = field(default_factory=EMOptions)

@@ -13,12 +13,12 @@ from .ir import ModelIR
 SAMPLE_SUFFIX = ".sample.npy"
 
 
-def find_sample_file(model: ModelIR, explicit: dict) -> str | None:
-    """An explicit --samples NAME=FILE, else `<model>.sample.npy` beside the model."""
+def find_sample_files(model: ModelIR, explicit: dict) -> list:
+    """Explicit --samples NAME=FILE (any number), else `<model>.sample.npy` beside the model."""
     if model.name in explicit:
-        return explicit[model.name]
+        return list(explicit[model.name])
     beside = os.path.splitext(model.path)[0] + SAMPLE_SUFFIX
-    return beside if os.path.isfile(beside) else None
+    return [beside] if os.path.isfile(beside) else []
 
 
 def load_samples(model: ModelIR, path: str, limit: int) -> list:
@@ -50,6 +50,6 @@ def samples_for(model: ModelIR, explicit: dict, generated: int, limit: int):
     """
     if not model.inputs:
         raise YonocError(f"{model.name}: model has no inputs")
-    path = find_sample_file(model, explicit)
-    real = load_samples(model, path, limit) if path else []
+    real = [x for path in find_sample_files(model, explicit)
+            for x in load_samples(model, path, limit)][:limit]
     return real + generated_inputs(model, generated), len(real)

@@ -1,0 +1,126 @@
+"""Pluggable finetuning for Algorithm 1 (the EM loop in `yonoc.passes.em`).
+
+A *finetune hook* is any callable with this signature (see `FinetuneHook`)::
+
+    hook(model, trainable, weights, data) -> FinetuneResult | {layer index: float weights}
+
+- `model`: the original `ModelIR` (graph, quantisation, original bytes in `model.data`; the
+  original model is also the teacher when `data.y` is None);
+- `trainable`: indices into `model.weights` of the layers to train (the set S); every other
+  layer must be treated as frozen;
+- `weights`: the current float weights of *every* layer, index-aligned with `model.weights`,
+  in the tensor's shape and real domain (int8 value x per-channel scale): codebook
+  reconstructions for the frozen layers, the latest finetuned values for the layers in S;
+- `data`: a `FinetuneData` (training inputs in the model's float input domain, labels or None,
+  current biases of previously finetuned layers, and training knobs).
+
+It returns new float weights for (some of) the trainable layers, and optionally their biases
+(`FinetuneResult.biases`, float, real domain). The compiler re-quantises returned weights to
+int8 with each tensor's existing per-channel scales (clipped to [-127, 127]) and biases to
+int32 (scale = input scale x weight scale), stores those layers raw, and measures accuracy
+in TFLM. Codebooks are never passed to a hook, so it cannot change them.
+
+Choose a hook with `yonoc build --finetune module:callable` (a class is instantiated without
+arguments), by the name of a `yonoc.finetune` entry point, or `torch` (the default): the
+reference PyTorch hook in `yonoc.finetune.torch_hook` (extra: pip install 'yonoc[torch]').
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from ..errors import YonocError
+from ..ir import ModelIR
+
+ENTRY_POINT_GROUP = "yonoc.finetune"
+DEFAULT_HOOK = "torch"
+
+
+@dataclass(frozen=True)
+class FinetuneData:
+    """What a hook trains on, and how."""
+
+    x: np.ndarray  # float32 inputs in the model's float input domain, [N, ...]
+    y: np.ndarray | None  # int64 labels [N]; None: distil from the original model (teacher)
+    biases: Mapping = field(default_factory=dict)  # {layer index: current float bias}
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 0.05  # Adam step, in int8 steps (LSB) of each weight / output LSB of a bias
+    seed: int = 0
+    loss: str = "auto"  # auto | ce | bce | kl | mse
+    temperature: float = 2.0  # distillation softening
+    train_biases: bool = True  # also train the biases of the trainable layers
+
+
+@dataclass
+class FinetuneResult:
+    weights: dict  # {layer index: float array, tensor shape}
+    biases: dict = field(default_factory=dict)  # {layer index: float array [out channels]}
+
+
+@runtime_checkable
+class FinetuneHook(Protocol):
+    def __call__(self, model: ModelIR, trainable: Sequence[int], weights: Sequence[np.ndarray],
+                 data: FinetuneData) -> "FinetuneResult | Mapping[int, np.ndarray]":
+        ...
+
+
+def load_hook(name: str | None) -> FinetuneHook:
+    """`module:callable`, an entry point name of group `yonoc.finetune`, or `torch`."""
+    name = name or DEFAULT_HOOK
+    if name == DEFAULT_HOOK:
+        from .torch_hook import TorchFinetune
+        return TorchFinetune()
+    if ":" in name:
+        mod_name, _, attr = name.partition(":")
+        try:
+            obj = importlib.import_module(mod_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except ImportError as e:
+            raise YonocError(f"--finetune {name}: cannot import {mod_name} ({e})") from None
+        except AttributeError:
+            raise YonocError(f"--finetune {name}: {mod_name} has no {attr}") from None
+    else:
+        from importlib.metadata import entry_points
+        eps = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        if not eps:
+            raise YonocError(f"--finetune {name}: no such hook (use module:callable, an entry "
+                             f"point of group {ENTRY_POINT_GROUP}, or {DEFAULT_HOOK})")
+        obj = eps[0].load()
+    if isinstance(obj, type):
+        obj = obj()
+    if not callable(obj):
+        raise YonocError(f"--finetune {name}: not callable")
+    return obj
+
+
+def call_hook(hook, model: ModelIR, trainable, weights, data: FinetuneData) -> FinetuneResult:
+    """Call a hook and check what it returns: shapes, finiteness, only trainable layers."""
+    out = hook(model, list(trainable), list(weights), data)
+    if isinstance(out, FinetuneResult):
+        res = out
+    elif isinstance(out, Mapping):
+        res = FinetuneResult(dict(out))
+    else:
+        raise YonocError(f"{model.name}: finetune hook returned {type(out).__name__}, expected "
+                         "FinetuneResult or a mapping of layer index to weights")
+    allowed = set(trainable)
+    for kind, d in (("weights", res.weights), ("biases", res.biases)):
+        for i, a in d.items():
+            if i not in allowed:
+                raise YonocError(f"{model.name}: finetune hook returned {kind} for frozen "
+                                 f"layer {i}")
+            a = np.asarray(a, np.float64)
+            if kind == "weights" and a.size != model.weights[i].size:
+                raise YonocError(f"{model.name}: finetune hook returned {a.size} weights for "
+                                 f"layer {i} of {model.weights[i].size}")
+            if not np.all(np.isfinite(a)):
+                raise YonocError(f"{model.name}: finetune hook returned non-finite {kind} "
+                                 f"for layer {i}")
+            d[i] = a
+    return res

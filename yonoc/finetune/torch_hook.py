@@ -1,0 +1,87 @@
+"""The reference finetune hook: train the layers in S of the fake-quantised torch lift.
+
+Labelled data: cross-entropy on the logits (the input of a final SOFTMAX, else the output;
+binary cross-entropy for a single LOGISTIC output). Unlabelled data: distillation from the
+original model as teacher, KL divergence on temperature-softened logits for class outputs,
+MSE for regression outputs. Adam with a cosine schedule; parameters are kept in int8-step
+units (weights) and output-LSB units (biases) so one learning rate suits every layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import YonocError
+from . import FinetuneData, FinetuneResult
+from .lift import build_lift, require_torch
+
+
+class TorchFinetune:
+    """Callable hook object (see `yonoc.finetune.FinetuneHook`)."""
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads
+
+    def __call__(self, model, trainable, weights, data: FinetuneData) -> FinetuneResult:
+        torch = require_torch()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        torch.manual_seed(data.seed)
+        student = build_lift(model, weights=weights, biases=dict(data.biases),
+                             trainable=trainable)
+        if not data.train_biases:
+            for p in student.b_params.values():
+                p.requires_grad_(False)
+        params = [p for p in student.parameters() if p.requires_grad]
+        if not params:
+            return FinetuneResult({}, {})
+        x = torch.as_tensor(np.asarray(data.x, np.float32))
+        n = x.shape[0]
+        loss_kind = data.loss
+        classy = student.head is not None and student.head[0] >= 0
+        if data.y is not None:
+            y = torch.as_tensor(np.asarray(data.y, np.int64))
+            target = y
+            if loss_kind == "auto":
+                loss_kind = "ce"
+        else:
+            teacher = build_lift(model)
+            with torch.no_grad():
+                target = torch.cat([teacher(x[i:i + 256])[1].reshape(min(256, n - i), -1)
+                                    for i in range(0, n, 256)])
+            if loss_kind == "auto":
+                loss_kind = "kl" if classy and target.shape[1] > 1 else "mse"
+        opt = torch.optim.Adam(params, lr=data.lr)
+        steps = max(1, data.epochs * -(-n // data.batch_size))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+        gen = torch.Generator().manual_seed(data.seed)
+        for _ in range(data.epochs):
+            perm = torch.randperm(n, generator=gen)
+            for i in range(0, n, data.batch_size):
+                idx = perm[i:i + data.batch_size]
+                _, head = student(x[idx])
+                head = head.reshape(len(idx), -1)
+                loss = _loss(torch, loss_kind, head, target[idx], data.temperature)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+        return FinetuneResult(student.weight_values(),
+                              student.bias_values() if data.train_biases else {})
+
+
+def _loss(torch, kind, head, target, temperature):
+    import torch.nn.functional as F
+    if kind == "ce":
+        if head.shape[1] == 1:
+            return F.binary_cross_entropy_with_logits(head[:, 0], target.to(head.dtype))
+        return F.cross_entropy(head, target)
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(head[:, 0], target.to(head.dtype))
+    if kind == "kl":
+        t = temperature
+        return F.kl_div(F.log_softmax(head / t, 1), F.log_softmax(target / t, 1),
+                        log_target=True, reduction="batchmean") * t * t
+    if kind == "mse":
+        return F.mse_loss(head, target)
+    raise YonocError(f"unknown finetuning loss {kind!r} (auto, ce, bce, kl, mse)")

@@ -1,0 +1,400 @@
+"""Algorithm 1 of the YONO paper: EM finetuning with the eq. 3 layer heuristic.
+
+For one model with training data, given its codebook encodings (coarsest rate, frozen
+codebooks):
+
+1. reconstruct every layer from the codebooks; finetune the first and last layer (S) with
+   the rest frozen; compare the original's and the rebuilt model's accuracy on the test data
+   (in TFLM, int8); done if within epsilon;
+2. otherwise loop: E-step: re-assign the codes of the layers not in S against the frozen
+   codebooks (nearest codeword to the original weights); M-step: rebuild those layers from
+   their codes and finetune the layers in S; evaluate; stop if within epsilon; else, with the
+   heuristic (mode `yono`), add to S the layer with the largest ||W - What||^2 / N (eq. 3).
+   The loop ends when within epsilon or when every layer has been tried.
+
+Layers in S are stored raw: their finetuned float weights are re-quantised to int8 with the
+tensor's own per-channel scales (clipped to [-127, 127]) and their biases to int32 (scale =
+input scale x weight scale), written into the rebuilt model as byte patches. Codewords never
+change. A "layer" is a compressible weight tensor (`ModelIR.weights`); first/last are the ones
+consumed by the lowest/highest operator index.
+
+Without labels (`y` None) the hook distils from the original model and the loop targets
+fidelity (the build's SNR/agreement target, measured in TFLM) instead of accuracy.
+
+If the loop ends without meeting the target, the model is kept as it was (every layer raw,
+original weights and biases): never worse than the original.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import interpreter
+from ..errors import YonocError
+from ..finetune import FinetuneData, call_hook, load_hook
+from ..finetune.graph import layer_map, read_graph
+from ..ir import ModelIR
+from .encode import RAW, channel_scales, rebuilt_model
+from .fidelity import Evaluator, FidelityTarget, Measurement
+
+log = logging.getLogger("yonoc")
+
+
+@dataclass(frozen=True)
+class EMOptions:
+    """Knobs of the EM pass (build spec [build] table / CLI)."""
+
+    epsilon: float = 1.0  # allowed accuracy loss, percentage points
+    heuristic: bool = True  # eq. 3 layer addition (mode yono); False: pq-mopt
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 0.05
+    seed: int = 0
+    train_biases: bool = True
+    init: str = "reconstructed"  # S layers start from "reconstructed" or "original" weights
+    max_train: int = 20000  # training examples used per finetune call (seeded subset)
+    max_iterations: int | None = None  # cap on loop iterations (default L - 2, Algorithm 1)
+    precheck: bool = True  # skip finetuning when the plain reconstruction already passes
+    fallback_raw: bool = True  # target missed at the end: keep the model as it was
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where one model's data lives (from a build spec); loaded by `load_data`.
+
+    `train` and `test`: .npz files with float32 `x` (model's float input domain) and int64
+    `y`. Without labels (`y` absent, or `inputs` = .npy/.npz of unlabelled inputs) the model
+    is finetuned by distillation and judged on fidelity; without `test`, the last quarter of
+    the (unlabelled) inputs is held out for evaluation.
+    """
+
+    train: str | None = None
+    test: str | None = None
+    inputs: str | None = None
+    epsilon: float | None = None
+
+
+@dataclass
+class ModelData:
+    """Data for one model: labelled train/test (accuracy mode) or unlabelled (distillation)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray | None
+    epsilon: float | None = None  # per-model override of EMOptions.epsilon
+
+    @property
+    def labelled(self) -> bool:
+        return self.y_train is not None and self.y_test is not None
+
+
+@dataclass
+class EMStep:
+    trainable: list  # layer indices in S
+    score: float  # accuracy (%) or SNR (dB) after this step
+    passed: bool
+
+
+@dataclass
+class EMOutcome:
+    choices: list
+    patches: dict  # {file offset: bytes}
+    metric: str  # "accuracy" or "fidelity"
+    original: float | None  # original accuracy (%), accuracy mode
+    final: float | None  # rebuilt accuracy (%) or SNR (dB)
+    passed: bool
+    trainable: list  # final S
+    steps: list = field(default_factory=list)
+    fell_back: bool = False  # loop ended without meeting the target: model kept original
+
+
+def model_inputs(model: ModelIR, x: np.ndarray) -> list:
+    """Float inputs (model's float domain) -> what TFLM takes (quantised like sample files)."""
+    info = model.inputs[0]
+    shape = tuple(info.shape)
+    x = np.asarray(x).reshape((-1,) + shape)
+    if info.dtype in ("int8", "uint8", "int16") and x.dtype.kind == "f":
+        lim = np.iinfo(info.dtype)
+        scale = info.scale or 1.0
+        x = np.clip(np.round(x / scale + info.zero_point), lim.min, lim.max)
+    return list(x.astype(info.dtype))
+
+
+def float_inputs(model: ModelIR, x: np.ndarray) -> np.ndarray:
+    """Inputs as the finetune hook takes them: float32 in the model's float input domain
+    (integer arrays are taken as already quantised and dequantised here)."""
+    x = np.asarray(x)
+    info = model.inputs[0]
+    if x.dtype.kind in "iu" and info.scale:
+        return ((x.astype(np.float64) - info.zero_point) * info.scale).astype(np.float32)
+    return x.astype(np.float32)
+
+
+def accuracy(model: ModelIR, data: bytes, x: list, y: np.ndarray) -> float:
+    """Top-1 accuracy (%) of model bytes `data` in TFLM; single-output binary: > 0.5."""
+    outs = interpreter.run(data, x, 1, model.name)
+    info = model.outputs[0]
+    preds = []
+    for o in outs:
+        v = interpreter.dequantize(o[0], info).reshape(-1)
+        preds.append(int(np.argmax(v)) if v.size > 1 else int(v[0] > (0.5 if _is_prob(info)
+                                                                        else 0.0)))
+    return 100.0 * float(np.mean(np.asarray(preds) == np.asarray(y).reshape(-1)))
+
+
+def _is_prob(info) -> bool:
+    return info.dtype in ("int8", "uint8") and abs(info.scale - 1 / 256) < 1e-9
+
+
+def first_last(layers) -> list:
+    if not layers:
+        return []
+    order = sorted(range(len(layers)), key=lambda i: layers[i].op_index)
+    return sorted({order[0], order[-1]})
+
+
+def run(model: ModelIR, encodings: list, data: ModelData, options: EMOptions,
+        hook=None, target: FidelityTarget | None = None, erase_names: bool = True,
+        evaluator: Evaluator | None = None, progress=None) -> EMOutcome:
+    """Algorithm 1 for one model. `hook`: a finetune hook or its name (default: torch)."""
+    hook = hook if callable(hook) else load_hook(hook)
+    n = len(encodings)
+    graph = read_graph(model.data, model.path)
+    layers = layer_map(model, graph)
+    eps = options.epsilon if data.epsilon is None else data.epsilon
+    target = target or FidelityTarget()
+
+    # the evaluation: accuracy on labelled test data, else fidelity on the test inputs
+    x_test = model_inputs(model, data.x_test)
+    if data.labelled:
+        metric = "accuracy"
+        acc_orig = accuracy(model, model.data, x_test, data.y_test)
+
+        def evaluate(blob):
+            a = accuracy(model, blob, x_test, data.y_test)
+            return a, acc_orig - eps <= a + 1e-9
+    else:
+        metric = "fidelity"
+        acc_orig = None
+        ev = Evaluator(model, x_test, len(x_test))
+
+        def evaluate(blob):
+            m = ev.measure(blob)
+            return m.snr_db, m.meets(target)
+
+    # training set (a seeded subset if large), in the model's float input domain
+    x_tr, y_tr = float_inputs(model, data.x_train), data.y_train
+    if len(x_tr) > options.max_train:
+        keep = np.sort(np.random.default_rng(options.seed).choice(len(x_tr), options.max_train,
+                                                                  replace=False))
+        x_tr = x_tr[keep]
+        y_tr = None if y_tr is None else np.asarray(y_tr)[keep]
+
+    # per-layer state: codes (coarsest rate), reconstructed and current float weights
+    books = [e.rates[0].book if e.rates else None for e in encodings]
+    scales = [channel_scales(e.tensor) for e in encodings]
+    originals = [e.tensor.values.astype(np.float64) * scales[i]
+                 for i, e in enumerate(encodings)]
+    codes = [e.rates[0].indices if e.rates else None for e in encodings]
+
+    def reconstruct(i):
+        e = encodings[i]
+        if books[i] is None:
+            return e.tensor.values.copy()
+        return e.tensor.from_vector_order(books[i].decode(codes[i], e.tensor.size))
+
+    current = {}  # finetuned float weights of layers in S (file order, flat)
+    biases = {}  # finetuned float biases
+
+    def float_weights():
+        out = []
+        for i, e in enumerate(encodings):
+            w = current[i] if i in current else reconstruct(i).astype(np.float64) * scales[i]
+            out.append(w.reshape(e.tensor.shape))
+        return out
+
+    def finetune(trainable):
+        for i in trainable:  # a layer entering S starts from its reconstruction (or original)
+            if i not in current and options.init == "original":
+                current[i] = originals[i].copy()
+        fd = FinetuneData(x=x_tr, y=y_tr, biases=dict(biases), epochs=options.epochs,
+                          batch_size=options.batch_size, lr=options.lr, seed=options.seed,
+                          train_biases=options.train_biases)
+        res = call_hook(hook, model, sorted(trainable), float_weights(), fd)
+        for i, w in res.weights.items():
+            current[i] = np.asarray(w, np.float64).reshape(-1)
+        biases.update(res.biases)
+
+    def state(trainable):
+        choices = [RAW if (i in trainable or books[i] is None) else 0 for i in range(n)]
+        patches = {}
+        for i in trainable:
+            t = encodings[i].tensor
+            if i in current:
+                q = np.clip(np.round(current[i] / scales[i]), -127, 127).astype(np.int8)
+                patches[t.offset] = q.tobytes()
+            li = layers[i]
+            if i in biases and li.bias_offset is not None:
+                b = np.round(np.asarray(biases[i]).reshape(-1) / li.bias_scale)
+                b = np.clip(b, -2**31, 2**31 - 1).astype("<i4")
+                patches[li.bias_offset] = b.tobytes()
+        # a PQ tensor's rebuilt bytes come from the encodings: keep codes in sync (E-step)
+        for i in range(n):
+            if choices[i] == 0:
+                encodings[i].rates[0].indices = codes[i]
+                encodings[i].rates[0].rebuilt = reconstruct(i)
+        return choices, patches
+
+    def measure(trainable):
+        choices, patches = state(trainable)
+        blob = rebuilt_model(model, encodings, choices, erase_names, patches)
+        score, ok = evaluate(blob)
+        return choices, patches, score, ok
+
+    def eq3_error(i):
+        w_hat = current[i] if i in current else reconstruct(i).astype(np.float64) * scales[i]
+        d = originals[i] - w_hat
+        return float(np.dot(d, d)) / max(encodings[i].tensor.size, 1)
+
+    steps = []
+    S = first_last(layers) if n > 2 else list(range(n))
+    ok = False
+    if options.precheck:  # not in Algorithm 1: nothing to finetune if PQ alone passes
+        choices, patches, score, ok = measure([])
+        steps.append(EMStep([], score, ok))
+        _log(model, steps[-1], metric)
+        if ok:
+            return EMOutcome(choices, patches, metric, acc_orig, score, ok, [], steps)
+    # lines 1-8: initial finetuning of the first and last layers
+    finetune(S)
+    choices, patches, score, ok = measure(S)
+    steps.append(EMStep(list(S), score, ok))
+    _log(model, steps[-1], metric)
+    if progress:
+        progress(steps[-1])
+    iterations = max(n - 2, 0) if options.max_iterations is None else options.max_iterations
+    i = 0
+    while not ok and i < iterations:
+        i += 1
+        # E-step (lines 12-13): nearest codewords of the frozen codebooks, layers not in S
+        for k in range(n):
+            if k not in S and books[k] is not None:
+                codes[k] = books[k].encode(encodings[k].tensor.vector_order())
+        # M-step (lines 14-17): rebuild from codes, finetune S with the rest frozen
+        finetune(S)
+        choices, patches, score, ok = measure(S)
+        steps.append(EMStep(list(S), score, ok))
+        _log(model, steps[-1], metric)
+        if progress:
+            progress(steps[-1])
+        if ok:
+            break
+        if options.heuristic:  # lines 22-24: eq. 3
+            rest = [k for k in range(n) if k not in S and books[k] is not None]
+            if not rest:
+                break
+            S = sorted(S + [max(rest, key=eq3_error)])
+    fell_back = False
+    if not ok and options.fallback_raw:
+        # never worse than the original: every layer raw with its original values
+        fell_back = True
+        choices, patches = [RAW] * n, {}
+        blob = rebuilt_model(model, encodings, choices, erase_names, patches)
+        score, ok = evaluate(blob)
+        log.warning("%s: EM finetuning did not reach the target; kept raw", model.name)
+    return EMOutcome(choices, patches, metric, acc_orig, score, ok, list(S), steps, fell_back)
+
+
+def _log(model, step, metric):
+    unit = "%" if metric == "accuracy" else " dB"
+    log.info("%s: EM S=%s -> %.2f%s%s", model.name, step.trainable, step.score, unit,
+             " (target met)" if step.passed else "")
+
+
+def load_npz(path: str, need_labels: bool = False):
+    """(x float32, y int64 or None) from an .npz with `x` (and `y`) or an .npy of inputs."""
+    try:
+        if path.endswith(".npy"):
+            x, y = np.load(path, allow_pickle=False), None
+        else:
+            with np.load(path, allow_pickle=False) as z:
+                x = np.asarray(z["x"])
+                y = np.asarray(z["y"]) if "y" in z.files else None
+    except FileNotFoundError:
+        raise YonocError(f"{path}: no such data file") from None
+    except KeyError:
+        raise YonocError(f"{path}: an .npz data file needs an array 'x' (and 'y' for labels)") \
+            from None
+    except Exception as e:
+        raise YonocError(f"{path}: cannot read data ({type(e).__name__})") from None
+    if need_labels and y is None:
+        raise YonocError(f"{path}: labels 'y' are needed here")
+    if y is not None:
+        y = y.astype(np.int64).reshape(-1)
+        if len(y) != len(x):
+            raise YonocError(f"{path}: {len(x)} inputs but {len(y)} labels")
+    if x.dtype.kind not in "fiu":
+        raise YonocError(f"{path}: inputs must be numeric")
+    return x.astype(np.float32) if x.dtype.kind == "f" else x, y
+
+
+def check_data_shape(model: ModelIR, x: np.ndarray, path: str) -> np.ndarray:
+    shape = tuple(model.inputs[0].shape)
+    per = int(np.prod(shape))
+    if x.size == 0 or x.size % per or x.size // per != len(x):
+        raise YonocError(f"{path}: inputs of shape {x.shape} do not fit model {model.name} "
+                         f"input {shape}")
+    return x.reshape((len(x),) + (shape[1:] if shape and shape[0] == 1 else shape))
+
+
+def load_data(model: ModelIR, spec: DataSpec) -> ModelData:
+    """Read a DataSpec's files for `model` and check they fit its input."""
+    if spec.train and spec.inputs:
+        raise YonocError(f"{model.name}: give either train (labelled) or inputs (unlabelled)")
+    src = spec.train or spec.inputs
+    if not src:
+        raise YonocError(f"{model.name}: data needs train = ... or inputs = ...")
+    x, y = load_npz(src)
+    x = check_data_shape(model, x, src)
+    if spec.inputs:
+        y = None
+    if spec.test:
+        xt, yt = load_npz(spec.test)
+        xt = check_data_shape(model, xt, spec.test)
+    else:
+        if y is not None:
+            raise YonocError(f"{model.name}: labelled training data needs test = ... too")
+        cut = max(1, len(x) * 3 // 4) if len(x) > 1 else len(x)
+        x, xt, yt = x[:cut], x[cut:] if cut < len(x) else x, None
+    if y is None:
+        yt = None  # distillation is judged on fidelity even if test labels exist
+    return ModelData(x, y, xt, yt, spec.epsilon)
+
+
+def default_threads(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(jobs, 1))
+
+
+__all__ = ["EMOptions", "EMOutcome", "ModelData", "run", "accuracy", "model_inputs",
+           "load_npz", "math"]
+
+
+def for_build(model: ModelIR, encodings: list, spec: DataSpec, options, erase_names: bool):
+    """The compiler's entry: (choices, patches, EMOutcome) for one model of a build."""
+    data = load_data(model, spec)
+    hook = load_hook(options.finetune)
+    if hasattr(hook, "threads") and getattr(hook, "threads", None) is None:
+        jobs = options.jobs or os.cpu_count() or 1
+        hook.threads = default_threads(min(jobs, max(len(options.data), 1)))
+    em_opts = options.em
+    if options.mode == "pq-mopt":  # ablation: first/last only, no heuristic, no safety net
+        from dataclasses import replace
+        em_opts = replace(em_opts, heuristic=False, fallback_raw=False)
+    out = run(model, encodings, data, em_opts, hook, options.target, erase_names)
+    return out.choices, out.patches, out

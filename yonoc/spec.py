@@ -1,0 +1,145 @@
+"""Build specs: a TOML file naming the models, their data, epsilon and build options.
+
+    [build]
+    mode = "yono"          # yono | pq-mopt | pq-m | pq-s | int8
+    epsilon = 0.5          # allowed accuracy loss in percentage points (per-model default)
+    finetune = "torch"     # finetune hook: torch | module:callable | entry point name
+    codebooks = "cb.npz"   # frozen codebooks (optional)
+    epochs = 8             # EM finetuning knobs: epochs, lr, batch_size, seed, init,
+                           # train_biases, max_train, max_iterations
+    snr = 20.0             # data-free fidelity target (models without labels)
+    min_agreement = 0.99
+
+    [[model]]
+    path = "models/kws.tflite"
+    train = "models/kws.train.npz"   # x: float32 inputs, y: int64 labels
+    test = "models/kws.test.npz"
+    epsilon = 0.3                    # optional override
+
+    [[model]]
+    path = "models/ae.tflite"
+    inputs = "ae_inputs.npy"         # unlabelled: distillation, judged on fidelity
+
+    [[model]]
+    path = "models/other.tflite"     # no data: data-free fidelity mode
+    samples = "other.sample.npy"     # optional real samples for the fidelity check
+
+Relative paths are relative to the spec file. Unknown keys are errors (typos would otherwise
+silently change a build).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, replace
+
+from .errors import YonocError
+from .options import MODES, BuildOptions
+from .passes.em import DataSpec, EMOptions
+from .passes.fidelity import FidelityTarget
+
+_BUILD_KEYS = {"mode", "epsilon", "finetune", "codebooks", "epochs", "lr", "batch_size", "seed",
+               "init", "train_biases", "max_train", "max_iterations", "snr", "min_agreement",
+               "fallback"}
+_MODEL_KEYS = {"path", "train", "test", "inputs", "epsilon", "samples"}
+_EM_KEYS = {"epsilon", "epochs", "lr", "batch_size", "seed", "init", "train_biases",
+            "max_train", "max_iterations"}
+
+
+@dataclass
+class Spec:
+    path: str
+    models: list  # .tflite paths
+    build: dict  # the [build] table, paths resolved
+    data: tuple  # ((model name, DataSpec), ...)
+    samples: tuple  # ((model name, .npy path), ...)
+
+
+def load_spec(path: str) -> Spec:
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise YonocError(f"{path}: no such build spec") from None
+    except tomllib.TOMLDecodeError as e:
+        raise YonocError(f"{path}: not valid TOML ({e})") from None
+    except OSError as e:
+        raise YonocError(f"{path}: cannot read ({e.strerror})") from None
+    base = os.path.dirname(os.path.abspath(path))
+
+    def resolve(p, where):
+        if not isinstance(p, str) or not p:
+            raise YonocError(f"{path}: {where} must be a non-empty path string")
+        return p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p))
+
+    unknown = set(doc) - {"build", "model"}
+    if unknown:
+        raise YonocError(f"{path}: unknown table(s) {', '.join(sorted(unknown))} "
+                         "(expected [build] and [[model]])")
+    build = dict(doc.get("build", {}))
+    bad = set(build) - _BUILD_KEYS
+    if bad:
+        raise YonocError(f"{path}: unknown [build] key(s) {', '.join(sorted(bad))}")
+    if "mode" in build and build["mode"] not in MODES:
+        raise YonocError(f"{path}: mode {build['mode']!r} is not one of {', '.join(MODES)}")
+    if "codebooks" in build:
+        build["codebooks"] = resolve(build["codebooks"], "codebooks")
+    for key in ("epsilon", "lr", "snr", "min_agreement"):
+        if key in build and (not isinstance(build[key], (int, float)) or build[key] < 0):
+            raise YonocError(f"{path}: [build] {key} must be a non-negative number")
+    for key in ("epochs", "batch_size", "seed", "max_train"):
+        if key in build and (not isinstance(build[key], int) or build[key] < 0):
+            raise YonocError(f"{path}: [build] {key} must be a non-negative integer")
+    models = doc.get("model", [])
+    if not isinstance(models, list) or not models:
+        raise YonocError(f"{path}: no [[model]] entries")
+    paths, data, samples = [], [], []
+    for k, entry in enumerate(models):
+        where = f"[[model]] #{k + 1}"
+        if not isinstance(entry, dict) or "path" not in entry:
+            raise YonocError(f"{path}: {where} needs path = \"....tflite\"")
+        bad = set(entry) - _MODEL_KEYS
+        if bad:
+            raise YonocError(f"{path}: {where}: unknown key(s) {', '.join(sorted(bad))}")
+        mpath = resolve(entry["path"], f"{where} path")
+        name = os.path.splitext(os.path.basename(mpath))[0]
+        paths.append(mpath)
+        eps = entry.get("epsilon")
+        if eps is not None and (not isinstance(eps, (int, float)) or eps < 0):
+            raise YonocError(f"{path}: {where}: epsilon must be a non-negative number")
+        files = {key: resolve(entry[key], f"{where} {key}") for key in ("train", "test", "inputs")
+                 if key in entry}
+        if files:
+            if "train" in files and "inputs" in files:
+                raise YonocError(f"{path}: {where}: give train (labelled) or inputs "
+                                 "(unlabelled), not both")
+            if "test" in files and not ({"train", "inputs"} & set(files)):
+                raise YonocError(f"{path}: {where}: test data needs train = or inputs = too")
+            data.append((name, DataSpec(files.get("train"), files.get("test"),
+                                        files.get("inputs"),
+                                        float(eps) if eps is not None else None)))
+        if "samples" in entry:
+            samples.append((name, resolve(entry["samples"], f"{where} samples")))
+    return Spec(path, paths, build, tuple(data), tuple(samples))
+
+
+def apply(spec: Spec, options: BuildOptions, overrides: dict | None = None) -> BuildOptions:
+    """BuildOptions from a spec on top of `options`; `overrides` (explicit CLI flags) win."""
+    b = dict(spec.build)
+    b.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    em_kw = {k: b[k] for k in _EM_KEYS if k in b}
+    if "epsilon" in em_kw:
+        em_kw["epsilon"] = float(em_kw["epsilon"])
+    em = replace(options.em, **em_kw)
+    target = FidelityTarget(float(b.get("snr", options.target.snr_db)),
+                            float(b.get("min_agreement", options.target.min_agreement)))
+    return replace(
+        options, mode=b.get("mode", options.mode), em=em, target=target,
+        finetune=b.get("finetune", options.finetune),
+        frozen_codebooks=b.get("codebooks", options.frozen_codebooks),
+        fallback=b.get("fallback", options.fallback),
+        data=tuple(options.data) + spec.data, samples=tuple(options.samples) + spec.samples)
+
+
+__all__ = ["Spec", "load_spec", "apply", "EMOptions"]
