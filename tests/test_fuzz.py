@@ -22,7 +22,7 @@ from yonoc.errors import ImageError, ModelError
 from yonoc.frontend import read_model_bytes
 from yonoc.report import inspect_image
 
-N = int(os.environ.get("YONOC_FUZZ_EXAMPLES", "5000"))
+N = int(os.environ.get("YONOC_FUZZ_EXAMPLES", "10000"))
 FUZZ = settings(max_examples=N, deadline=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))
 
@@ -92,7 +92,7 @@ def test_mutated_images_through_the_cli(small_image, tmp_path):
     """The CLI face of the same property: one line, documented code, no output left."""
     rng = np.random.default_rng(0)
     codes = set()
-    for k in range(40):
+    for k in range(20):
         ops = [(int(rng.integers(0, 5)), int(rng.integers(0, 1 << 31)),
                 int(rng.integers(0, 1 << 31))) for _ in range(2)]
         bad = tmp_path / f"bad{k}.bin"
