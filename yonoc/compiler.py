@@ -147,6 +147,8 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
     results = [d[1] for d in done]
     for r in results:
         log.info("%s: %s", r.name, _summary(r))
+        if r.tensors == 0 and options.mode != "int8":
+            log.warning("%s: no compressible int8 conv/FC weights; stored as it is", r.name)
     timings["encode+fidelity"] = time.perf_counter() - t
 
     t = time.perf_counter()

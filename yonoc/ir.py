@@ -90,6 +90,7 @@ class ModelIR:
     erasable: list[tuple[int, int]] = field(default_factory=list)  # (offset, length) name bytes
     custom_ops: list[str] = field(default_factory=list)
     float_input_range: tuple[float, float] | None = None  # for float inputs feeding a QUANTIZE
+    classifier: bool = False  # output 0 is a softmax: top-1 agreement applies
 
     @property
     def size(self) -> int:

@@ -8,15 +8,18 @@ stays in the flatbuffer untouched, so the backend can rebuild the file byte for 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 
 import numpy as np
 import tflite
-from flatbuffers.number_types import UOffsetTFlags
+from flatbuffers.number_types import Int32Flags, UOffsetTFlags
 
 from ..errors import ModelError
 from ..ir import Group, Layout, ModelIR, TensorInfo, WeightTensor
+
+log = logging.getLogger("yonoc")
 
 _OP_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
@@ -24,12 +27,15 @@ _NUMPY_TYPES = {
     "FLOAT32": "float32", "INT8": "int8", "UINT8": "uint8", "INT16": "int16",
     "INT32": "int32", "INT64": "int64", "BOOL": "bool", "FLOAT16": "float16",
 }
+_WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+_FLOAT_TYPES = (tflite.TensorType.FLOAT32, tflite.TensorType.FLOAT16)
 _TFLITE_IDENTIFIER = b"TFL3"
 # Vtable slots (byte offsets in the vtable) of fields whose location we need.
 _TENSOR_NAME_SLOT = 10
 _SUBGRAPH_NAME_SLOT = 12
 _MODEL_DESCRIPTION_SLOT = 10
 _BUFFER_DATA_SLOT = 4
+_OPCODE_BUILTIN_SLOT = 10
 
 
 def read_model(path: str, name: str | None = None) -> ModelIR:
@@ -52,6 +58,18 @@ def read_model_bytes(data: bytes, name: str, path: str = "<bytes>") -> ModelIR:
     except Exception as e:  # the flatbuffers runtime raises anything on garbage
         raise ModelError(f"{path}: not a valid TFLite flatbuffer (truncated or corrupt: "
                          f"{type(e).__name__})") from None
+
+
+def builtin_code(oc) -> int:
+    """The operator code as TFLM reads it: max(builtin_code, deprecated_builtin_code).
+
+    `tflite.OperatorCode.BuiltinCode()` returns the deprecated field for codes below 127, which
+    is 0 (ADD) in files that set only `builtin_code` (valid, e.g. written by TFLM's
+    model_editor); read the raw field instead.
+    """
+    o = UOffsetTFlags.py_type(oc._tab.Offset(_OPCODE_BUILTIN_SLOT))
+    code = oc._tab.Get(Int32Flags, o + oc._tab.Pos) if o else 0
+    return max(int(code), int(oc.DeprecatedBuiltinCode()))
 
 
 def _vector_span(table, slot: int) -> tuple[int, int] | None:
@@ -123,7 +141,7 @@ def _read(data: bytes, name: str, path: str) -> ModelIR:
     custom = []
     for i in range(model.OperatorCodesLength()):
         oc = model.OperatorCodes(i)
-        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        code = builtin_code(oc)
         opname = _OP_NAMES.get(code, f"BUILTIN_{code}")
         if opname == "CUSTOM":
             cname = (oc.CustomCode() or b"?").decode("utf-8", "replace")
@@ -170,10 +188,13 @@ def _read(data: bytes, name: str, path: str) -> ModelIR:
         _check_span(path, "a name", start, length, size)
 
     weights: list[WeightTensor] = []
+    float_weights = 0
     for b, users in sorted(uses.items()):
         start, length = _buffer_span(model, b, size, path)
         if length == 0:
             continue
+        if any(t.Type() in _FLOAT_TYPES and opname in _WEIGHT_OPS for t, opname, _ in users):
+            float_weights += 1
         kinds = set()
         for t, opname, _ in users:
             shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
@@ -191,6 +212,9 @@ def _read(data: bytes, name: str, path: str) -> ModelIR:
         scales = (q.ScaleAsNumpy().astype(np.float32) if q is not None and q.ScaleLength()
                   else np.ones(1, np.float32))
         qdim = q.QuantizedDimension() if q is not None else 0
+        axis = 3 if op_name_is_depthwise(opname) else 0
+        if scales.size > 1 and shape[axis] == scales.size:
+            qdim = axis  # where TFLM's kernels apply the scales, whatever the field says
         weights.append(WeightTensor(
             name=(t.Name() or b"").decode("utf-8", "replace"),
             op_type=opname,
@@ -206,6 +230,10 @@ def _read(data: bytes, name: str, path: str) -> ModelIR:
             channel_axis_len=shape[-1] if op_name_is_depthwise(opname) else shape[0],
         ))
     weights.sort(key=lambda w: w.offset)
+    if float_weights:
+        log.warning("%s: %d float conv/FC weight tensor(s) stay raw: yonoc compresses int8 "
+                    "weights only (quantise the model to int8 to compress it)", name,
+                    float_weights)
 
     sg0 = model.Subgraphs(0)
     ins = [_tensor_info(sg0.Tensors(int(i)), path) for i in sg0.InputsAsNumpy()] \
@@ -213,15 +241,48 @@ def _read(data: bytes, name: str, path: str) -> ModelIR:
     outs = [_tensor_info(sg0.Tensors(int(i)), path) for i in sg0.OutputsAsNumpy()] \
         if sg0.OutputsLength() else []
     float_range = _float_input_range(sg0, opcodes) if ins and ins[0].dtype == "float32" else None
+    classifier = _is_classifier(sg0, opcodes) or _looks_like_logits(ins, outs)
     return ModelIR(
         name=name, path=path, data=data, operators=dict(sorted(operators.items())),
         inputs=ins, outputs=outs, weights=weights, erasable=sorted(set(erasable)),
-        custom_ops=sorted(set(custom)), float_input_range=float_range,
+        custom_ops=sorted(set(custom)), float_input_range=float_range, classifier=classifier,
     )
 
 
 def op_name_is_depthwise(opname: str) -> bool:
     return opname == "DEPTHWISE_CONV_2D"
+
+
+def _is_classifier(sg, opcodes) -> bool:
+    """Output 0 comes from a SOFTMAX (maybe through reshapes and (de)quantisation): top-1
+    agreement is meaningful for it, unlike for a regression or an autoencoder output."""
+    if not sg.OutputsLength():
+        return False
+    producer = {}
+    for oi in range(sg.OperatorsLength()):
+        op = sg.Operators(oi)
+        for t in (op.OutputsAsNumpy() if op.OutputsLength() else []):
+            producer[int(t)] = op
+    t = int(sg.OutputsAsNumpy()[0])
+    for _ in range(8):
+        op = producer.get(t)
+        if op is None:
+            return False
+        name = opcodes[op.OpcodeIndex()]
+        if name == "SOFTMAX":
+            return True
+        if name not in ("DEQUANTIZE", "QUANTIZE", "RESHAPE") or not op.InputsLength():
+            return False
+        t = int(op.InputsAsNumpy()[0])
+    return False
+
+
+def _looks_like_logits(ins, outs) -> bool:
+    """A [1, C] output with a few classes that is not a reconstruction of the input."""
+    if not ins or not outs or len(outs[0].shape) != 2 or outs[0].shape[0] != 1:
+        return False
+    classes = outs[0].shape[1]
+    return 2 <= classes <= 256 and classes != int(np.prod(ins[0].shape))
 
 
 def _float_input_range(sg, opcodes) -> tuple[float, float] | None:

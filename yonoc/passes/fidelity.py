@@ -31,7 +31,7 @@ from .encode import RAW, rebuilt_model
 @dataclass(frozen=True)
 class FidelityTarget:
     snr_db: float = 20.0
-    min_agreement: float = 0.99  # top-1, only on real (user-supplied) samples
+    min_agreement: float = 0.99  # top-1, on real (user-supplied) samples of softmax classifiers
 
 
 @dataclass
@@ -76,7 +76,7 @@ class Evaluator:
         noise = sum(float(np.sum((y - r) ** 2)) for y, r in zip(outs, self.reference))
         snr = snr_db(self.signal, noise)
         agreement = None
-        if self.real and self.model.outputs and int(np.prod(self.model.outputs[0].shape)) > 1:
+        if self.real and self.model.classifier:
             k = int(np.prod(self.model.outputs[0].shape))
             same = [int(np.argmax(y[:k]) == np.argmax(r[:k]))
                     for y, r in zip(outs[:self.real], self.reference[:self.real])]
