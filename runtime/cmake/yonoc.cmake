@@ -58,7 +58,7 @@ function(yonoc_add_image target)
   set(image "${out_dir}/image.bin")
   set(source "${out_dir}/${prefix}_image.cc")
   add_custom_command(
-    OUTPUT "${image}" "${source}"
+    OUTPUT "${image}" "${source}" "${out_dir}/${prefix}_image.h" "${out_dir}/${prefix}_ops.h"
     COMMAND "${CMAKE_COMMAND}" -E make_directory "${out_dir}"
     COMMAND ${YONOC_EXECUTABLE} build ${models} -o "${image}"
             --emit-c "${out_dir}" --prefix "${prefix}" ${ARG_OPTIONS}

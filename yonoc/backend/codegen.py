@@ -238,6 +238,11 @@ def _c_string(s: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def _c_comment(s: str) -> str:
+    """Text safe inside a // comment: printable ASCII only, no line continuation."""
+    return "".join(c if " " <= c <= "~" and c != "\\" else "?" for c in s)
+
+
 def _byte_lines(data: bytes) -> str:
     lines = []
     for i in range(0, len(data), BYTES_PER_LINE):
@@ -255,6 +260,7 @@ def _env():
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR), undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
     env.filters["c_string"] = _c_string
+    env.filters["c_comment"] = _c_comment
     return env
 
 

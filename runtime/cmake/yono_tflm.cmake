@@ -1,0 +1,59 @@
+# yono::tflm: the TFLM layer (task switch + interpreter setup), built only when
+# the firmware provides TensorFlow Lite Micro as a CMake target. yonoc never
+# builds, downloads or ships TFLM.
+#
+#   YONO_TFLM_TARGET  name of an existing target that provides TFLM (headers,
+#                     compile definitions such as TF_LITE_STATIC_MEMORY, and the
+#                     library), e.g. the firmware's `tflm` or `tflite-micro`.
+#   YONO_TFLM_CMAKE   optional: a CMake file included first to define that
+#                     target (for example an imported prebuilt TFLM library).
+#
+# Included from the top-level CMakeLists.txt after yono::runtime is defined.
+include_guard(GLOBAL)
+
+set(YONO_TFLM_TARGET "" CACHE STRING
+    "Existing CMake target providing TFLM (enables yono::tflm)")
+set(YONO_TFLM_CMAKE "" CACHE FILEPATH
+    "Optional CMake file that defines YONO_TFLM_TARGET (included first)")
+
+if(YONO_TFLM_CMAKE)
+  include("${YONO_TFLM_CMAKE}")
+endif()
+
+set(YONO_HAVE_TFLM OFF)
+if(YONO_TFLM_TARGET)
+  if(TARGET ${YONO_TFLM_TARGET})
+    set(YONO_HAVE_TFLM ON)
+  else()
+    message(WARNING "yono: YONO_TFLM_TARGET='${YONO_TFLM_TARGET}' is not a target "
+                    "(define it before add_subdirectory(yonoc), or pass YONO_TFLM_CMAKE); "
+                    "yono::tflm is not built")
+  endif()
+endif()
+
+if(YONO_HAVE_TFLM)
+  get_filename_component(_yono_root "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
+  add_library(yono_tflm STATIC "${_yono_root}/runtime/tflm/src/tflm.cc")
+  add_library(yono::tflm ALIAS yono_tflm)
+  target_include_directories(yono_tflm PUBLIC
+    $<BUILD_INTERFACE:${_yono_root}/runtime/tflm/include>)
+  target_link_libraries(yono_tflm PUBLIC yono::runtime ${YONO_TFLM_TARGET})
+  target_compile_features(yono_tflm PUBLIC cxx_std_17)
+  set_target_properties(yono_tflm PROPERTIES CXX_EXTENSIONS OFF)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    # TFLM's headers are not -Wconversion/-Wshadow clean: plain -Wall -Wextra here.
+    target_compile_options(yono_tflm PRIVATE -Wall -Wextra
+      $<$<BOOL:${YONO_WARNINGS_AS_ERRORS}>:-Werror> -fno-exceptions -fno-rtti)
+  endif()
+  unset(_yono_root)
+endif()
+
+# Host test (tests/tflm): switches through every task of an image in TFLM and
+# compares outputs with TFLM's Python interpreter. Without TFLM it is
+# registered as a skipped test.
+if(YONO_BUILD_TESTS AND CMAKE_SOURCE_DIR STREQUAL CMAKE_CURRENT_SOURCE_DIR
+   AND EXISTS "${CMAKE_CURRENT_LIST_DIR}/../../tests/tflm/CMakeLists.txt")
+  enable_testing()
+  add_subdirectory("${CMAKE_CURRENT_LIST_DIR}/../../tests/tflm"
+                   "${CMAKE_CURRENT_BINARY_DIR}/tests/tflm")
+endif()
