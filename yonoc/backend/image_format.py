@@ -279,6 +279,8 @@ def read_image(data: bytes) -> Image:
             cursor = dst + length
             filled += length
             fill = Fill(dst, length, FillKind.ZERO, layout, first, m, p, inner)
+            if kind in (FillKind.ZERO, FillKind.RAW) and layout != 0:
+                raise ImageError(f"corrupt image: {where} has a layout but is not PQ")
             if kind == FillKind.ZERO:
                 pass
             elif kind == FillKind.RAW:
@@ -303,6 +305,8 @@ def read_image(data: bytes) -> Image:
             else:
                 raise ImageError(f"corrupt image: {where} has unknown kind {kind}")
             fills.append(fill)
+        if model_size > max_model or arena > max_arena:
+            raise ImageError(f"corrupt image: task {name!r} exceeds the header's maximum sizes")
         if filled + skel_size != model_size:
             raise ImageError(f"corrupt image: task {name!r} sizes do not add up")
         tasks.append(TaskView(name, model_size, model_crc, skel_off, skel_size, fills, arena,
