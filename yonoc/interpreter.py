@@ -7,11 +7,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 
 import numpy as np
+import tflite
 
 from .errors import MissingDependencyError, ModelError
 from .ir import ModelIR, TensorInfo
+
+_ITEM_BYTES = {tflite.TensorType.FLOAT32: 4, tflite.TensorType.FLOAT16: 2,
+               tflite.TensorType.INT32: 4, tflite.TensorType.UINT8: 1,
+               tflite.TensorType.INT64: 8, tflite.TensorType.BOOL: 1,
+               tflite.TensorType.INT16: 2, tflite.TensorType.INT8: 1,
+               tflite.TensorType.UINT32: 4, tflite.TensorType.UINT16: 2}
 
 
 def _runtime():
@@ -25,43 +33,95 @@ def _runtime():
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
-    """TFLM prints allocation failures on fd 2; keep the CLI's one-line errors clean."""
+def _quiet_stderr(capture: list | None = None):
+    """TFLM prints allocation failures on fd 2; keep the CLI's one-line errors clean. What it
+    printed is appended to `capture` (if given) so an error can say why."""
     try:
         fd = os.dup(2)
     except OSError:
         yield
         return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
+    with tempfile.TemporaryFile() as log:
+        try:
+            os.dup2(log.fileno(), 2)
             yield
-    finally:
-        os.dup2(fd, 2)
-        os.close(fd)
+        finally:
+            os.dup2(fd, 2)
+            os.close(fd)
+            if capture is not None:
+                log.seek(0)
+                capture.append(log.read(4096).decode("utf-8", "replace"))
+
+
+def arena_bound(model: bytes) -> int:
+    """A tensor arena TFLM certainly fits the model in on the host: its own heuristic (10x the
+    model size) is too small for tiny models with large activations, so add every non-constant
+    tensor of every subgraph (no reuse assumed) twice (scratch buffers) and 64 KiB."""
+    total = 0
+    try:
+        m = tflite.Model.GetRootAsModel(model, 0)
+        for sgi in range(m.SubgraphsLength()):
+            sg = m.Subgraphs(sgi)
+            for ti in range(sg.TensorsLength()):
+                t = sg.Tensors(ti)
+                buf = m.Buffers(t.Buffer())
+                if buf is not None and (buf.DataLength() or buf.Offset() > 1):
+                    continue
+                n = int(np.prod(np.maximum(t.ShapeAsNumpy(), 1))) if t.ShapeLength() else 1
+                total += n * _ITEM_BYTES.get(t.Type(), 8)
+    except Exception:  # garbage: let TFLM report it
+        total = 0
+    return 10 * len(model) + 2 * total + 65536
+
+
+def _custom_ops(model: bytes) -> list:
+    try:
+        m = tflite.Model.GetRootAsModel(model, 0)
+        return sorted({(m.OperatorCodes(i).CustomCode() or b"").decode("utf-8", "replace")
+                       for i in range(m.OperatorCodesLength())} - {""})
+    except Exception:
+        return []
+
+
+def _cannot_run(name: str, model: bytes, error: Exception, stderr: list) -> ModelError:
+    lines = [ln.strip() for ln in "".join(stderr).splitlines() if ln.strip()]
+    why = lines[0] if lines else (str(error).splitlines()[0] if str(error) else
+                                  type(error).__name__)
+    why = why.rstrip(".")
+    if "CUSTOM" in why and _custom_ops(model):
+        why += f" ({', '.join(_custom_ops(model))})"
+    return ModelError(f"{name}: the TFLM interpreter cannot run this model: {why}; build with "
+                      "--no-check to store it without the TFLM fidelity check")
 
 
 def make_interpreter(model: bytes, arena_size: int | None = None):
     rt = _runtime()
     with _quiet_stderr():
-        return rt.Interpreter.from_bytes(model, arena_size=arena_size)
+        return rt.Interpreter.from_bytes(model, arena_size=arena_size or arena_bound(model))
+
+
+def _set_inputs(interp, sample) -> None:
+    """A sample is one array (input 0) or a tuple of arrays (one per model input)."""
+    for k, x in enumerate(sample if isinstance(sample, tuple) else (sample,)):
+        interp.set_input(x, k)
 
 
 def run(model: bytes, inputs: list, n_outputs: int = 1, name: str = "model") -> list:
-    """Outputs (per sample, a list per output tensor) of a single-input model."""
+    """Outputs (per sample, a list per output tensor); samples as in `_set_inputs`."""
+    stderr: list = []
+    rt = _runtime()
     try:
-        interp = make_interpreter(model)
-        results = []
-        for x in inputs:
-            interp.reset()
-            interp.set_input(x, 0)
-            with _quiet_stderr():
+        with _quiet_stderr(stderr):
+            interp = rt.Interpreter.from_bytes(model, arena_size=arena_bound(model))
+            results = []
+            for x in inputs:
+                interp.reset()
+                _set_inputs(interp, x)
                 interp.invoke()
-            results.append([np.array(interp.get_output(k)) for k in range(n_outputs)])
+                results.append([np.array(interp.get_output(k)) for k in range(n_outputs)])
         return results
     except (RuntimeError, ValueError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ModelError(f"{name}: the TFLM interpreter cannot run this model ({msg})") from None
+        raise _cannot_run(name, model, e, stderr) from None
 
 
 def measure_arena(model: bytes, sample) -> int:
@@ -73,10 +133,9 @@ def measure_arena(model: bytes, sample) -> int:
     for them; optimised kernels (CMSIS-NN) may ask for extra scratch, see docs/runtime.md.
     """
     import re
-    import tempfile
 
     interp = make_interpreter(model)
-    interp.set_input(sample, 0)
+    _set_inputs(interp, sample)
     with _quiet_stderr():
         interp.invoke()
     with tempfile.TemporaryFile() as log:
@@ -105,15 +164,23 @@ def generated_inputs(model: ModelIR, count: int, seed: int = 0) -> list:
     """Deterministic inputs over the input's range: half white noise, half smooth noise.
 
     Smooth inputs look more like images, spectrograms and motion than white noise does, so
-    they exercise the models' real operating range better; neither proves accuracy.
+    they exercise the models' real operating range better; neither proves accuracy. A model
+    with several inputs gets tuples (one array per input).
     """
-    info = model.inputs[0]
     rng = np.random.default_rng(seed)
+    per_input = [_generated(info, model.float_input_range if k == 0 else None, count, rng)
+                 for k, info in enumerate(model.inputs)]
+    if len(per_input) == 1:
+        return per_input[0]
+    return [tuple(xs) for xs in zip(*per_input)]
+
+
+def _generated(info: TensorInfo, float_range, count: int, rng) -> list:
     shape = tuple(info.shape)
     if info.dtype in ("int8", "uint8", "int16"):
         lo, hi = np.iinfo(info.dtype).min, np.iinfo(info.dtype).max
-    elif model.float_input_range:
-        lo, hi = model.float_input_range
+    elif float_range:
+        lo, hi = float_range
     else:
         lo, hi = -1.0, 1.0
     out = []

@@ -46,10 +46,14 @@ def samples_for(model: ModelIR, explicit: dict, generated: int, limit: int):
     """(samples, number of real ones first) for one model.
 
     Generated inputs are always added: a handful of real samples alone is too few to estimate
-    an SNR that holds on inputs the build never saw.
+    an SNR that holds on inputs the build never saw. Samples of a model with several inputs
+    are tuples (see `interpreter.generated_inputs`); real ones feed input 0.
     """
     if not model.inputs:
-        raise YonocError(f"{model.name}: model has no inputs")
+        raise YonocError(f"{model.name}: model has no inputs to check it with; build with "
+                         "--no-check to store it without the TFLM fidelity check")
     real = [x for path in find_sample_files(model, explicit)
             for x in load_samples(model, path, limit)][:limit]
+    if real and len(model.inputs) > 1:  # real samples feed input 0; generated ones the rest
+        real = [(x,) + extra[1:] for x, extra in zip(real, generated_inputs(model, len(real), 1))]
     return real + generated_inputs(model, generated), len(real)
