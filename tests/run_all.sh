@@ -13,4 +13,14 @@ cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/test --parallel "$jobs"
 ctest --test-dir build/test --output-on-failure -j "$jobs"
 
-tests/cpp/run_sanitized.sh build/asan -j "$jobs" -L image -R "examples|tflite_micro|unit"
+tests/cpp/run_sanitized.sh build/asan -j "$jobs" -L image -R "examples|tflite_micro|unit|regressions"
+
+# 60 s libFuzzer run of the image reader (tests/fuzz), when clang + libFuzzer are installed
+if command -v clang++ >/dev/null 2>&1; then
+  cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DYONO_FUZZ=ON -DYONO_BUILD_TESTS=OFF -DYONO_BUILD_BENCH=OFF >/dev/null
+  cmake --build build/fuzz --parallel "$jobs"
+  ctest --test-dir build/fuzz --output-on-failure -L fuzz
+else
+  echo "fuzz: clang++ not found, skipped"
+fi

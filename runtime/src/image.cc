@@ -107,6 +107,8 @@ yono_status ValidateTask(const yono_image& im, uint32_t t) {
   if (!InBounds(task.name_offset, uint64_t{task.name_length} + 1, size))
     return YONO_OUT_OF_BOUNDS;
   if (img[task.name_offset + task.name_length] != 0) return YONO_BAD_TASK;
+  for (uint32_t i = 0; i < task.name_length; ++i)  // names are C strings: no NUL inside
+    if (img[task.name_offset + i] == 0) return YONO_BAD_TASK;
   if (task.model_size > im.max_model_size) return YONO_BAD_HEADER;
   if (task.arena_size > im.max_arena_size) return YONO_BAD_HEADER;
   if (!InBounds(task.skeleton_offset, task.skeleton_size, size))
@@ -235,6 +237,22 @@ void CopyFull(uint8_t* out, const uint8_t* idx, uint32_t count, const Pq& pq,
   if (pq.m == 2) {
     const int8_t* c0 = pq.cw[0];
     const int8_t* c1 = pq.cw[1];
+    if (S == 4) {
+      // Eight sub-vectors (32 bytes) per step: one 64-bit index load, pairs
+      // of codewords assembled into 64-bit stores (little-endian, like the
+      // four-per-step path below).
+      for (; j + 8 <= count; j += 8) {
+        uint64_t ix;
+        memcpy(&ix, idx + j, 8);
+        for (uint32_t q = 0; q < 8; q += 2) {
+          uint32_t v0, v1;
+          memcpy(&v0, c0 + ((ix >> (8 * q)) & 0xFFu) * 4u, 4);
+          memcpy(&v1, c1 + ((ix >> (8 * q + 8)) & 0xFFu) * 4u, 4);
+          const uint64_t w = uint64_t{v0} | (uint64_t{v1} << 32);
+          memcpy(out + (j + q) * 4u, &w, 8);
+        }
+      }
+    }
     if (S == 2 || S == 4) {
       // Four sub-vectors per step, assembled in registers: one index word
       // load and word-sized stores.

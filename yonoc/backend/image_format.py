@@ -261,8 +261,8 @@ def read_image(data: bytes) -> Image:
         if not 1 <= name_len <= MAX_NAME_LENGTH:
             raise ImageError(f"corrupt image: task {ti} has a bad name length")
         _span(image_size, name_off, name_len + 1, f"task {ti} name")
-        if data[name_off + name_len] != 0:
-            raise ImageError(f"corrupt image: task {ti} name is not terminated")
+        if data[name_off + name_len] != 0 or 0 in data[name_off:name_off + name_len]:
+            raise ImageError(f"corrupt image: task {ti} name is not a NUL-terminated string")
         try:
             name = data[name_off:name_off + name_len].decode("utf-8")
         except UnicodeDecodeError:
