@@ -17,6 +17,7 @@ import tflite
 from flatbuffers.number_types import UOffsetTFlags
 
 from ..errors import ModelError
+from ..frontend.tflite_reader import builtin_code
 from ..ir import ModelIR
 
 _OP_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
@@ -102,7 +103,7 @@ def _read(data: bytes) -> Graph:
     opcodes = []
     for i in range(model.OperatorCodesLength()):
         oc = model.OperatorCodes(i)
-        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        code = builtin_code(oc)
         name = _OP_NAMES.get(code, f"BUILTIN_{code}")
         if name == "CUSTOM":
             name = "CUSTOM:" + (oc.CustomCode() or b"?").decode("utf-8", "replace")

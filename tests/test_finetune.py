@@ -1,0 +1,185 @@
+"""Algorithm 1 (passes/em.py), the finetune hook interface and the torch lift."""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import EXAMPLES, SHARED
+
+from yonoc import interpreter
+from yonoc.errors import MissingDependencyError, ModelError, YonocError
+from yonoc.finetune import FinetuneData, FinetuneResult, call_hook, load_hook
+from yonoc.frontend import read_model
+from yonoc.passes import em, encode
+from yonoc.pq.codebooks import CodebookOptions, learn
+
+# the lift tracks TFLM's int8 arithmetic up to fixed-point requantisation rounding:
+# dequantised outputs within this many output LSBs (max / mean), same top-1 class
+LIFT_MAX_LSB = 2.0
+LIFT_MEAN_LSB = 0.5
+
+
+def _example(name):
+    base = os.path.join(EXAMPLES, name)
+    if not all(os.path.isfile(base + s) for s in (".tflite", ".train.npz", ".test.npz")):
+        pytest.skip(f"example {name} with data not present")
+    return (read_model(base + ".tflite"), base + ".train.npz", base + ".test.npz")
+
+
+def _coarse_encodings(model, codewords=64):
+    cbs = learn(model.weights, CodebookOptions(codewords=codewords, iterations=8))
+    coarse = [cbs.rates(g)[0] for g in sorted({b.group for b in cbs.books})]
+    from yonoc.pq.codebooks import CodebookSet
+    cbs = CodebookSet(coarse)
+    return cbs, encode.encode_model(model, cbs)
+
+
+class OracleHook:
+    """A non-torch hook: 'finetunes' by restoring the original weights of the layers in S."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, model, trainable, weights, data):
+        self.calls.append((list(trainable), [w.shape for w in weights], data))
+        out = {}
+        for i in trainable:
+            t = model.weights[i]
+            out[i] = (t.values.astype(np.float64) * encode.channel_scales(t)).reshape(t.shape)
+        return out
+
+
+def test_hook_interface_with_a_non_torch_hook_and_frozen_codebooks():
+    model, train, test = _example("digits_resnet")
+    cbs, encs = _coarse_encodings(model)
+    frozen = copy.deepcopy([[s.copy() for s in b.subs] for b in cbs.books])
+    data = em.load_data(model, em.DataSpec(train, test))
+    data = em.ModelData(data.x_train[:64], data.y_train[:64], data.x_test[:150],
+                        data.y_test[:150])
+    hook = OracleHook()
+    out = em.run(model, encs, data, em.EMOptions(epsilon=100.0, precheck=False), hook)
+    # first call: S = first and last layer by operator order, every layer's weights given
+    first_s, shapes, fd = hook.calls[0]
+    assert first_s == em.first_last(em.layer_map(model, em.read_graph(model.data)))
+    assert shapes == [w.shape for w in model.weights]
+    assert isinstance(fd, FinetuneData) and fd.x.shape[0] == 64 and fd.y is not None
+    assert out.passed and not out.fell_back
+    # layers in S are stored raw with the hook's (re-quantised) values
+    for i in out.trainable:
+        t = model.weights[i]
+        assert out.choices[i] == encode.RAW
+        assert out.patches[t.offset] == t.values.tobytes()
+    # codewords never change
+    assert all(np.array_equal(a, b) for book, subs in zip(cbs.books, frozen)
+               for a, b in zip(book.subs, subs))
+
+
+def test_call_hook_rejects_bad_results():
+    model, _, _ = _example("digits_mlp")
+    ws = [np.zeros(t.shape) for t in model.weights]
+    fd = FinetuneData(np.zeros((1, 64), np.float32), None)
+    with pytest.raises(YonocError, match="frozen layer"):
+        call_hook(lambda m, s, w, d: {1: ws[1]}, model, [0], ws, fd)
+    with pytest.raises(YonocError, match="weights for layer"):
+        call_hook(lambda m, s, w, d: {0: np.zeros(3)}, model, [0], ws, fd)
+    with pytest.raises(YonocError, match="non-finite"):
+        call_hook(lambda m, s, w, d: FinetuneResult({0: ws[0] * np.nan}), model, [0], ws, fd)
+    with pytest.raises(YonocError, match="expected FinetuneResult"):
+        call_hook(lambda m, s, w, d: 3, model, [0], ws, fd)
+
+
+def test_load_hook_by_module_callable_and_errors(tmp_path, monkeypatch):
+    (tmp_path / "myhooks.py").write_text(
+        "class Hook:\n    def __call__(self, model, trainable, weights, data):\n"
+        "        return {}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert callable(load_hook("myhooks:Hook"))
+    with pytest.raises(YonocError, match="cannot import"):
+        load_hook("no_such_module_xyz:hook")
+    with pytest.raises(YonocError, match="has no"):
+        load_hook("myhooks:Nope")
+    with pytest.raises(YonocError, match="no such hook"):
+        load_hook("no-such-entry-point")
+
+
+def test_missing_torch_is_a_clear_error(monkeypatch):
+    from yonoc.finetune.lift import require_torch
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'yonoc\[torch\]'"):
+        require_torch()
+
+
+def test_eq3_picks_largest_error_per_parameter():
+    model, train, test = _example("digits_resnet")
+    _, encs = _coarse_encodings(model)
+    errs = [e.error_at(0) / e.tensor.size for e in encs]
+    data = em.load_data(model, em.DataSpec(train, test))
+    data = em.ModelData(data.x_train[:32], data.y_train[:32], data.x_test[:60],
+                        data.y_test[:60])
+
+    class Identity:  # keeps the reconstruction: nothing recovers, S grows by eq. 3
+
+        def __call__(self, model, trainable, weights, data):
+            return {i: weights[i] for i in trainable}
+
+    out = em.run(model, encs, data, em.EMOptions(epsilon=-100.0, precheck=False,
+                                                 max_iterations=1), Identity())
+    s0 = set(out.steps[0].trainable)
+    rest = [i for i in range(len(encs)) if i not in s0]
+    assert set(out.trainable) - s0 == {max(rest, key=lambda i: errs[i])}
+
+
+# ---- torch -------------------------------------------------------------------------------
+
+def _example_models():
+    import glob
+    return sorted(glob.glob(os.path.join(EXAMPLES, "*.tflite")))
+
+
+@pytest.mark.parametrize("path", _example_models(), ids=os.path.basename)
+def test_lift_matches_tflm(path):
+    pytest.importorskip("torch")
+    from yonoc.finetune.lift import lift_matches
+    model = read_model(path)
+    sample = path[:-len(".tflite")] + ".sample.npy"
+    xs = (list(np.load(sample).reshape((-1,) + tuple(model.inputs[0].shape)))
+          if os.path.isfile(sample) else interpreter.generated_inputs(model, 8))
+    lifted = lift_matches(model, xs)[0].reshape(len(xs), -1)
+    info = model.outputs[0]
+    ref = np.stack([interpreter.dequantize(o[0], info).reshape(-1)
+                    for o in interpreter.run(model.data, xs)])
+    lsb = np.abs(lifted - ref) / info.scale
+    assert lsb.max() <= LIFT_MAX_LSB and lsb.mean() <= LIFT_MEAN_LSB, (lsb.max(), lsb.mean())
+    if ref.shape[1] > 1:
+        assert np.array_equal(lifted.argmax(1), ref.argmax(1))
+
+
+def test_lift_names_an_unsupported_operator():
+    pytest.importorskip("torch")
+    path = os.path.join(SHARED, "tflite-micro", "trained_lstm_int8.tflite")
+    if not os.path.isfile(path):
+        pytest.skip("shared models not present")
+    from yonoc.finetune.lift import build_lift
+    with pytest.raises(ModelError, match="UNIDIRECTIONAL_SEQUENCE_LSTM"):
+        build_lift(read_model(path))
+
+
+def test_em_beats_pq_m_on_a_small_model():
+    pytest.importorskip("torch")
+    model, train, test = _example("digits_resnet")
+    _, encs = _coarse_encodings(model)
+    data = em.load_data(model, em.DataSpec(train, test))
+    data = em.ModelData(data.x_train[:600], data.y_train[:600], data.x_test, data.y_test)
+    x_test = em.model_inputs(model, data.x_test)
+    acc_pq = em.accuracy(model, encode.rebuilt_model(model, encs, [0] * len(encs), True),
+                         x_test, data.y_test)
+    out = em.run(model, encs, data, em.EMOptions(epsilon=0.5, epochs=3, max_iterations=1,
+                                                 fallback_raw=False),
+                 load_hook("torch"))
+    assert not out.fell_back
+    assert out.final >= acc_pq + 5.0, (acc_pq, out.final)

@@ -1,0 +1,172 @@
+"""Build specs (yonoc/spec.py) and `yonoc build --spec`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import EXAMPLES
+
+from yonoc.cli import main
+from yonoc.errors import YonocError
+from yonoc.options import BuildOptions
+from yonoc.spec import apply, load_spec
+
+
+def _write(tmp_path, text, name="yonoc.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_spec_parses_models_data_and_options(tmp_path):
+    path = _write(tmp_path, """
+[build]
+mode = "pq-mopt"
+epsilon = 0.5
+epochs = 3
+finetune = "mymod:hook"
+codebooks = "cb.npz"
+
+[[model]]
+path = "m/a.tflite"
+train = "m/a.train.npz"
+test = "m/a.test.npz"
+epsilon = 0.25
+
+[[model]]
+path = "m/b.tflite"
+inputs = "m/b.npy"
+
+[[model]]
+path = "/abs/c.tflite"
+samples = "c.sample.npy"
+""")
+    spec = load_spec(path)
+    assert spec.models == [str(tmp_path / "m/a.tflite"), str(tmp_path / "m/b.tflite"),
+                           "/abs/c.tflite"]
+    data = dict(spec.data)
+    assert data["a"].train == str(tmp_path / "m/a.train.npz") and data["a"].epsilon == 0.25
+    assert data["b"].inputs == str(tmp_path / "m/b.npy") and data["b"].train is None
+    assert "c" not in data and dict(spec.samples)["c"] == str(tmp_path / "c.sample.npy")
+    opts = apply(spec, BuildOptions())
+    assert opts.mode == "pq-mopt" and opts.em.epsilon == 0.5 and opts.em.epochs == 3
+    assert opts.finetune == "mymod:hook"
+    assert opts.frozen_codebooks == str(tmp_path / "cb.npz")
+    # explicit command-line values win over the spec
+    opts = apply(spec, BuildOptions(), {"mode": "yono", "epsilon": 2.0})
+    assert opts.mode == "yono" and opts.em.epsilon == 2.0
+
+
+@pytest.mark.parametrize("text,match", [
+    ("[build]\nmode = 'fast'\n[[model]]\npath = 'a.tflite'\n", "mode 'fast'"),
+    ("[build]\nepsilonn = 1\n[[model]]\npath = 'a.tflite'\n", "unknown \\[build\\] key"),
+    ("[[model]]\npath = 'a.tflite'\ntrian = 'x.npz'\n", "unknown key"),
+    ("[[model]]\ntrain = 'x.npz'\n", "needs path"),
+    ("[build]\nmode = 'yono'\n", "no \\[\\[model\\]\\]"),
+    ("[[model]]\npath = 'a.tflite'\ntrain = 'x.npz'\ninputs = 'y.npy'\n", "not both"),
+    ("[[model]]\npath = 'a.tflite'\nepsilon = -1\n", "non-negative"),
+    ("[[model]\npath = 'a.tflite'\n", "not valid TOML"),
+    ("[other]\n[[model]]\npath = 'a.tflite'\n", "unknown table"),
+])
+def test_spec_errors_are_one_line(tmp_path, text, match):
+    with pytest.raises(YonocError, match=match) as e:
+        load_spec(_write(tmp_path, text))
+    assert "\n" not in str(e.value)
+
+
+def test_missing_spec_file():
+    with pytest.raises(YonocError, match="no such build spec"):
+        load_spec("/nonexistent/yonoc.toml")
+
+
+def _need(*names):
+    for n in names:
+        if not os.path.isfile(os.path.join(EXAMPLES, n)):
+            pytest.skip(f"example {n} not present")
+
+
+HOOK = """
+import numpy as np
+from yonoc.passes.encode import channel_scales
+class Restore:
+    '''Non-torch hook: puts back the original weights of the layers in S.'''
+    def __call__(self, model, trainable, weights, data):
+        return {i: model.weights[i].values * channel_scales(model.weights[i]) for i in trainable}
+"""
+
+
+def test_cli_build_with_spec_and_a_custom_hook(tmp_path, monkeypatch):
+    _need("digits_resnet.tflite", "digits_resnet.train.npz", "digits_resnet.test.npz",
+          "imu_cnn1d.tflite")
+    (tmp_path / "restorehook.py").write_text(HOOK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ex = EXAMPLES
+    spec = _write(tmp_path, f"""
+[build]
+epsilon = 1.0
+
+[[model]]
+path = "{ex}/digits_resnet.tflite"
+train = "{ex}/digits_resnet.train.npz"
+test = "{ex}/digits_resnet.test.npz"
+
+[[model]]
+path = "{ex}/imu_cnn1d.tflite"
+""")
+    out, report = tmp_path / "i.bin", tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["build", "--spec", spec, "--finetune",
+                                    "restorehook:Restore", "-j", "1", "-o", str(out),
+                                    "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    models = {m["name"]: m for m in json.loads(report.read_text())["models"]}
+    r = models["digits_resnet"]
+    assert r["accuracy"] >= r["accuracy_original"] - 1.0
+    assert r["finetuned"] and r["rate_counts"].get("raw", 0) == len(r["finetuned"])
+    assert models["imu_cnn1d"]["accuracy"] is None  # no data: data-free fidelity mode
+    # the image rebuilds to a model carrying the restored (original) weights of S
+    from yonoc.backend.image_format import read_image, rebuild
+    from yonoc.frontend import read_model
+    img = read_image(out.read_bytes())
+    k = [t.name for t in img.tasks].index("digits_resnet")
+    orig = read_model(f"{ex}/digits_resnet.tflite")
+    blob = rebuild(img, k)
+    for i in r["finetuned"]:
+        t = orig.weights[i]
+        assert blob[t.offset:t.offset + t.size] == t.values.tobytes()
+
+
+def test_cli_spec_with_unknown_data_model_and_bad_hook(tmp_path):
+    _need("imu_cnn1d.tflite", "imu_cnn1d.train.npz", "imu_cnn1d.test.npz")
+    ex = EXAMPLES
+    spec = _write(tmp_path, f"""
+[[model]]
+path = "{ex}/imu_cnn1d.tflite"
+train = "{ex}/imu_cnn1d.train.npz"
+test = "{ex}/imu_cnn1d.test.npz"
+""")
+    res = CliRunner().invoke(main, ["build", "--spec", spec, "--finetune", "nosuchmod:x",
+                                    "-j", "1", "-o", str(tmp_path / "i.bin")])
+    assert res.exit_code == 2 and "cannot import nosuchmod" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_data_files_are_checked(tmp_path):
+    _need("imu_cnn1d.tflite")
+    from yonoc.frontend import read_model
+    from yonoc.passes import em
+    m = read_model(os.path.join(EXAMPLES, "imu_cnn1d.tflite"))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros((4, 7), np.float32), y=np.zeros(4, np.int64))
+    with pytest.raises(YonocError, match="do not fit model imu_cnn1d"):
+        em.load_data(m, em.DataSpec(str(bad), str(bad)))
+    nolab = tmp_path / "nolab.npz"
+    np.savez(nolab, x=np.zeros((8, 100, 1, 6), np.float32))
+    d = em.load_data(m, em.DataSpec(inputs=str(nolab)))
+    assert d.y_train is None and len(d.x_train) == 6 and len(d.x_test) == 2
+    with pytest.raises(YonocError, match="no such data file"):
+        em.load_data(m, em.DataSpec(str(tmp_path / "nope.npz"), str(bad)))
