@@ -152,6 +152,7 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
     timings["encode+fidelity"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    entries, tasks = drop_unused_codebooks(entries, tasks)
     image = fmt.write_image(entries, tasks)
     parsed = fmt.read_image(image)  # self-check: what the firmware will see
     for i, task in enumerate(tasks):
@@ -161,6 +162,22 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
     timings["total"] = time.perf_counter() - t0
     cb_bytes = sum(e.codewords.size * 2 for e in entries)
     return BuildResult(image, results, cb_bytes, timings)
+
+
+def drop_unused_codebooks(entries: list, tasks: list):
+    """Keep only the sub-codebooks some PQ record uses (e.g. a finer rate no tensor needed),
+    renumbering the records; the order of the kept ones does not change."""
+    used = set()
+    for t in tasks:
+        for f in t.fills:
+            if f.kind == fmt.FillKind.PQ:
+                used.update(range(f.codebook_first, f.codebook_first + f.codebook_count))
+    new_index = {old: new for new, old in enumerate(sorted(used))}
+    for t in tasks:
+        for f in t.fills:
+            if f.kind == fmt.FillKind.PQ:
+                f.codebook_first = new_index[f.codebook_first]
+    return [e for i, e in enumerate(entries) if i in used], tasks
 
 
 def _compile_model(args):
