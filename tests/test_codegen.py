@@ -70,7 +70,7 @@ def test_files_and_contents(two_images):
     h = (a / "alpha_image.h").read_text()
     image = (a / "image.bin").read_bytes()
     assert f"#define ALPHA_IMAGE_SIZE {len(image)}u" in h
-    assert "#define ALPHA_TASK_COUNT 3u" in h
+    assert f"#define ALPHA_TASK_COUNT {len(example_models())}u" in h
     assert "ALPHA_TASK_DIGITS_MLP = 0," in h
     assert "tensorflow" not in h.split("//")[0] and "#include \"tensorflow" not in h
     cc = (a / "alpha_image.cc").read_text()
