@@ -40,6 +40,7 @@ from ..finetune.graph import layer_map, read_graph
 from ..ir import ModelIR
 from .encode import RAW, channel_scales, rebuilt_model
 from .fidelity import Evaluator, FidelityTarget
+from .fidelity import choose as fidelity_choose
 
 log = logging.getLogger("yonoc")
 
@@ -301,12 +302,21 @@ def run(model: ModelIR, encodings: list, data: ModelData, options: EMOptions,
             S = sorted(S + [max(rest, key=eq3_error)])
     fell_back = False
     if not ok and options.fallback_raw:
-        # never worse than the original: every layer raw with its original values
         fell_back = True
-        choices, patches = [RAW] * n, {}
-        blob = rebuilt_model(model, encodings, choices, erase_names, patches)
-        score, ok = evaluate(blob)
-        log.warning("%s: EM finetuning did not reach the target; kept raw", model.name)
+        # the data-free allocation (rates + raw, judged on the model's own inputs in TFLM)
+        # before giving up: it keeps the original values of whatever it leaves raw
+        samples = model_inputs(model, data.x_test)[:32]
+        free, _ = fidelity_choose(model, encodings, Evaluator(model, samples, len(samples)),
+                                  target, "sensitivity", erase_names)
+        choices, patches = free, {}
+        score, ok = evaluate(rebuilt_model(model, encodings, choices, erase_names, patches))
+        if ok:
+            log.warning("%s: EM finetuning did not reach the target; using the data-free "
+                        "allocation, which does", model.name)
+        else:  # never worse than the original: every layer raw with its original values
+            choices = [RAW] * n
+            score, ok = evaluate(rebuilt_model(model, encodings, choices, erase_names, patches))
+            log.warning("%s: EM finetuning did not reach the target; kept raw", model.name)
     return EMOutcome(choices, patches, metric, acc_orig, score, ok, list(S), steps, fell_back)
 
 
