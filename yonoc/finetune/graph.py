@@ -17,10 +17,9 @@ import tflite
 from flatbuffers.number_types import UOffsetTFlags
 
 from ..errors import ModelError
-from ..frontend.tflite_reader import builtin_code
+from ..frontend.tflite_reader import operator_names
 from ..ir import ModelIR
 
-_OP_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
 _NUMPY = {"FLOAT32": np.float32, "INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16,
           "INT32": np.int32, "INT64": np.int64, "BOOL": np.bool_, "FLOAT16": np.float16}
@@ -100,14 +99,7 @@ def _buffer(model, index: int):
 
 def _read(data: bytes) -> Graph:
     model = tflite.Model.GetRootAsModel(data, 0)
-    opcodes = []
-    for i in range(model.OperatorCodesLength()):
-        oc = model.OperatorCodes(i)
-        code = builtin_code(oc)
-        name = _OP_NAMES.get(code, f"BUILTIN_{code}")
-        if name == "CUSTOM":
-            name = "CUSTOM:" + (oc.CustomCode() or b"?").decode("utf-8", "replace")
-        opcodes.append(name)
+    opcodes = operator_names(model)
     sg = model.Subgraphs(0)
     tensors = []
     for ti in range(sg.TensorsLength()):

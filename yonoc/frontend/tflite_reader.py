@@ -132,22 +132,26 @@ def _classify(op_name: str, shape: tuple[int, ...]):
     return None
 
 
+def operator_names(model) -> list:
+    """Name of every operator code: the builtin name, or `CUSTOM:<custom code>`."""
+    names = []
+    for i in range(model.OperatorCodesLength()):
+        oc = model.OperatorCodes(i)
+        code = builtin_code(oc)
+        name = _OP_NAMES.get(code, f"BUILTIN_{code}")
+        if name == "CUSTOM":
+            name = "CUSTOM:" + (oc.CustomCode() or b"?").decode("utf-8", "replace")
+        names.append(name)
+    return names
+
+
 def _read(data: bytes, name: str, path: str) -> ModelIR:
     size = len(data)
     model = tflite.Model.GetRootAsModel(data, 0)
     if model.SubgraphsLength() < 1:
         raise ModelError(f"{path}: model has no subgraph")
-    opcodes = []
-    custom = []
-    for i in range(model.OperatorCodesLength()):
-        oc = model.OperatorCodes(i)
-        code = builtin_code(oc)
-        opname = _OP_NAMES.get(code, f"BUILTIN_{code}")
-        if opname == "CUSTOM":
-            cname = (oc.CustomCode() or b"?").decode("utf-8", "replace")
-            custom.append(cname)
-            opname = f"CUSTOM:{cname}"
-        opcodes.append(opname)
+    opcodes = operator_names(model)
+    custom = [op[len("CUSTOM:"):] for op in opcodes if op.startswith("CUSTOM:")]
 
     operators: Counter = Counter()
     # buffer index -> list of (tensor, op name, subgraph index); a buffer is compressed only if

@@ -272,12 +272,17 @@ def run(model: ModelIR, encodings: list, data: ModelData, options: EMOptions,
         if ok:
             return EMOutcome(choices, patches, metric, acc_orig, score, ok, [], steps)
     # lines 1-8: initial finetuning of the first and last layers
-    finetune(S)
-    choices, patches, score, ok = measure(S)
-    steps.append(EMStep(list(S), score, ok))
-    _log(model, steps[-1], metric)
-    if progress:
-        progress(steps[-1])
+    def m_step():
+        """Finetune S with the rest frozen, then measure the rebuilt model in TFLM."""
+        finetune(S)
+        result = measure(S)
+        steps.append(EMStep(list(S), result[2], result[3]))
+        _log(model, steps[-1], metric)
+        if progress:
+            progress(steps[-1])
+        return result
+
+    choices, patches, score, ok = m_step()
     iterations = max(n - 2, 0) if options.max_iterations is None else options.max_iterations
     i = 0
     while not ok and i < iterations:
@@ -287,12 +292,7 @@ def run(model: ModelIR, encodings: list, data: ModelData, options: EMOptions,
             if k not in S and books[k] is not None:
                 codes[k] = books[k].encode(encodings[k].tensor.vector_order())
         # M-step (lines 14-17): rebuild from codes, finetune S with the rest frozen
-        finetune(S)
-        choices, patches, score, ok = measure(S)
-        steps.append(EMStep(list(S), score, ok))
-        _log(model, steps[-1], metric)
-        if progress:
-            progress(steps[-1])
+        choices, patches, score, ok = m_step()
         if ok:
             break
         if options.heuristic:  # lines 22-24: eq. 3
