@@ -35,7 +35,7 @@ class CodebookOptions:
     subvector_lengths: dict = field(default_factory=lambda: {Group.CONV3X3: (4, 2),
                                                              Group.POINTWISE: (4, 2)})
     seed: int = 0
-    iterations: int = 50  # Lloyd converges slowly on weights: 25 left 13% more MSE than faiss
+    iterations: int = 50  # a cap: Lloyd stops earlier once an iteration gains < 1e-6
     max_training_vectors: int = 65_536  # per sub-codebook; a seeded sample beyond that
 
 
