@@ -161,3 +161,23 @@ def test_bad_input_is_one_line_error_without_output(tmp_path, args, code, text):
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
     assert not (tmp_path / "x.bin").exists() and not (tmp_path / "out").exists()
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".yonoc-")]
+
+
+def test_ctrl_c_during_a_build_leaves_no_file(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "image.bin"
+    proc = subprocess.Popen([sys.executable, "-m", "yonoc.cli", "build", *example_models(),
+                             "-o", str(out)], stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)  # inside codebook learning or the fidelity search
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("build finished before the signal")
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not out.exists()
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".yonoc-")]
