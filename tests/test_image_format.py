@@ -134,3 +134,12 @@ def test_limits_are_clear_errors():
         fmt.write_image([big], [fmt.Task("a", b"x", [])])
     with pytest.raises(ImageError, match="name"):
         fmt.write_image([], [fmt.Task("", b"x", [])])
+
+
+def test_too_many_tasks_and_too_large_images_are_clear_errors(monkeypatch):
+    tasks = [fmt.Task(f"t{i}", b"x", []) for i in range(fmt.MAX_TASKS + 1)]
+    with pytest.raises(ImageError, match="at most 65535"):
+        fmt.write_image([], tasks)
+    monkeypatch.setattr(fmt, "MAX_IMAGE_SIZE", 1000)  # the u32 limit, scaled down
+    with pytest.raises(ImageError, match="4 GiB"):
+        fmt.write_image([], [fmt.Task("big", bytes(2000), [])])
