@@ -33,10 +33,10 @@ endif()
 
 if(YONO_HAVE_TFLM)
   get_filename_component(_yono_root "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
-  add_library(yono_tflm STATIC "${_yono_root}/runtime/tflm/src/tflm.cc")
+  add_library(yono_tflm STATIC "${_yono_root}/runtime/yono_tflm/src/tflm.cc")
   add_library(yono::tflm ALIAS yono_tflm)
   target_include_directories(yono_tflm PUBLIC
-    $<BUILD_INTERFACE:${_yono_root}/runtime/tflm/include>)
+    $<BUILD_INTERFACE:${_yono_root}/runtime/yono_tflm/include>)
   target_link_libraries(yono_tflm PUBLIC yono::runtime ${YONO_TFLM_TARGET})
   target_compile_features(yono_tflm PUBLIC cxx_std_17)
   set_target_properties(yono_tflm PROPERTIES CXX_EXTENSIONS OFF)
@@ -48,12 +48,12 @@ if(YONO_HAVE_TFLM)
   unset(_yono_root)
 endif()
 
-# Host test (tests/tflm): switches through every task of an image in TFLM and
+# Host test (tests/tflm_switch): switches through every task of an image in TFLM and
 # compares outputs with TFLM's Python interpreter. Without TFLM it is
 # registered as a skipped test.
 if(YONO_BUILD_TESTS AND CMAKE_SOURCE_DIR STREQUAL CMAKE_CURRENT_SOURCE_DIR
-   AND EXISTS "${CMAKE_CURRENT_LIST_DIR}/../../tests/tflm/CMakeLists.txt")
+   AND EXISTS "${CMAKE_CURRENT_LIST_DIR}/../../tests/tflm_switch/CMakeLists.txt")
   enable_testing()
-  add_subdirectory("${CMAKE_CURRENT_LIST_DIR}/../../tests/tflm"
-                   "${CMAKE_CURRENT_BINARY_DIR}/tests/tflm")
+  add_subdirectory("${CMAKE_CURRENT_LIST_DIR}/../../tests/tflm_switch"
+                   "${CMAKE_CURRENT_BINARY_DIR}/tests/tflm_switch")
 endif()

@@ -1,7 +1,7 @@
 // TFLM-linked test: switch through every task of a yonoc image with
 // yono::TflmExecutor (one model region + one arena, sized from the generated
 // header), run the stored test vectors and compare with the outputs of TFLM's
-// Python interpreter (tests/tflm/make_vectors.py). Two passes, the second in
+// Python interpreter (tests/tflm_switch/make_vectors.py). Two passes, the second in
 // reverse task order, so every task is rebuilt after another one ran.
 #include <stdio.h>
 #include <string.h>
