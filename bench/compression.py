@@ -13,7 +13,6 @@ faiss-cpu on the same vectors (if faiss is installed); and the measurements behi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import glob
 import os
 import sys

@@ -12,7 +12,7 @@ def _tensor(shape, group, layout, seed=0, offset=0):
     vals = np.clip(np.round(rng.normal(0, 40, int(np.prod(shape)))), -127, 127).astype(np.int8)
     p, i = (shape[1] * shape[2], shape[3]) if layout == Layout.KERNEL_MAJOR else (1, 1)
     return WeightTensor("t", "CONV_2D", shape, group, layout, p, i, offset, vals,
-                        np.ones(shape[0], np.float32), 0, shape[0])
+                        np.ones(shape[0], np.float32), 0)
 
 
 def _set(tensors, **kw):
@@ -33,7 +33,7 @@ def test_encode_decode_matches_image_decoder_including_tail(length):
     rng = np.random.default_rng(length)
     vals = rng.integers(-127, 128, length).astype(np.float32)
     t = WeightTensor("t", "FULLY_CONNECTED", (1, length), Group.POINTWISE, Layout.LINEAR, 1, 1,
-                     0, vals.astype(np.int8), np.ones(1, np.float32), 0, 1)
+                     0, vals.astype(np.int8), np.ones(1, np.float32), 0)
     cs = _set([t], codewords=16)
     for book in cs.rates(Group.POINTWISE):
         idx = book.encode(vals)

@@ -43,7 +43,6 @@ class WeightTensor:
     values: np.ndarray  # int8, flat, in file order
     scales: np.ndarray  # float32, per channel (len 1 if per-tensor)
     quantized_dimension: int
-    channel_axis_len: int  # number of output channels (rows of the error report)
 
     @property
     def size(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
@@ -90,12 +90,6 @@ class Image:
     tasks: list  # of TaskView
     max_model_size: int
     max_arena_size: int
-
-    def task_index(self, name: str) -> int:
-        for i, t in enumerate(self.tasks):
-            if t.name == name:
-                return i
-        raise ImageError(f"no task named {name!r} in the image")
 
 
 @dataclass

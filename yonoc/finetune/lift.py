@@ -81,7 +81,6 @@ def _make_module(torch, model, graph, weights, biases, trainable, dtype):
     import torch.nn.functional as F
 
     layers = layer_map(model, graph)
-    by_tensor = {li.tensor: li for li in layers}
     biases = biases or {}
 
     def fq(x, scale, zp, qmin, qmax):

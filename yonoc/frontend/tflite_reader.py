@@ -216,7 +216,7 @@ def _read(data: bytes, name: str, path: str) -> ModelIR:
         scales = (q.ScaleAsNumpy().astype(np.float32) if q is not None and q.ScaleLength()
                   else np.ones(1, np.float32))
         qdim = q.QuantizedDimension() if q is not None else 0
-        axis = 3 if op_name_is_depthwise(opname) else 0
+        axis = 3 if opname == "DEPTHWISE_CONV_2D" else 0
         if scales.size > 1 and shape[axis] == scales.size:
             qdim = axis  # where TFLM's kernels apply the scales, whatever the field says
         weights.append(WeightTensor(
@@ -231,7 +231,6 @@ def _read(data: bytes, name: str, path: str) -> ModelIR:
             values=np.frombuffer(data, np.int8, length, start).copy(),
             scales=scales,
             quantized_dimension=int(qdim),
-            channel_axis_len=shape[-1] if op_name_is_depthwise(opname) else shape[0],
         ))
     weights.sort(key=lambda w: w.offset)
     if float_weights:
@@ -252,9 +251,6 @@ def _read(data: bytes, name: str, path: str) -> ModelIR:
         custom_ops=sorted(set(custom)), float_input_range=float_range, classifier=classifier,
     )
 
-
-def op_name_is_depthwise(opname: str) -> bool:
-    return opname == "DEPTHWISE_CONV_2D"
 
 
 def _is_classifier(sg, opcodes) -> bool:

@@ -116,7 +116,7 @@ def choose(model: ModelIR, encodings: list, evaluator: Evaluator, target: Fideli
                             f"the fidelity target (SNR {m_raw.snr_db:.1f} dB)")
     if strategy == "eq3":
         return _eq3(encodings, evaluator, target, build, m_raw)
-    return _sensitivity(model, encodings, evaluator, target, build, m_raw)
+    return _sensitivity(encodings, evaluator, target, build, m_raw)
 
 
 def _eq3(encodings, evaluator, target, build, m_raw):
@@ -140,7 +140,7 @@ def _eq3(encodings, evaluator, target, build, m_raw):
     return choices_for(hi), best
 
 
-def _sensitivity(model, encodings, evaluator, target, build, m_raw, probe_samples=8):
+def _sensitivity(encodings, evaluator, target, build, m_raw, probe_samples=8):
     n = len(encodings)
     # output noise each tensor causes alone at the coarsest rate (others raw)
     probe = min(probe_samples, len(evaluator.samples))
