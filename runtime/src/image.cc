@@ -3,6 +3,26 @@
 
 #include <string.h>
 
+#include "yono/image_testing.h"
+
+// Host-only AVX-512 VBMI decode (runtime dispatch, scalar fallback); the MCU
+// build and other hosts compile none of it.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(YONO_NO_SIMD)
+#define YONO_SIMD_X86 1
+// GCC 12 flags the intrinsics' own _mm512_undefined_*() as maybe-uninitialized.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
+#else
+#define YONO_SIMD_X86 0
+#endif
+
 namespace {
 
 // ---------------------------------------------------------------- layout ---
@@ -198,6 +218,8 @@ struct Pq {
   uint32_t m;                          // sub-codebook count M
   const int8_t* cw[kMaxSubCodebooks];  // int8 codewords (cache) or null
   const uint8_t* half[kMaxSubCodebooks];  // binary16 codewords (slow path)
+  bool k256;                           // every sub-codebook has K = 256
+  const uint8_t* planes;  // SIMD byte planes of cw[0], cw[1] (kPlaneBytes), or null
 };
 
 // One codeword as int8 into out[0, n) starting at value `from`.
@@ -312,6 +334,194 @@ void CopyFullGeneric(uint8_t* out, const uint8_t* idx, uint32_t count,
   }
 }
 
+// ------------------------------------------------- host SIMD (x86-64) ---
+// Records with s in {2, 4}, M <= 2 and K = 256 (what yonoc writes) decode 64
+// sub-vectors per step with AVX-512 VBMI byte permutes instead of scalar
+// table loads. Each codebook is split into s byte planes of 256 entries
+// (plane p, entry k = byte p of codeword k); a 256-entry byte lookup is two
+// 128-byte vpermt2b lookups blended on the index's top bit. M = 2 alternates
+// codebooks per index, so even and odd lanes use different planes.
+#if YONO_SIMD_X86
+#define YONO_TARGET_VBMI __attribute__((target("avx512f,avx512bw,avx512vbmi")))
+
+constexpr uint32_t kSimdBlock = 64;  // sub-vectors per SIMD step
+constexpr uint32_t kPlaneBytes = 2u * 4u * 256u;  // 2 codebooks x s<=4 planes
+
+struct SimdConsts {
+  uint8_t order2[64];    // index order that makes the s=2 unpacks land in place
+  uint8_t order4[64];    // same for s=4
+  uint8_t split2[2][64]; // s=2 codebook -> planes: byte 2k+p
+  uint8_t split4[64];    // s=4: 128-bit lane p of the result = bytes 4k+p
+};
+constexpr SimdConsts MakeSimdConsts() {
+  SimdConsts c{};
+  for (uint32_t pos = 0; pos < 64; ++pos) {
+    // After unpacklo/hi_epi8, output vector g, lane L, sub-vector i holds
+    // plane position 16L + 8g + i: feed it index 32g + 8L + i.
+    const uint32_t lane = pos / 16, g2 = (pos / 8) % 2, i2 = pos % 8;
+    c.order2[pos] = static_cast<uint8_t>(32u * g2 + 8u * lane + i2);
+    // After unpack*_epi8 then unpack*_epi16: position 16L + 4g + i holds
+    // output vector g, lane L, sub-vector i = index 16g + 4L + i.
+    const uint32_t g4 = (pos / 4) % 4, i4 = pos % 4;
+    c.order4[pos] = static_cast<uint8_t>(16u * g4 + 4u * lane + i4);
+    c.split2[0][pos] = static_cast<uint8_t>(2u * pos);
+    c.split2[1][pos] = static_cast<uint8_t>(2u * pos + 1u);
+    c.split4[pos] = static_cast<uint8_t>(4u * (pos % 16) + pos / 16);
+  }
+  return c;
+}
+
+
+alignas(64) constexpr SimdConsts kSimd = MakeSimdConsts();
+
+bool SimdAvailable() {
+  static const bool ok = __builtin_cpu_supports("avx512f") &&
+                         __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vbmi");
+  return ok;
+}
+
+// Planes of one K = 256 codebook: planes[p * 256 + k] = cw[k * s + p].
+YONO_TARGET_VBMI void BuildPlanes(const int8_t* cw, uint32_t s, uint8_t* planes) {
+  if (s == 2) {
+    const __m512i e = _mm512_loadu_si512(kSimd.split2[0]);
+    const __m512i o = _mm512_loadu_si512(kSimd.split2[1]);
+    for (uint32_t q = 0; q < 4; ++q) {
+      const __m512i a = _mm512_loadu_si512(cw + 128u * q);
+      const __m512i b = _mm512_loadu_si512(cw + 128u * q + 64u);
+      _mm512_storeu_si512(planes + 64u * q, _mm512_permutex2var_epi8(a, e, b));
+      _mm512_storeu_si512(planes + 256u + 64u * q, _mm512_permutex2var_epi8(a, o, b));
+    }
+    return;
+  }
+  const __m512i split = _mm512_loadu_si512(kSimd.split4);
+  for (uint32_t q = 0; q < 4; ++q) {  // 64 codewords: a 4x4 transpose of 128-bit lanes
+    const int8_t* c = cw + 256u * q;
+    const __m512i d0 = _mm512_permutexvar_epi8(split, _mm512_loadu_si512(c));
+    const __m512i d1 = _mm512_permutexvar_epi8(split, _mm512_loadu_si512(c + 64));
+    const __m512i d2 = _mm512_permutexvar_epi8(split, _mm512_loadu_si512(c + 128));
+    const __m512i d3 = _mm512_permutexvar_epi8(split, _mm512_loadu_si512(c + 192));
+    const __m512i t0 = _mm512_shuffle_i64x2(d0, d1, 0x44);
+    const __m512i t1 = _mm512_shuffle_i64x2(d0, d1, 0xEE);
+    const __m512i t2 = _mm512_shuffle_i64x2(d2, d3, 0x44);
+    const __m512i t3 = _mm512_shuffle_i64x2(d2, d3, 0xEE);
+    uint8_t* p = planes + 64u * q;
+    _mm512_storeu_si512(p, _mm512_shuffle_i64x2(t0, t2, 0x88));
+    _mm512_storeu_si512(p + 256, _mm512_shuffle_i64x2(t0, t2, 0xDD));
+    _mm512_storeu_si512(p + 512, _mm512_shuffle_i64x2(t1, t3, 0x88));
+    _mm512_storeu_si512(p + 768, _mm512_shuffle_i64x2(t1, t3, 0xDD));
+  }
+}
+
+// Byte p of the codeword each lane's index selects: even lanes from plane e,
+// odd lanes from plane o (4 zmm = 256 entries each).
+YONO_TARGET_VBMI inline __m512i LookupPlane(const __m512i* e, const __m512i* o,
+                                            __m512i x, __mmask64 hi) {
+  constexpr __mmask64 kOdd = 0xAAAAAAAAAAAAAAAAull;
+  const __m512i el = _mm512_permutex2var_epi8(e[0], x, e[1]);
+  const __m512i eh = _mm512_permutex2var_epi8(e[2], x, e[3]);
+  const __m512i ol = _mm512_permutex2var_epi8(o[0], x, o[1]);
+  const __m512i oh = _mm512_permutex2var_epi8(o[2], x, o[3]);
+  return _mm512_mask_blend_epi8(kOdd, _mm512_mask_blend_epi8(hi, el, eh),
+                                _mm512_mask_blend_epi8(hi, ol, oh));
+}
+
+// count (a multiple of kSimdBlock) sub-vectors of s = 2; index j uses planes
+// pe for even j, po for odd j.
+YONO_TARGET_VBMI void DecodeSimd2(uint8_t* out, const uint8_t* idx, uint32_t count,
+                                  const uint8_t* pe, const uint8_t* po) {
+  __m512i e[2][4], o[2][4];
+  for (uint32_t p = 0; p < 2; ++p)
+    for (uint32_t h = 0; h < 4; ++h) {
+      e[p][h] = _mm512_load_si512(pe + 256u * p + 64u * h);
+      o[p][h] = _mm512_load_si512(po + 256u * p + 64u * h);
+    }
+  const __m512i order = _mm512_loadu_si512(kSimd.order2);
+  for (uint32_t j = 0; j < count; j += kSimdBlock) {
+    const __m512i x = _mm512_permutexvar_epi8(order, _mm512_loadu_si512(idx + j));
+    const __mmask64 hi = _mm512_movepi8_mask(x);
+    const __m512i p0 = LookupPlane(e[0], o[0], x, hi);
+    const __m512i p1 = LookupPlane(e[1], o[1], x, hi);
+    uint8_t* d = out + 2u * j;
+    _mm512_storeu_si512(d, _mm512_unpacklo_epi8(p0, p1));
+    _mm512_storeu_si512(d + 64, _mm512_unpackhi_epi8(p0, p1));
+  }
+}
+
+// As DecodeSimd2 for s = 4.
+YONO_TARGET_VBMI void DecodeSimd4(uint8_t* out, const uint8_t* idx, uint32_t count,
+                                  const uint8_t* pe, const uint8_t* po) {
+  __m512i e[4][4], o[4][4];
+  for (uint32_t p = 0; p < 4; ++p)
+    for (uint32_t h = 0; h < 4; ++h) {
+      e[p][h] = _mm512_load_si512(pe + 256u * p + 64u * h);
+      o[p][h] = _mm512_load_si512(po + 256u * p + 64u * h);
+    }
+  const __m512i order = _mm512_loadu_si512(kSimd.order4);
+  for (uint32_t j = 0; j < count; j += kSimdBlock) {
+    const __m512i x = _mm512_permutexvar_epi8(order, _mm512_loadu_si512(idx + j));
+    const __mmask64 hi = _mm512_movepi8_mask(x);
+    const __m512i p0 = LookupPlane(e[0], o[0], x, hi);
+    const __m512i p1 = LookupPlane(e[1], o[1], x, hi);
+    const __m512i p2 = LookupPlane(e[2], o[2], x, hi);
+    const __m512i p3 = LookupPlane(e[3], o[3], x, hi);
+    const __m512i u0 = _mm512_unpacklo_epi8(p0, p1), u1 = _mm512_unpackhi_epi8(p0, p1);
+    const __m512i v0 = _mm512_unpacklo_epi8(p2, p3), v1 = _mm512_unpackhi_epi8(p2, p3);
+    uint8_t* d = out + 4u * j;
+    _mm512_storeu_si512(d, _mm512_unpacklo_epi16(u0, v0));
+    _mm512_storeu_si512(d + 64, _mm512_unpackhi_epi16(u0, v0));
+    _mm512_storeu_si512(d + 128, _mm512_unpacklo_epi16(u1, v1));
+    _mm512_storeu_si512(d + 192, _mm512_unpackhi_epi16(u1, v1));
+  }
+}
+// Fills `planes` (kPlaneBytes, 64-byte aligned) and returns it if the SIMD
+// path applies to a record of `length` bytes on this CPU; null otherwise.
+const uint8_t* PrepareSimd(const Pq& pq, uint32_t length, uint8_t* planes) {
+  // Building the planes costs about as much as decoding a few blocks.
+  if (pq.cw[0] == nullptr || !pq.k256 || pq.m > 2 || (pq.s != 2 && pq.s != 4) ||
+      length < 4u * kSimdBlock * pq.s || !SimdAvailable())
+    return nullptr;
+  BuildPlanes(pq.cw[0], pq.s, planes);
+  if (pq.m == 2) BuildPlanes(pq.cw[1], pq.s, planes + kPlaneBytes / 2);
+  return planes;
+}
+
+#endif  // YONO_SIMD_X86
+
+// Sub-vectors [0, count) starting at sub-codebook m0, from the int8 cache.
+void CopyFullCached(uint8_t* out, const uint8_t* idx, uint32_t count,
+                    const Pq& pq, uint32_t m0) {
+#if YONO_SIMD_X86
+  if (pq.planes != nullptr && count >= kSimdBlock) {
+    const uint32_t n = count - count % kSimdBlock;  // even: the phase is kept
+    const uint8_t* p0 = pq.planes;
+    const uint8_t* p1 = pq.m == 2 ? pq.planes + kPlaneBytes / 2 : p0;
+    const uint8_t* pe = m0 == 0 ? p0 : p1;
+    const uint8_t* po = m0 == 0 ? p1 : p0;
+    if (pq.s == 2) {
+      DecodeSimd2(out, idx, n, pe, po);
+    } else {
+      DecodeSimd4(out, idx, n, pe, po);
+    }
+    out += n * pq.s;
+    idx += n;
+    count -= n;
+    if (count == 0) return;
+  }
+#endif
+  switch (pq.s) {
+    case 2: CopyFull<2>(out, idx, count, pq, m0); break;
+    case 4: CopyFull<4>(out, idx, count, pq, m0); break;
+    case 8: CopyFull<8>(out, idx, count, pq, m0); break;
+    case 16: CopyFull<16>(out, idx, count, pq, m0); break;
+    case 9: CopyFull<9>(out, idx, count, pq, m0); break;
+    case 1: CopyFull<1>(out, idx, count, pq, m0); break;
+    case 3: CopyFull<3>(out, idx, count, pq, m0); break;
+    case 6: CopyFull<6>(out, idx, count, pq, m0); break;
+    default: CopyFullGeneric(out, idx, count, pq, m0); break;
+  }
+}
+
 // Vector-order elements [a, b) of a PQ record into out[0, b-a).
 void DecodeRange(const Pq& pq, uint32_t a, uint32_t b, uint8_t* out) {
   const uint32_t s = pq.s;
@@ -332,17 +542,7 @@ void DecodeRange(const Pq& pq, uint32_t a, uint32_t b, uint8_t* out) {
     if (pq.cw[0] == nullptr) {
       CopyFullGeneric(out, idx, full, pq, m);
     } else {
-      switch (s) {
-        case 2: CopyFull<2>(out, idx, full, pq, m); break;
-        case 4: CopyFull<4>(out, idx, full, pq, m); break;
-        case 8: CopyFull<8>(out, idx, full, pq, m); break;
-        case 16: CopyFull<16>(out, idx, full, pq, m); break;
-        case 9: CopyFull<9>(out, idx, full, pq, m); break;
-        case 1: CopyFull<1>(out, idx, full, pq, m); break;
-        case 3: CopyFull<3>(out, idx, full, pq, m); break;
-        case 6: CopyFull<6>(out, idx, full, pq, m); break;
-        default: CopyFullGeneric(out, idx, full, pq, m); break;
-      }
+      CopyFullCached(out, idx, full, pq, m);
     }
     out += full * s;
     a += full * s;
@@ -445,10 +645,13 @@ void PreparePq(const yono_image& im, const Fill& f, Cache* cache, Pq* pq) {
     pq->cw[m] = nullptr;
     pq->half[m] = nullptr;
   }
+  pq->k256 = true;
+  pq->planes = nullptr;
   uint32_t need = 0;
   for (uint32_t m = 0; m < f.m; ++m) {
     const Codebook cb = ReadCodebook(img, im.codebook_table, f.codebook_first + m);
     pq->half[m] = img + cb.data_offset;
+    pq->k256 = pq->k256 && cb.k == kMaxCodewords;
     need += cb.k * cb.s;
   }
   if (im.cw_cache != nullptr) {
@@ -500,6 +703,9 @@ yono_status RebuildImpl(const yono_image* im, uint32_t task_index,
   if (dst_size < task.model_size) return YONO_REGION_TOO_SMALL;
 
   Cache cache{cache_buf, cache_buf != nullptr ? cache_size : 0u, 0, 0, {}, {}};
+#if YONO_SIMD_X86
+  alignas(64) uint8_t planes[kPlaneBytes];
+#endif
   const uint8_t* skel = img + task.skeleton_offset;
   const uint8_t* rec = img + task.fill_table_offset;
   uint32_t cursor = 0;
@@ -521,6 +727,9 @@ yono_status RebuildImpl(const yono_image* im, uint32_t task_index,
       default: {  // kKindPq (validated)
         Pq pq;
         PreparePq(*im, f, &cache, &pq);
+#if YONO_SIMD_X86
+        pq.planes = PrepareSimd(pq, f.length, planes);
+#endif
         if (f.layout == kLayoutKernelMajor) {
           DecodeKernelMajor(pq, f.length, f.positions, f.inner, out);
         } else {
@@ -721,6 +930,34 @@ yono_status yono_image_rebuild(const yono_image* image, uint32_t task,
 #else
   return RebuildImpl(image, task, dst, dst_size, written, nullptr, 0);
 #endif
+}
+
+int yono_testing_simd_available(void) {
+#if YONO_SIMD_X86
+  return SimdAvailable() ? 1 : 0;
+#else
+  return 0;
+#endif
+}
+
+int yono_testing_decode_pq(const uint8_t* idx, const int8_t* const* cw,
+                           uint32_t m, uint32_t s, uint32_t a, uint32_t b,
+                           uint8_t* out, int use_simd) {
+  Pq pq{};
+  pq.idx = idx;
+  pq.s = s;
+  pq.m = m;
+  for (uint32_t i = 0; i < m; ++i) pq.cw[i] = cw[i];
+  pq.k256 = true;
+  pq.planes = nullptr;
+#if YONO_SIMD_X86
+  alignas(64) uint8_t planes[kPlaneBytes];
+  if (use_simd != 0) pq.planes = PrepareSimd(pq, b, planes);
+#else
+  (void)use_simd;
+#endif
+  if (a < b) DecodeRange(pq, a, b, out);
+  return pq.planes != nullptr ? 1 : 0;
 }
 
 yono_status yono_image_rebuild_ws(const yono_image* image, uint32_t task,
