@@ -352,6 +352,7 @@ struct SimdConsts {
   uint8_t order4[64];    // same for s=4
   uint8_t split2[2][64]; // s=2 codebook -> planes: byte 2k+p
   uint8_t split4[64];    // s=4: 128-bit lane p of the result = bytes 4k+p
+  uint8_t even4[2][64];  // s=4: even / odd indices of 128, in unpack order
 };
 constexpr SimdConsts MakeSimdConsts() {
   SimdConsts c{};
@@ -367,6 +368,13 @@ constexpr SimdConsts MakeSimdConsts() {
     c.split2[0][pos] = static_cast<uint8_t>(2u * pos);
     c.split2[1][pos] = static_cast<uint8_t>(2u * pos + 1u);
     c.split4[pos] = static_cast<uint8_t>(4u * (pos % 16) + pos / 16);
+    // Three unpack levels (bytes, words, then even/odd dwords) put position
+    // 16L + 4g + 2h + t into output vector 2g + h, lane L, sub-vector 2t (+1
+    // for odd): feed it index 32g + 16h + 4L + 2t.
+    const uint32_t h4 = (pos / 2) % 2, t4 = pos % 2;
+    const uint32_t ev = 32u * g4 + 16u * h4 + 4u * lane + 2u * t4;
+    c.even4[0][pos] = static_cast<uint8_t>(ev);
+    c.even4[1][pos] = static_cast<uint8_t>(ev + 1u);
   }
   return c;
 }
@@ -448,7 +456,26 @@ YONO_TARGET_VBMI void DecodeSimd2(uint8_t* out, const uint8_t* idx, uint32_t cou
   }
 }
 
-// As DecodeSimd2 for s = 4.
+// One codebook's four planes of s = 4, looked up for 64 indices and
+// interleaved into 16-byte groups: w[g] lane L dword i <- position 16L+4g+i.
+YONO_TARGET_VBMI inline void Lookup4(const __m512i (*t)[4], __m512i x, __m512i* w) {
+  const __mmask64 hi = _mm512_movepi8_mask(x);
+  __m512i p[4];
+  for (uint32_t q = 0; q < 4; ++q) {
+    const __m512i lo = _mm512_permutex2var_epi8(t[q][0], x, t[q][1]);
+    const __m512i up = _mm512_permutex2var_epi8(t[q][2], x, t[q][3]);
+    p[q] = _mm512_mask_blend_epi8(hi, lo, up);
+  }
+  const __m512i u0 = _mm512_unpacklo_epi8(p[0], p[1]), u1 = _mm512_unpackhi_epi8(p[0], p[1]);
+  const __m512i v0 = _mm512_unpacklo_epi8(p[2], p[3]), v1 = _mm512_unpackhi_epi8(p[2], p[3]);
+  w[0] = _mm512_unpacklo_epi16(u0, v0);
+  w[1] = _mm512_unpackhi_epi16(u0, v0);
+  w[2] = _mm512_unpacklo_epi16(u1, v1);
+  w[3] = _mm512_unpackhi_epi16(u1, v1);
+}
+
+// s = 4, 128 sub-vectors per step: even and odd indices are split first so
+// every lookup serves one codebook (half the lookups of LookupPlane).
 YONO_TARGET_VBMI void DecodeSimd4(uint8_t* out, const uint8_t* idx, uint32_t count,
                                   const uint8_t* pe, const uint8_t* po) {
   __m512i e[4][4], o[4][4];
@@ -457,21 +484,19 @@ YONO_TARGET_VBMI void DecodeSimd4(uint8_t* out, const uint8_t* idx, uint32_t cou
       e[p][h] = _mm512_load_si512(pe + 256u * p + 64u * h);
       o[p][h] = _mm512_load_si512(po + 256u * p + 64u * h);
     }
-  const __m512i order = _mm512_loadu_si512(kSimd.order4);
-  for (uint32_t j = 0; j < count; j += kSimdBlock) {
-    const __m512i x = _mm512_permutexvar_epi8(order, _mm512_loadu_si512(idx + j));
-    const __mmask64 hi = _mm512_movepi8_mask(x);
-    const __m512i p0 = LookupPlane(e[0], o[0], x, hi);
-    const __m512i p1 = LookupPlane(e[1], o[1], x, hi);
-    const __m512i p2 = LookupPlane(e[2], o[2], x, hi);
-    const __m512i p3 = LookupPlane(e[3], o[3], x, hi);
-    const __m512i u0 = _mm512_unpacklo_epi8(p0, p1), u1 = _mm512_unpackhi_epi8(p0, p1);
-    const __m512i v0 = _mm512_unpacklo_epi8(p2, p3), v1 = _mm512_unpackhi_epi8(p2, p3);
+  const __m512i sel_e = _mm512_loadu_si512(kSimd.even4[0]);
+  const __m512i sel_o = _mm512_loadu_si512(kSimd.even4[1]);
+  for (uint32_t j = 0; j < count; j += 2u * kSimdBlock) {
+    const __m512i a = _mm512_loadu_si512(idx + j);
+    const __m512i b = _mm512_loadu_si512(idx + j + 64);
+    __m512i we[4], wo[4];
+    Lookup4(e, _mm512_permutex2var_epi8(a, sel_e, b), we);
+    Lookup4(o, _mm512_permutex2var_epi8(a, sel_o, b), wo);
     uint8_t* d = out + 4u * j;
-    _mm512_storeu_si512(d, _mm512_unpacklo_epi16(u0, v0));
-    _mm512_storeu_si512(d + 64, _mm512_unpackhi_epi16(u0, v0));
-    _mm512_storeu_si512(d + 128, _mm512_unpacklo_epi16(u1, v1));
-    _mm512_storeu_si512(d + 192, _mm512_unpackhi_epi16(u1, v1));
+    for (uint32_t g = 0; g < 4; ++g) {
+      _mm512_storeu_si512(d + 128u * g, _mm512_unpacklo_epi32(we[g], wo[g]));
+      _mm512_storeu_si512(d + 128u * g + 64u, _mm512_unpackhi_epi32(we[g], wo[g]));
+    }
   }
 }
 // Fills `planes` (kPlaneBytes, 64-byte aligned) and returns it if the SIMD
@@ -492,8 +517,9 @@ const uint8_t* PrepareSimd(const Pq& pq, uint32_t length, uint8_t* planes) {
 void CopyFullCached(uint8_t* out, const uint8_t* idx, uint32_t count,
                     const Pq& pq, uint32_t m0) {
 #if YONO_SIMD_X86
-  if (pq.planes != nullptr && count >= kSimdBlock) {
-    const uint32_t n = count - count % kSimdBlock;  // even: the phase is kept
+  if (pq.planes != nullptr && count >= (pq.s == 2 ? kSimdBlock : 2u * kSimdBlock)) {
+    const uint32_t block = pq.s == 2 ? kSimdBlock : 2u * kSimdBlock;
+    const uint32_t n = count - count % block;  // even: the phase is kept
     const uint8_t* p0 = pq.planes;
     const uint8_t* p1 = pq.m == 2 ? pq.planes + kPlaneBytes / 2 : p0;
     const uint8_t* pe = m0 == 0 ? p0 : p1;
