@@ -335,36 +335,30 @@ void CopyFullGeneric(uint8_t* out, const uint8_t* idx, uint32_t count,
 }
 
 // ------------------------------------------------- host SIMD (x86-64) ---
-// Records with s in {2, 4}, M <= 2 and K = 256 (what yonoc writes) decode 64
+// Records with s in {2, 4}, M <= 2 and K = 256 (what yonoc writes) decode 128
 // sub-vectors per step with AVX-512 VBMI byte permutes instead of scalar
 // table loads. Each codebook is split into s byte planes of 256 entries
 // (plane p, entry k = byte p of codeword k); a 256-entry byte lookup is two
 // 128-byte vpermt2b lookups blended on the index's top bit. M = 2 alternates
-// codebooks per index, so even and odd lanes use different planes.
+// codebooks per index: even and odd indices are split apart, looked up in
+// their own planes, and the unpacks that rebuild the codewords also merge
+// them back; the split order is chosen so the in-lane unpacks land in place.
 #if YONO_SIMD_X86
 #define YONO_TARGET_VBMI __attribute__((target("avx512f,avx512bw,avx512vbmi")))
 
-constexpr uint32_t kSimdBlock = 64;  // sub-vectors per SIMD step
+constexpr uint32_t kSimdStep = 128;  // sub-vectors per SIMD step (even)
 constexpr uint32_t kPlaneBytes = 2u * 4u * 256u;  // 2 codebooks x s<=4 planes
 
 struct SimdConsts {
-  uint8_t order2[64];    // index order that makes the s=2 unpacks land in place
-  uint8_t order4[64];    // same for s=4
   uint8_t split2[2][64]; // s=2 codebook -> planes: byte 2k+p
   uint8_t split4[64];    // s=4: 128-bit lane p of the result = bytes 4k+p
   uint8_t even4[2][64];  // s=4: even / odd indices of 128, in unpack order
+  uint8_t even2[2][64];  // same for s=2
 };
 constexpr SimdConsts MakeSimdConsts() {
   SimdConsts c{};
   for (uint32_t pos = 0; pos < 64; ++pos) {
-    // After unpacklo/hi_epi8, output vector g, lane L, sub-vector i holds
-    // plane position 16L + 8g + i: feed it index 32g + 8L + i.
-    const uint32_t lane = pos / 16, g2 = (pos / 8) % 2, i2 = pos % 8;
-    c.order2[pos] = static_cast<uint8_t>(32u * g2 + 8u * lane + i2);
-    // After unpack*_epi8 then unpack*_epi16: position 16L + 4g + i holds
-    // output vector g, lane L, sub-vector i = index 16g + 4L + i.
-    const uint32_t g4 = (pos / 4) % 4, i4 = pos % 4;
-    c.order4[pos] = static_cast<uint8_t>(16u * g4 + 4u * lane + i4);
+    const uint32_t lane = pos / 16, g2 = (pos / 8) % 2, g4 = (pos / 4) % 4;
     c.split2[0][pos] = static_cast<uint8_t>(2u * pos);
     c.split2[1][pos] = static_cast<uint8_t>(2u * pos + 1u);
     c.split4[pos] = static_cast<uint8_t>(4u * (pos % 16) + pos / 16);
@@ -375,10 +369,15 @@ constexpr SimdConsts MakeSimdConsts() {
     const uint32_t ev = 32u * g4 + 16u * h4 + 4u * lane + 2u * t4;
     c.even4[0][pos] = static_cast<uint8_t>(ev);
     c.even4[1][pos] = static_cast<uint8_t>(ev + 1u);
+    // s=2: bytes, then even/odd words: position 16L + 8g + 4h + t goes to
+    // output vector 2g + h, lane L, sub-vector 2t (+1 for odd).
+    const uint32_t h2 = (pos / 4) % 2, t2 = pos % 4;
+    const uint32_t ev2 = 64u * g2 + 32u * h2 + 8u * lane + 2u * t2;
+    c.even2[0][pos] = static_cast<uint8_t>(ev2);
+    c.even2[1][pos] = static_cast<uint8_t>(ev2 + 1u);
   }
   return c;
 }
-
 
 alignas(64) constexpr SimdConsts kSimd = MakeSimdConsts();
 
@@ -421,21 +420,16 @@ YONO_TARGET_VBMI void BuildPlanes(const int8_t* cw, uint32_t s, uint8_t* planes)
   }
 }
 
-// Byte p of the codeword each lane's index selects: even lanes from plane e,
-// odd lanes from plane o (4 zmm = 256 entries each).
-YONO_TARGET_VBMI inline __m512i LookupPlane(const __m512i* e, const __m512i* o,
-                                            __m512i x, __mmask64 hi) {
-  constexpr __mmask64 kOdd = 0xAAAAAAAAAAAAAAAAull;
-  const __m512i el = _mm512_permutex2var_epi8(e[0], x, e[1]);
-  const __m512i eh = _mm512_permutex2var_epi8(e[2], x, e[3]);
-  const __m512i ol = _mm512_permutex2var_epi8(o[0], x, o[1]);
-  const __m512i oh = _mm512_permutex2var_epi8(o[2], x, o[3]);
-  return _mm512_mask_blend_epi8(kOdd, _mm512_mask_blend_epi8(hi, el, eh),
-                                _mm512_mask_blend_epi8(hi, ol, oh));
+// 256-entry byte lookup of 64 indices in one plane (4 zmm).
+YONO_TARGET_VBMI inline __m512i Lookup256(const __m512i* t, __m512i x, __mmask64 hi) {
+  const __m512i lo = _mm512_permutex2var_epi8(t[0], x, t[1]);
+  const __m512i up = _mm512_permutex2var_epi8(t[2], x, t[3]);
+  return _mm512_mask_blend_epi8(hi, lo, up);
 }
 
-// count (a multiple of kSimdBlock) sub-vectors of s = 2; index j uses planes
-// pe for even j, po for odd j.
+// count (a multiple of 128) sub-vectors of s = 2; index j uses planes pe for
+// even j, po for odd j. Even and odd indices are split first so each lookup
+// serves one codebook.
 YONO_TARGET_VBMI void DecodeSimd2(uint8_t* out, const uint8_t* idx, uint32_t count,
                                   const uint8_t* pe, const uint8_t* po) {
   __m512i e[2][4], o[2][4];
@@ -444,15 +438,23 @@ YONO_TARGET_VBMI void DecodeSimd2(uint8_t* out, const uint8_t* idx, uint32_t cou
       e[p][h] = _mm512_load_si512(pe + 256u * p + 64u * h);
       o[p][h] = _mm512_load_si512(po + 256u * p + 64u * h);
     }
-  const __m512i order = _mm512_loadu_si512(kSimd.order2);
-  for (uint32_t j = 0; j < count; j += kSimdBlock) {
-    const __m512i x = _mm512_permutexvar_epi8(order, _mm512_loadu_si512(idx + j));
-    const __mmask64 hi = _mm512_movepi8_mask(x);
-    const __m512i p0 = LookupPlane(e[0], o[0], x, hi);
-    const __m512i p1 = LookupPlane(e[1], o[1], x, hi);
+  const __m512i sel_e = _mm512_loadu_si512(kSimd.even2[0]);
+  const __m512i sel_o = _mm512_loadu_si512(kSimd.even2[1]);
+  for (uint32_t j = 0; j < count; j += kSimdStep) {
+    const __m512i a = _mm512_loadu_si512(idx + j);
+    const __m512i b = _mm512_loadu_si512(idx + j + 64);
+    const __m512i xe = _mm512_permutex2var_epi8(a, sel_e, b);
+    const __m512i xo = _mm512_permutex2var_epi8(a, sel_o, b);
+    const __mmask64 he = _mm512_movepi8_mask(xe), ho = _mm512_movepi8_mask(xo);
+    const __m512i e0 = Lookup256(e[0], xe, he), e1 = Lookup256(e[1], xe, he);
+    const __m512i o0 = Lookup256(o[0], xo, ho), o1 = Lookup256(o[1], xo, ho);
+    const __m512i ue[2] = {_mm512_unpacklo_epi8(e0, e1), _mm512_unpackhi_epi8(e0, e1)};
+    const __m512i uo[2] = {_mm512_unpacklo_epi8(o0, o1), _mm512_unpackhi_epi8(o0, o1)};
     uint8_t* d = out + 2u * j;
-    _mm512_storeu_si512(d, _mm512_unpacklo_epi8(p0, p1));
-    _mm512_storeu_si512(d + 64, _mm512_unpackhi_epi8(p0, p1));
+    for (uint32_t g = 0; g < 2; ++g) {
+      _mm512_storeu_si512(d + 128u * g, _mm512_unpacklo_epi16(ue[g], uo[g]));
+      _mm512_storeu_si512(d + 128u * g + 64u, _mm512_unpackhi_epi16(ue[g], uo[g]));
+    }
   }
 }
 
@@ -461,11 +463,7 @@ YONO_TARGET_VBMI void DecodeSimd2(uint8_t* out, const uint8_t* idx, uint32_t cou
 YONO_TARGET_VBMI inline void Lookup4(const __m512i (*t)[4], __m512i x, __m512i* w) {
   const __mmask64 hi = _mm512_movepi8_mask(x);
   __m512i p[4];
-  for (uint32_t q = 0; q < 4; ++q) {
-    const __m512i lo = _mm512_permutex2var_epi8(t[q][0], x, t[q][1]);
-    const __m512i up = _mm512_permutex2var_epi8(t[q][2], x, t[q][3]);
-    p[q] = _mm512_mask_blend_epi8(hi, lo, up);
-  }
+  for (uint32_t q = 0; q < 4; ++q) p[q] = Lookup256(t[q], x, hi);
   const __m512i u0 = _mm512_unpacklo_epi8(p[0], p[1]), u1 = _mm512_unpackhi_epi8(p[0], p[1]);
   const __m512i v0 = _mm512_unpacklo_epi8(p[2], p[3]), v1 = _mm512_unpackhi_epi8(p[2], p[3]);
   w[0] = _mm512_unpacklo_epi16(u0, v0);
@@ -475,7 +473,7 @@ YONO_TARGET_VBMI inline void Lookup4(const __m512i (*t)[4], __m512i x, __m512i* 
 }
 
 // s = 4, 128 sub-vectors per step: even and odd indices are split first so
-// every lookup serves one codebook (half the lookups of LookupPlane).
+// every lookup serves one codebook.
 YONO_TARGET_VBMI void DecodeSimd4(uint8_t* out, const uint8_t* idx, uint32_t count,
                                   const uint8_t* pe, const uint8_t* po) {
   __m512i e[4][4], o[4][4];
@@ -486,7 +484,7 @@ YONO_TARGET_VBMI void DecodeSimd4(uint8_t* out, const uint8_t* idx, uint32_t cou
     }
   const __m512i sel_e = _mm512_loadu_si512(kSimd.even4[0]);
   const __m512i sel_o = _mm512_loadu_si512(kSimd.even4[1]);
-  for (uint32_t j = 0; j < count; j += 2u * kSimdBlock) {
+  for (uint32_t j = 0; j < count; j += kSimdStep) {
     const __m512i a = _mm512_loadu_si512(idx + j);
     const __m512i b = _mm512_loadu_si512(idx + j + 64);
     __m512i we[4], wo[4];
@@ -499,12 +497,13 @@ YONO_TARGET_VBMI void DecodeSimd4(uint8_t* out, const uint8_t* idx, uint32_t cou
     }
   }
 }
+
 // Fills `planes` (kPlaneBytes, 64-byte aligned) and returns it if the SIMD
 // path applies to a record of `length` bytes on this CPU; null otherwise.
 const uint8_t* PrepareSimd(const Pq& pq, uint32_t length, uint8_t* planes) {
   // Building the planes costs about as much as decoding a few blocks.
   if (pq.cw[0] == nullptr || !pq.k256 || pq.m > 2 || (pq.s != 2 && pq.s != 4) ||
-      length < 4u * kSimdBlock * pq.s || !SimdAvailable())
+      length < 2u * kSimdStep * pq.s || !SimdAvailable())
     return nullptr;
   BuildPlanes(pq.cw[0], pq.s, planes);
   if (pq.m == 2) BuildPlanes(pq.cw[1], pq.s, planes + kPlaneBytes / 2);
@@ -517,9 +516,8 @@ const uint8_t* PrepareSimd(const Pq& pq, uint32_t length, uint8_t* planes) {
 void CopyFullCached(uint8_t* out, const uint8_t* idx, uint32_t count,
                     const Pq& pq, uint32_t m0) {
 #if YONO_SIMD_X86
-  if (pq.planes != nullptr && count >= (pq.s == 2 ? kSimdBlock : 2u * kSimdBlock)) {
-    const uint32_t block = pq.s == 2 ? kSimdBlock : 2u * kSimdBlock;
-    const uint32_t n = count - count % block;  // even: the phase is kept
+  if (pq.planes != nullptr && count >= kSimdStep) {
+    const uint32_t n = count - count % kSimdStep;  // even: the phase is kept
     const uint8_t* p0 = pq.planes;
     const uint8_t* p1 = pq.m == 2 ? pq.planes + kPlaneBytes / 2 : p0;
     const uint8_t* pe = m0 == 0 ? p0 : p1;
