@@ -126,7 +126,7 @@ def main(argv=None):
     ap.add_argument("--models", default=os.path.join(os.path.dirname(__file__), "..",
                                                      "examples", "models"))
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
-    ap.add_argument("--epsilon", type=float, default=0.5, help="pt of accuracy per model")
+    ap.add_argument("--epsilon", type=float, default=1.0, help="pt of accuracy per model")
     ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--unseen", nargs="*", default=None,
                     help="models compressed with codebooks frozen from the others "

@@ -13,7 +13,7 @@ from conftest import EXAMPLES, SHARED
 
 from yonoc import interpreter
 from yonoc.errors import MissingDependencyError, ModelError, YonocError
-from yonoc.finetune import FinetuneData, FinetuneResult, call_hook, load_hook
+from yonoc.finetune import CodedLayer, FinetuneData, FinetuneResult, call_hook, load_hook
 from yonoc.frontend import read_model
 from yonoc.passes import em, encode
 from yonoc.pq.codebooks import CodebookOptions, learn
@@ -93,6 +93,84 @@ def test_call_hook_rejects_bad_results():
         call_hook(lambda m, s, w, d: 3, model, [0], ws, fd)
 
 
+def test_call_hook_biases_of_frozen_layers_only_when_asked():
+    model, _, _ = _example("digits_mlp")
+    ws = [np.zeros(t.shape) for t in model.weights]
+    bias = np.zeros(model.weights[1].shape[0])
+    hook = lambda m, s, w, d: FinetuneResult({}, {1: bias})  # noqa: E731
+    with pytest.raises(YonocError, match="biases for frozen layer 1"):
+        call_hook(hook, model, [0], ws, FinetuneData(np.zeros((1, 64), np.float32), None))
+    res = call_hook(hook, model, [0], ws, FinetuneData(np.zeros((1, 64), np.float32), None,
+                                                       frozen_biases=True))
+    assert np.array_equal(res.biases[1], bias)
+
+
+def test_biases_of_coded_layers_are_patched_next_to_their_codes():
+    """frozen_biases: a PQ-coded layer keeps its codes and gets the hook's bias."""
+    model, train, test = _example("digits_resnet")
+    cbs, encs = _coarse_encodings(model)
+    data = em.load_data(model, em.DataSpec(train, test))
+    data = em.ModelData(data.x_train[:32], data.y_train[:32], data.x_test[:60],
+                        data.y_test[:60])
+    layers = em.layer_map(model, em.read_graph(model.data))
+
+    class BiasShift:  # every layer's bias + 3 units of its int32 bias scale
+        def __call__(self, model, trainable, weights, data):
+            assert data.frozen_biases
+            out = FinetuneResult({i: weights[i] for i in trainable})
+            for i, li in enumerate(layers):
+                if li.bias_offset is not None:
+                    b = np.frombuffer(model.data, "<i4", len(li.bias_scale), li.bias_offset)
+                    out.biases[i] = (b + 3.0) * li.bias_scale
+            return out
+
+    out = em.run(model, encs, data, em.EMOptions(epsilon=100.0, precheck=False), BiasShift())
+    coded = [i for i, c in enumerate(out.choices) if c != encode.RAW]
+    assert coded and all(layers[i].bias_offset is not None for i in coded)
+    for i in coded:
+        li = layers[i]
+        b = np.frombuffer(model.data, "<i4", len(li.bias_scale), li.bias_offset)
+        assert np.array_equal(np.frombuffer(out.patches[li.bias_offset], "<i4"), b + 3)
+    # the model with those patches assembles (no patch overlaps a PQ-coded tensor)
+    encode.rebuilt_model(model, encs, out.choices, True, out.patches)
+
+
+def test_e_step_reassigns_codes_of_the_shadow_weights_trained_through_the_codebook():
+    """reassign="finetuned": the E-step hands the layers outside S to the hook as coded
+    layers (read-only codeword copies), then encodes the returned shadow weights."""
+    model, train, test = _example("digits_resnet")
+    cbs, encs = _coarse_encodings(model)
+    frozen = [[sub.copy() for sub in b.subs] for b in cbs.books]
+    data = em.load_data(model, em.DataSpec(train, test))
+    data = em.ModelData(data.x_train[:32], data.y_train[:32], data.x_test[:60],
+                        data.y_test[:60])
+    calls = []
+
+    class Negate:  # the E-step's shadow weights: the negated originals
+        def __call__(self, model, trainable, weights, data):
+            calls.append((sorted(trainable), sorted(data.coded)))
+            for c in data.coded.values():
+                assert isinstance(c, CodedLayer) and c.subs
+                for sub in c.subs:
+                    sub[:] = 0  # a copy: must not reach the codebooks
+            return {i: -weights[i] if i in data.coded else weights[i] for i in trainable}
+
+    out = em.run(model, encs, data, em.EMOptions(epsilon=-100.0, precheck=False,
+                                                 max_iterations=1, reassign="finetuned",
+                                                 heuristic=False, fallback_raw=False),
+                 Negate())
+    s = out.trainable
+    rest = [i for i in range(len(encs)) if i not in s]
+    assert calls[0] == (s, []) and calls[1] == (rest, rest) and calls[2] == (s, [])
+    for i in rest:
+        t = model.weights[i]
+        book = encs[i].rates[0].book
+        negated = type(t)(**{**t.__dict__, "values": -t.values.astype(np.float32)})
+        assert np.array_equal(encs[i].rates[0].indices, book.encode(negated.vector_order()))
+    assert all(np.array_equal(a, b) for book, subs in zip(cbs.books, frozen)
+               for a, b in zip(book.subs, subs))
+
+
 def test_load_hook_by_module_callable_and_errors(tmp_path, monkeypatch):
     (tmp_path / "myhooks.py").write_text(
         "class Hook:\n    def __call__(self, model, trainable, weights, data):\n"
@@ -157,6 +235,29 @@ def test_lift_matches_tflm(path):
     assert lsb.max() <= LIFT_MAX_LSB and lsb.mean() <= LIFT_MEAN_LSB, (lsb.max(), lsb.mean())
     if ref.shape[1] > 1:
         assert np.array_equal(lifted.argmax(1), ref.argmax(1))
+
+
+@pytest.mark.parametrize("kernel_major", [False, True])
+def test_lift_coded_layers_compute_with_the_encoders_codewords(kernel_major):
+    """The E-step's straight-through forward uses exactly what the E-step then encodes."""
+    torch = pytest.importorskip("torch")
+    from yonoc.compiler import choose_layouts
+    from yonoc.finetune.lift import _nearest_codewords
+    model, _, _ = _example("digits_resnet")
+    model = choose_layouts([model], kernel_major)[0]
+    _, encs = _coarse_encodings(model)
+    rng = np.random.default_rng(0)
+    for e in encs:
+        t, book = e.tensor, e.rates[0].book
+        w = t.values.astype(np.float64) + rng.normal(0, 2, t.size)
+        perm = t.vector_permutation()
+        q = _nearest_codewords(torch, torch.as_tensor(w.reshape(t.shape)),
+                               [torch.as_tensor(b, dtype=torch.float64) for b in book.subs],
+                               book.subvector_len,
+                               None if perm is None else torch.as_tensor(perm))
+        shifted = type(t)(**{**t.__dict__, "values": w.astype(np.float32)})
+        want = t.from_vector_order(book.decode(book.encode(shifted.vector_order()), t.size))
+        assert np.array_equal(q.numpy().reshape(-1), want.astype(np.float64)), t.name
 
 
 def test_lift_names_an_unsupported_operator():

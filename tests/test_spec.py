@@ -29,6 +29,8 @@ def test_spec_parses_models_data_and_options(tmp_path):
 mode = "pq-mopt"
 epsilon = 0.5
 epochs = 3
+reassign = "finetuned"
+frozen_biases = false
 finetune = "mymod:hook"
 codebooks = "cb.npz"
 
@@ -55,6 +57,7 @@ samples = "c.sample.npy"
     assert "c" not in data and dict(spec.samples)["c"] == str(tmp_path / "c.sample.npy")
     opts = apply(spec, BuildOptions())
     assert opts.mode == "pq-mopt" and opts.em.epsilon == 0.5 and opts.em.epochs == 3
+    assert opts.em.reassign == "finetuned" and opts.em.frozen_biases is False
     assert opts.finetune == "mymod:hook"
     assert opts.frozen_codebooks == str(tmp_path / "cb.npz")
     # explicit command-line values win over the spec
@@ -72,6 +75,8 @@ samples = "c.sample.npy"
     ("[[model]]\npath = 'a.tflite'\nepsilon = -1\n", "non-negative"),
     ("[[model]\npath = 'a.tflite'\n", "not valid TOML"),
     ("[other]\n[[model]]\npath = 'a.tflite'\n", "unknown table"),
+    ("[build]\nreassign = 'best'\n[[model]]\npath = 'a.tflite'\n", "reassign must be one"),
+    ("[build]\nfrozen_biases = 1\n[[model]]\npath = 'a.tflite'\n", "true or false"),
 ])
 def test_spec_errors_are_one_line(tmp_path, text, match):
     with pytest.raises(YonocError, match=match) as e:

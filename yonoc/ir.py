@@ -56,6 +56,13 @@ class WeightTensor:
             v = v.reshape(-1, p, i).transpose(0, 2, 1).reshape(-1)
         return v
 
+    def vector_permutation(self) -> np.ndarray | None:
+        """File-order positions in vector order (None: the orders are the same)."""
+        if self.layout != Layout.KERNEL_MAJOR:
+            return None
+        p, i = self.kernel_positions, self.inner_channels
+        return np.arange(self.size).reshape(-1, p, i).transpose(0, 2, 1).reshape(-1)
+
     def from_vector_order(self, v: np.ndarray) -> np.ndarray:
         """Inverse of `vector_order`: back to file order."""
         if self.layout == Layout.KERNEL_MAJOR:

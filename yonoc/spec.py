@@ -5,8 +5,9 @@
     epsilon = 0.5          # allowed accuracy loss in percentage points (per-model default)
     finetune = "torch"     # finetune hook: torch | module:callable | entry point name
     codebooks = "cb.npz"   # frozen codebooks (optional)
-    epochs = 8             # EM finetuning knobs: epochs, lr, batch_size, seed, init,
-                           # train_biases, max_train, max_iterations
+    epochs = 16            # EM finetuning knobs: epochs, lr, batch_size, seed, init,
+                           # train_biases, frozen_biases, reassign, loss, max_train,
+                           # max_iterations (see yonoc.passes.em.EMOptions)
     snr = 20.0             # data-free fidelity target (models without labels)
     min_agreement = 0.99
 
@@ -40,11 +41,13 @@ from .passes.em import DataSpec, EMOptions
 from .passes.fidelity import FidelityTarget
 
 _BUILD_KEYS = {"mode", "epsilon", "finetune", "codebooks", "epochs", "lr", "batch_size", "seed",
-               "init", "train_biases", "max_train", "max_iterations", "snr", "min_agreement",
-               "fallback"}
+               "init", "train_biases", "frozen_biases", "reassign", "loss", "max_train",
+               "max_iterations", "snr", "min_agreement", "fallback"}
 _MODEL_KEYS = {"path", "train", "test", "inputs", "epsilon", "samples"}
 _EM_KEYS = {"epsilon", "epochs", "lr", "batch_size", "seed", "init", "train_biases",
-            "max_train", "max_iterations"}
+            "frozen_biases", "reassign", "loss", "max_train", "max_iterations"}
+_EM_CHOICES = {"init": ("original", "reconstructed"), "reassign": ("original", "finetuned"),
+               "loss": ("auto", "ce", "bce", "kl", "mse")}
 
 
 @dataclass
@@ -91,6 +94,12 @@ def load_spec(path: str) -> Spec:
     for key in ("epochs", "batch_size", "seed", "max_train"):
         if key in build and (not isinstance(build[key], int) or build[key] < 0):
             raise YonocError(f"{path}: [build] {key} must be a non-negative integer")
+    for key, allowed in _EM_CHOICES.items():
+        if key in build and build[key] not in allowed:
+            raise YonocError(f"{path}: [build] {key} must be one of {', '.join(allowed)}")
+    for key in ("train_biases", "frozen_biases"):
+        if key in build and not isinstance(build[key], bool):
+            raise YonocError(f"{path}: [build] {key} must be true or false")
     models = doc.get("model", [])
     if not isinstance(models, list) or not models:
         raise YonocError(f"{path}: no [[model]] entries")

@@ -15,7 +15,7 @@ A *finetune hook* is any callable with this signature (see `FinetuneHook`)::
   current biases of previously finetuned layers, and training knobs).
 
 It returns new float weights for (some of) the trainable layers, and optionally their biases
-(`FinetuneResult.biases`, float, real domain). The compiler re-quantises returned weights to
+(`FinetuneResult.biases`, float, real domain; with `data.frozen_biases`, biases of any layer). The compiler re-quantises returned weights to
 int8 with each tensor's existing per-channel scales (clipped to [-127, 127]) and biases to
 int32 (scale = input scale x weight scale), stores those layers raw, and measures accuracy
 in TFLM. Codebooks are never passed to a hook, so it cannot change them.
@@ -41,6 +41,18 @@ DEFAULT_HOOK = "torch"
 
 
 @dataclass(frozen=True)
+class CodedLayer:
+    """A layer trained *through* its codebook (the EM loop's E-step): the forward pass uses the
+    nearest codeword reconstruction of the layer's float (shadow) weights, gradients pass
+    straight through to them. Codewords are copies in the int8 value domain, read-only.
+    """
+
+    subs: tuple  # M arrays [K, s] (sub-codebook j encodes sub-vectors j, j + M, ...)
+    subvector_len: int
+    permutation: np.ndarray | None = None  # file-order positions in vector order
+
+
+@dataclass(frozen=True)
 class FinetuneData:
     """What a hook trains on, and how."""
 
@@ -54,6 +66,12 @@ class FinetuneData:
     loss: str = "auto"  # auto | ce | bce | kl | mse
     temperature: float = 2.0  # distillation softening
     train_biases: bool = True  # also train the biases of the trainable layers
+    # also train the biases of the frozen layers: biases are stored raw whatever the weights'
+    # encoding, so correcting a PQ-coded layer's bias costs no image bytes
+    frozen_biases: bool = False
+    # {layer index: CodedLayer} for trainable layers whose forward weights must stay on the
+    # codebook (E-step); a hook that ignores it trains them raw, which only weakens the E-step
+    coded: Mapping = field(default_factory=dict)
 
 
 @dataclass
@@ -109,10 +127,12 @@ def call_hook(hook, model: ModelIR, trainable, weights, data: FinetuneData) -> F
     else:
         raise YonocError(f"{model.name}: finetune hook returned {type(out).__name__}, expected "
                          "FinetuneResult or a mapping of layer index to weights")
-    allowed = set(trainable)
+    allowed = {"weights": set(trainable),
+               "biases": set(range(len(model.weights))) if data.frozen_biases
+               else set(trainable)}
     for kind, d in (("weights", res.weights), ("biases", res.biases)):
         for i, a in d.items():
-            if i not in allowed:
+            if i not in allowed[kind]:
                 raise YonocError(f"{model.name}: finetune hook returned {kind} for frozen "
                                  f"layer {i}")
             a = np.asarray(a, np.float64)

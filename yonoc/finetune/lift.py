@@ -62,22 +62,27 @@ def _same_pad(size, k, stride, dil):
 
 
 def build_lift(model: ModelIR, weights=None, biases=None, trainable=(), dtype=None,
-               graph: Graph | None = None):
+               graph: Graph | None = None, bias_trainable=None, coded=None):
     """A `torch.nn.Module` computing `model` in float with fake quantisation.
 
     weights: optional float (real-domain) arrays, index-aligned with `model.weights`, replacing
     the file's values (e.g. codebook reconstructions); biases: optional {layer index: float
-    real-domain bias}. Layers in `trainable` get parameters (weights and biases); everything
-    else is a constant. Forward takes the model input in its float (real) domain.
+    real-domain bias}. Layers in `trainable` get weight parameters, layers in `bias_trainable`
+    (default: `trainable`) bias parameters; everything else is a constant. Trainable layers in
+    `coded` ({layer index: finetune.CodedLayer}) compute with the nearest codewords of their
+    weights (straight-through). Forward takes the model input in its float (real) domain.
     """
     torch = require_torch()
     graph = graph or read_graph(model.data, model.path)
     check_supported(graph, model.name)
-    return _make_module(torch, model, graph, weights, biases, set(trainable),
-                        dtype or torch.float32)
+    trainable = set(trainable)
+    bias_trainable = trainable if bias_trainable is None else set(bias_trainable)
+    return _make_module(torch, model, graph, weights, biases, trainable, bias_trainable,
+                        coded or {}, dtype or torch.float32)
 
 
-def _make_module(torch, model, graph, weights, biases, trainable, dtype):
+def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable, coded,
+                 dtype):
     import torch.nn.functional as F
 
     layers = layer_map(model, graph)
@@ -116,6 +121,7 @@ def _make_module(torch, model, graph, weights, biases, trainable, dtype):
             self.consts = {}
             self.w_scale = {}  # tensor index -> per-channel scale, broadcastable (trainable)
             self.b_unit = {}  # layer index -> (bias scale per channel, output scale)
+            self.coded = {}  # tensor index -> (codeword tensors, s, permutation or None)
             for li in layers:
                 wt = graph.tensors[li.tensor]
                 w = (np.asarray(weights[li.weight_index], np.float64).reshape(wt.shape)
@@ -125,6 +131,13 @@ def _make_module(torch, model, graph, weights, biases, trainable, dtype):
                     self.w_params[str(li.tensor)] = torch.nn.Parameter(
                         torch.as_tensor(w / sc, dtype=dtype))
                     self.w_scale[li.tensor] = torch.as_tensor(sc, dtype=dtype)
+                    c = coded.get(li.weight_index)
+                    if c is not None:
+                        perm = (None if c.permutation is None
+                                else torch.as_tensor(np.asarray(c.permutation, np.int64)))
+                        self.coded[li.tensor] = (
+                            [torch.as_tensor(np.asarray(b, np.float64), dtype=dtype)
+                             for b in c.subs], int(c.subvector_len), perm)
                 else:
                     self.consts[li.tensor] = torch.as_tensor(w, dtype=dtype)
                 if li.bias is not None:
@@ -134,7 +147,7 @@ def _make_module(torch, model, graph, weights, biases, trainable, dtype):
                     op = graph.ops[li.op_index]
                     osc = graph.tensors[op.outputs[0]].scale
                     unit = float(osc[0]) if osc.size else 1.0
-                    if li.weight_index in trainable:
+                    if li.weight_index in bias_trainable:
                         self.b_params[str(li.bias)] = torch.nn.Parameter(
                             torch.as_tensor(b / unit, dtype=dtype))
                         self.b_unit[li.bias] = (torch.as_tensor(li.bias_scale, dtype=dtype),
@@ -153,7 +166,10 @@ def _make_module(torch, model, graph, weights, biases, trainable, dtype):
         def tensor(self, ti):
             if str(ti) in self.w_params:
                 p = self.w_params[str(ti)]
-                q = fq(p, 1.0, 0.0, -127, 127)
+                if ti in self.coded:
+                    q = p + (_nearest_codewords(torch, p.detach(), *self.coded[ti]) - p).detach()
+                else:
+                    q = fq(p, 1.0, 0.0, -127, 127)
                 return q * self.w_scale[ti]
             if str(ti) in self.b_params:
                 p = self.b_params[str(ti)]
@@ -304,6 +320,26 @@ def _make_module(torch, model, graph, weights, biases, trainable, dtype):
             raise ModelError(f"the finetuning lift does not support operator {name}")
 
     return Lifted()
+
+
+def _nearest_codewords(torch, w, subs, s, perm):
+    """w (int8 units, file order) replaced by its PQ reconstruction, as the E-step encodes it
+    (sub-vector j uses sub-codebook j mod M; a short last sub-vector is zero-padded)."""
+    flat = w.reshape(-1)
+    size = flat.numel()
+    if perm is not None:
+        flat = flat[perm]
+    n = -(-size // s)
+    v = torch.nn.functional.pad(flat, (0, n * s - size)).reshape(n, s)
+    out = torch.empty_like(v)
+    for j, book in enumerate(subs):
+        rows = v[j::len(subs)]
+        d = (book * book).sum(1) - 2.0 * rows @ book.T  # + |rows|^2, same for every codeword
+        out[j::len(subs)] = book[d.argmin(1)]
+    q = out.reshape(-1)[:size]
+    if perm is not None:
+        q = torch.empty_like(q).index_copy_(0, perm, q)
+    return q.reshape(w.shape)
 
 
 def _channel_scale(t) -> np.ndarray:

@@ -27,11 +27,11 @@ class TorchFinetune:
         if self.threads:
             torch.set_num_threads(self.threads)
         torch.manual_seed(data.seed)
+        bias_layers = (() if not data.train_biases
+                       else range(len(model.weights)) if data.frozen_biases else trainable)
         student = build_lift(model, weights=weights, biases=dict(data.biases),
-                             trainable=trainable)
-        if not data.train_biases:
-            for p in student.b_params.values():
-                p.requires_grad_(False)
+                             trainable=trainable, bias_trainable=bias_layers,
+                             coded=data.coded)
         params = [p for p in student.parameters() if p.requires_grad]
         if not params:
             return FinetuneResult({}, {})
@@ -39,12 +39,11 @@ class TorchFinetune:
         n = x.shape[0]
         loss_kind = data.loss
         classy = student.head is not None and student.head[0] >= 0
-        if data.y is not None:
-            y = torch.as_tensor(np.asarray(data.y, np.int64))
-            target = y
+        if data.y is not None and loss_kind in ("auto", "ce", "bce"):
+            target = torch.as_tensor(np.asarray(data.y, np.int64))
             if loss_kind == "auto":
                 loss_kind = "ce"
-        else:
+        else:  # no labels, or distillation asked for: the original model is the teacher
             teacher = build_lift(model)
             with torch.no_grad():
                 target = torch.cat([teacher(x[i:i + 256])[1].reshape(min(256, n - i), -1)
