@@ -109,6 +109,21 @@ def summarise(examples, results, originals, modes):
     return acc_rows, ratio_rows
 
 
+def verdict(examples, yono, originals, eps, bar_loss=0.5, bar_ratio=3.1):
+    """One line against the issue's bar: mean loss, weight ratio, every model within eps."""
+    names = [n for n, *_ in examples]
+    loss = float(np.mean([originals[n] - yono["acc"][n] for n in names]))
+    ratio = (sum(yono["models"][n].weight_bytes for n in names)
+             / sum(yono["models"][n].weight_image_bytes for n in names))
+    outside = [n for n in names if originals[n] - yono["acc"][n] > eps + 1e-9]
+    ok = loss <= bar_loss and ratio >= bar_ratio and not outside
+    return (f"**yono against the bar** (mean loss <= {bar_loss} pt at >= {bar_ratio}x on int8 "
+            f"weight bytes, every model within epsilon = {eps} pt): mean loss {loss:.2f} pt, "
+            f"{ratio:.2f}x, " + (f"outside epsilon: {', '.join(outside)}" if outside
+                                 else "every model within epsilon")
+            + (" - **met**." if ok else " - **not met**."))
+
+
 def finetune_rows(examples, results, modes):
     rows = []
     for m in modes:
@@ -164,8 +179,11 @@ def main(argv=None):
            "Accuracy (%) of every task rebuilt from the image, on its labelled test set, "
            "in the TFLM interpreter (int8).", "",
            "## Accuracy per model and mode (paper Fig. 3)", "",
-           table(acc_rows, ["model", "original"] + args.modes), "",
-           "## Compression ratio (paper Table 2)", "",
+           "![accuracy per model and mode](paper-tables.png)", "",
+           table(acc_rows, ["model", "original"] + args.modes), ""]
+    if "yono" in results:
+        out += [verdict(examples, results["yono"], originals, args.epsilon), ""]
+    out += ["## Compression ratio (paper Table 2)", "",
            "Compressible int8 weight bytes / (index bytes + raw bytes); codebooks are shared "
            "by all tasks of an image.", "",
            table(ratio_rows, ["model"] + args.modes), ""]
