@@ -7,22 +7,25 @@ codebooks):
    the rest frozen; compare the original's and the rebuilt model's accuracy on the test data
    (in TFLM, int8); done if within epsilon;
 2. otherwise loop: E-step: re-assign the codes of the layers not in S against the frozen
-   codebooks (nearest codeword to the original weights); M-step: rebuild those layers from
+   codebooks (nearest codeword to the original weights, or to shadow weights trained
+   through the codebook with `reassign="finetuned"`); M-step: rebuild those layers from
    their codes and finetune the layers in S; evaluate; stop if within epsilon; else, with the
    heuristic (mode `yono`), add to S the layer with the largest ||W - What||^2 / N (eq. 3).
    The loop ends when within epsilon or when every layer has been tried.
 
 Layers in S are stored raw: their finetuned float weights are re-quantised to int8 with the
 tensor's own per-channel scales (clipped to [-127, 127]) and their biases to int32 (scale =
-input scale x weight scale), written into the rebuilt model as byte patches. Codewords never
+input scale x weight scale), written into the rebuilt model as byte patches; with
+`frozen_biases` the PQ-coded layers' biases are finetuned and patched too. Codewords never
 change. A "layer" is a compressible weight tensor (`ModelIR.weights`); first/last are the ones
 consumed by the lowest/highest operator index.
 
 Without labels (`y` None) the hook distils from the original model and the loop targets
 fidelity (the build's SNR/agreement target, measured in TFLM) instead of accuracy.
 
-If the loop ends without meeting the target, the model is kept as it was (every layer raw,
-original weights and biases): never worse than the original.
+If the loop ends without meeting the target, the model gets the data-free allocation if that
+meets it, else it is kept as it was (every layer raw, original weights and biases): never worse
+than the original.
 """
 
 from __future__ import annotations
