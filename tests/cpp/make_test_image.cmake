@@ -5,6 +5,8 @@
 # it writes OUT/image.bin.skipped (tests then report SKIP); when yonoc fails it
 # writes OUT/image.bin.failed with its output (tests then FAIL with it).
 # In neither case is the stamp written, so the next build tries again.
+# OUT/status (ok, skipped or failed) is written every time: other directories
+# depend on it, since the stamp may legitimately be missing.
 cmake_minimum_required(VERSION 3.20)
 
 string(REPLACE "|" ";" YONOC "${YONOC}")
@@ -12,6 +14,7 @@ string(REPLACE "|" ";" MODELS "${MODELS}")
 file(MAKE_DIRECTORY "${OUT}")
 set(image "${OUT}/image.bin")
 file(REMOVE "${image}" "${image}.skipped" "${image}.failed" "${OUT}/stamp")
+file(WRITE "${OUT}/status" "skipped")  # until known otherwise
 file(REMOVE_RECURSE "${OUT}/extract")
 
 if(NOT MODELS)
@@ -46,7 +49,9 @@ endif()
 if(NOT rc EQUAL 0)
   file(REMOVE "${image}")
   file(WRITE "${image}.failed" "${YONOC} build/extract exited with ${rc}:\n${out}")
+  file(WRITE "${OUT}/status" "failed")
   message(WARNING "yonoc failed for ${image}; its tests will fail:\n${out}")
   return()
 endif()
 file(WRITE "${OUT}/stamp" "")
+file(WRITE "${OUT}/status" "ok")
