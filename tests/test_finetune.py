@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import sys
 
@@ -165,7 +166,7 @@ def test_e_step_reassigns_codes_of_the_shadow_weights_trained_through_the_codebo
     for i in rest:
         t = model.weights[i]
         book = encs[i].rates[0].book
-        negated = type(t)(**{**t.__dict__, "values": -t.values.astype(np.float32)})
+        negated = dataclasses.replace(t, values=-t.values.astype(np.float32))
         assert np.array_equal(encs[i].rates[0].indices, book.encode(negated.vector_order()))
     assert all(np.array_equal(a, b) for book, subs in zip(cbs.books, frozen)
                for a, b in zip(book.subs, subs))
@@ -255,7 +256,7 @@ def test_lift_coded_layers_compute_with_the_encoders_codewords(kernel_major):
                                [torch.as_tensor(b, dtype=torch.float64) for b in book.subs],
                                book.subvector_len,
                                None if perm is None else torch.as_tensor(perm))
-        shifted = type(t)(**{**t.__dict__, "values": w.astype(np.float32)})
+        shifted = dataclasses.replace(t, values=w.astype(np.float32))
         want = t.from_vector_order(book.decode(book.encode(shifted.vector_order()), t.size))
         assert np.array_equal(q.numpy().reshape(-1), want.astype(np.float64)), t.name
 

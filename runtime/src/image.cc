@@ -427,17 +427,21 @@ YONO_TARGET_VBMI inline __m512i Lookup256(const __m512i* t, __m512i x, __mmask64
   return _mm512_mask_blend_epi8(hi, lo, up);
 }
 
+// The S planes of one codebook (BuildPlanes layout) into registers.
+template <uint32_t S>
+YONO_TARGET_VBMI inline void LoadPlanes(const uint8_t* planes, __m512i (*t)[4]) {
+  for (uint32_t p = 0; p < S; ++p)
+    for (uint32_t h = 0; h < 4; ++h) t[p][h] = _mm512_load_si512(planes + 256u * p + 64u * h);
+}
+
 // count (a multiple of 128) sub-vectors of s = 2; index j uses planes pe for
 // even j, po for odd j. Even and odd indices are split first so each lookup
 // serves one codebook.
 YONO_TARGET_VBMI void DecodeSimd2(uint8_t* out, const uint8_t* idx, uint32_t count,
                                   const uint8_t* pe, const uint8_t* po) {
   __m512i e[2][4], o[2][4];
-  for (uint32_t p = 0; p < 2; ++p)
-    for (uint32_t h = 0; h < 4; ++h) {
-      e[p][h] = _mm512_load_si512(pe + 256u * p + 64u * h);
-      o[p][h] = _mm512_load_si512(po + 256u * p + 64u * h);
-    }
+  LoadPlanes<2>(pe, e);
+  LoadPlanes<2>(po, o);
   const __m512i sel_e = _mm512_loadu_si512(kSimd.even2[0]);
   const __m512i sel_o = _mm512_loadu_si512(kSimd.even2[1]);
   for (uint32_t j = 0; j < count; j += kSimdStep) {
@@ -477,11 +481,8 @@ YONO_TARGET_VBMI inline void Lookup4(const __m512i (*t)[4], __m512i x, __m512i* 
 YONO_TARGET_VBMI void DecodeSimd4(uint8_t* out, const uint8_t* idx, uint32_t count,
                                   const uint8_t* pe, const uint8_t* po) {
   __m512i e[4][4], o[4][4];
-  for (uint32_t p = 0; p < 4; ++p)
-    for (uint32_t h = 0; h < 4; ++h) {
-      e[p][h] = _mm512_load_si512(pe + 256u * p + 64u * h);
-      o[p][h] = _mm512_load_si512(po + 256u * p + 64u * h);
-    }
+  LoadPlanes<4>(pe, e);
+  LoadPlanes<4>(po, o);
   const __m512i sel_e = _mm512_loadu_si512(kSimd.even4[0]);
   const __m512i sel_o = _mm512_loadu_si512(kSimd.even4[1]);
   for (uint32_t j = 0; j < count; j += kSimdStep) {

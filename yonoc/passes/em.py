@@ -222,7 +222,7 @@ def run(model: ModelIR, encodings: list, data: ModelData, options: EMOptions,
             return e.tensor.values.copy()
         return e.tensor.from_vector_order(books[i].decode(codes[i], e.tensor.size))
 
-    shadow = {i: originals[i].copy() for i in range(n)}  # E-step targets (file order, flat)
+    shadow = {}  # E-step targets trained through the codebook (file order, flat); else original
     current = {}  # finetuned float weights of layers in S (file order, flat)
     biases = {}  # finetuned float biases
 
@@ -241,7 +241,7 @@ def run(model: ModelIR, encodings: list, data: ModelData, options: EMOptions,
                 current[i] = originals[i].copy()
         weights = float_weights()
         for i in coded:
-            weights[i] = shadow[i].reshape(encodings[i].tensor.shape)
+            weights[i] = shadow.get(i, originals[i]).reshape(encodings[i].tensor.shape)
         fd = FinetuneData(
             x=x_tr, y=y_tr, biases=dict(biases), epochs=options.epochs,
             batch_size=options.batch_size, lr=options.lr, seed=options.seed,
@@ -320,10 +320,11 @@ def run(model: ModelIR, encodings: list, data: ModelData, options: EMOptions,
         rest = [k for k in range(n) if k not in S and books[k] is not None]
         if options.reassign == "finetuned" and rest:
             finetune((), coded=rest)
-        for k in rest:
-            t = encodings[k].tensor
-            values = (shadow[k] / scales[k]).astype(np.float32)  # int8 units, unrounded
-            codes[k] = books[k].encode(replace(t, values=values).vector_order())
+        for k in rest:  # without a shadow the target is the original: codes already fit it
+            if k in shadow:
+                t = encodings[k].tensor
+                values = (shadow[k] / scales[k]).astype(np.float32)  # int8 units, unrounded
+                codes[k] = books[k].encode(replace(t, values=values).vector_order())
         # M-step (lines 14-17): rebuild from codes, finetune S with the rest frozen
         choices, patches, score, ok = m_step()
         if ok:
