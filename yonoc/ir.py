@@ -51,10 +51,8 @@ class WeightTensor:
     def vector_order(self) -> np.ndarray:
         """The tensor's int8 values in the order the PQ encoding walks them (as float32)."""
         v = self.values.astype(np.float32)
-        if self.layout == Layout.KERNEL_MAJOR:
-            p, i = self.kernel_positions, self.inner_channels
-            v = v.reshape(-1, p, i).transpose(0, 2, 1).reshape(-1)
-        return v
+        perm = self.vector_permutation()
+        return v if perm is None else v[perm]
 
     def vector_permutation(self) -> np.ndarray | None:
         """File-order positions in vector order (None: the orders are the same)."""
@@ -65,10 +63,12 @@ class WeightTensor:
 
     def from_vector_order(self, v: np.ndarray) -> np.ndarray:
         """Inverse of `vector_order`: back to file order."""
-        if self.layout == Layout.KERNEL_MAJOR:
-            p, i = self.kernel_positions, self.inner_channels
-            v = v.reshape(-1, i, p).transpose(0, 2, 1).reshape(-1)
-        return v
+        perm = self.vector_permutation()
+        if perm is None:
+            return v
+        out = np.empty_like(v)
+        out[perm] = v
+        return out
 
 
 @dataclass

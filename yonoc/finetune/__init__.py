@@ -15,10 +15,11 @@ A *finetune hook* is any callable with this signature (see `FinetuneHook`)::
   current biases of previously finetuned layers, and training knobs).
 
 It returns new float weights for (some of) the trainable layers, and optionally their biases
-(`FinetuneResult.biases`, float, real domain; with `data.frozen_biases`, biases of any layer). The compiler re-quantises returned weights to
-int8 with each tensor's existing per-channel scales (clipped to [-127, 127]) and biases to
-int32 (scale = input scale x weight scale), stores those layers raw, and measures accuracy
-in TFLM. Codebooks are never passed to a hook, so it cannot change them.
+(`FinetuneResult.biases`, float, real domain; with `data.frozen_biases`, biases of any layer).
+The compiler re-quantises returned weights to int8 with each tensor's existing per-channel
+scales (clipped to [-127, 127]) and biases to int32 (scale = input scale x weight scale),
+stores those layers raw, and measures accuracy in TFLM. A hook sees at most copies of the
+codewords (`data.coded`, E-step), so it cannot change the codebooks.
 
 Choose a hook with `yonoc build --finetune module:callable` (a class is instantiated without
 arguments), by the name of a `yonoc.finetune` entry point, or `torch` (the default): the
