@@ -6,9 +6,10 @@ if command -v apt-get >/dev/null 2>&1; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  # Cortex-M7 cross build + QEMU, clang for the libFuzzer target, CMake/Ninja for the runtime
+  # Cortex-M7 cross build (C and C++: newlib + libstdc++) + QEMU, clang for the libFuzzer target, CMake/Ninja for the runtime
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    cmake ninja-build g++ gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm \
+    cmake ninja-build g++ gcc-arm-none-eabi libnewlib-arm-none-eabi \
+    libstdc++-arm-none-eabi-newlib qemu-system-arm \
     clang libclang-rt-14-dev >/dev/null
 fi
 # torch pinned: 2.13.0 is the CPU build; an unpinned torch pulls a multi-GB CUDA build
