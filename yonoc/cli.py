@@ -130,6 +130,9 @@ def _codebook_opts(f):
                    "+0.1-0.4 dB, slower task switch.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Also write the build report as JSON.")
+@click.option("--no-notes", "no_notes", is_flag=True,
+              help="Leave the build notes (per-model/per-tensor fidelity for `inspect`, a few "
+                   "bytes per tensor) out of the image.")
 @click.option("--target", help="MCU preset whose flash/SRAM the result must fit "
               "(stm32h747, stm32f746, nrf52840, rp2040, esp32s3).")
 @click.option("--flash", help="Flash budget for the image, e.g. 1M.")
@@ -155,7 +158,7 @@ def _codebook_opts(f):
 @_guard
 def build(models, output, mode, frozen, codewords, subvector_lengths, seed, samples, snr,
           min_agreement, no_check, fallback, keep_names, kernel_major, report_path, target,
-          flash, sram, jobs, spec_path, finetune, epsilon, emit_c, prefix, verbose):
+          flash, sram, jobs, spec_path, finetune, epsilon, emit_c, prefix, verbose, no_notes):
     """Compress MODELS (.tflite) into one image (or the models of --spec)."""
     if verbose:
         logging.getLogger("yonoc").setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
@@ -172,7 +175,7 @@ def build(models, output, mode, frozen, codewords, subvector_lengths, seed, samp
         mode=mode, codebook=_codebook_options(codewords, subvector_lengths, seed),
         frozen_codebooks=frozen, target=FidelityTarget(snr, min_agreement), check=not no_check,
         fallback=fallback, samples=_parse_samples(samples), erase_names=not keep_names,
-        kernel_major=kernel_major, jobs=jobs)
+        kernel_major=kernel_major, jobs=jobs, notes=not no_notes)
     models = list(models)
     if spec_path or finetune or epsilon is not None:  # --- build spec / EM finetuning
         opts, models = _apply_spec(spec_path, opts, models, mode, frozen, finetune, epsilon)
@@ -218,16 +221,28 @@ def _build_report(result) -> dict:
 
 @main.command()
 @click.argument("image", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable output (strict JSON: null for infinite or absent figures).")
+@click.option("--tensors", is_flag=True,
+              help="One row per weight tensor: operator, shape, group, rate, bytes, weight SNR, "
+                   "output noise when coded alone (with --json: a 'tensors' list per model).")
+@click.option("--csv", "as_csv", is_flag=True, help="The per-tensor rows as CSV.")
 @_guard
-def inspect(image, as_json):
-    """Show what IMAGE holds: models, sizes, ratios."""
+def inspect(image, as_json, tensors, as_csv):
+    """Show what IMAGE holds: models, sizes, ratios, fidelity (from the build notes)."""
     from .backend.image_format import read_image
     from .fileio import read_input
-    from .report import format_report, inspect_image
+    from .report import format_report, format_tensors, inspect_image, strict, tensors_csv
 
-    r = inspect_image(read_image(read_input(image)))
-    click.echo(json.dumps(r, indent=2) if as_json else format_report(r))
+    if as_json and as_csv:
+        raise YonocError("--json and --csv: choose one")
+    r = inspect_image(read_image(read_input(image)), tensors=tensors or as_csv)
+    if as_csv:
+        click.echo(tensors_csv(r), nl=False)
+    elif as_json:
+        click.echo(json.dumps(strict(r), indent=2, allow_nan=False))
+    else:
+        click.echo(format_tensors(r) if tensors else format_report(r))
 
 
 @main.command()

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from .backend import image_format as fmt
+from .backend import notes as build_notes
 from .errors import YonocError
 from .frontend import read_model
 from .ir import Layout, replace
@@ -43,6 +44,7 @@ class ModelResult:
     accuracy_original: float | None = None  # % on the model's test data, TFLM int8
     accuracy: float | None = None  # % of the rebuilt model (or SNR dB when distilled)
     finetuned: list = field(default_factory=list)  # layer indices stored raw, finetuned
+    notes: build_notes.ModelNote | None = None  # what the image's build notes keep of it
 
 
 @dataclass
@@ -153,7 +155,8 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
 
     t = time.perf_counter()
     entries, tasks = drop_unused_codebooks(entries, tasks)
-    image = fmt.write_image(entries, tasks)
+    blob = build_notes.encode([r.notes for r in results]) if options.notes else b""
+    image = fmt.write_image(entries, tasks, notes=blob)
     parsed = fmt.read_image(image)  # self-check: what the firmware will see
     for i, task in enumerate(tasks):
         if fmt.rebuild(parsed, i) != task.model:
@@ -192,6 +195,7 @@ def _compile_model(args):
     erase = options.erase_names and options.mode != "int8"
     choices = [0 if e.rates else encode.RAW for e in encs]
     measurement, evaluator, samples_desc = None, None, "none"
+    real, alone = 0, {}  # --- build notes: real inputs, per-tensor probe SNRs
     # --- EM finetuning (Algorithm 1, passes/em.py): models with data, yono / pq-mopt modes
     patches, em_out = None, None
     if encs and options.mode in ("yono", "pq-mopt") and m.name in dict(options.data):
@@ -206,7 +210,7 @@ def _compile_model(args):
                                                                  patches))
         elif options.mode == "yono" and encs:
             choices, measurement = fidelity.choose(m, encs, evaluator, options.target,
-                                                   options.fallback, erase)
+                                                   options.fallback, erase, probe=alone)
         elif encs:
             measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase))
     arena = 0
@@ -214,10 +218,22 @@ def _compile_model(args):
         arena = measure_arena(m.data, evaluator.samples[0])
     task = encode.make_task(m, encs, choices, book_index, erase, arena, patches)
     result = _model_result(m, encs, choices, measurement, evaluator, samples_desc, arena)
+    result.notes = build_notes.model_note(
+        m, task.model, measurement, real,
+        len(evaluator.samples) - real if evaluator is not None else 0, options, em_out, alone)
     if em_out is not None:
         result.accuracy_original, result.accuracy = em_out.original, em_out.final
         result.finetuned = list(em_out.trainable) if not em_out.fell_back else []
     return task, result
+
+
+def compile_model(m, codebook_set: pq.CodebookSet, firsts: list, options: BuildOptions):
+    """One model against codebooks already in a table (`firsts`: each book's first table
+    index): the per-model path of `build`, for `yonoc add`. Returns (task, ModelResult)."""
+    explicit = {}
+    for name, path in options.samples:
+        explicit.setdefault(name, []).append(path)
+    return _compile_model((m, codebook_set, firsts, options, explicit))
 
 
 def _coarsest_only(s: pq.CodebookSet) -> pq.CodebookSet:

@@ -26,6 +26,7 @@ class BuildOptions:
     kernel_major: bool = False  # walk 3x3 kernels spatially (slower firmware decode)
     measure_arena: bool = True
     jobs: int = 0  # worker processes for the per-model passes; 0 = one per core
+    notes: bool = True  # build notes in the image (per-model/per-tensor fidelity; --no-notes)
     # --- EM finetuning (Algorithm 1, passes/em.py); models with data in yono / pq-mopt modes
     data: tuple = ()  # ((model name, passes.em.DataSpec), ...), from a build spec
     finetune: str | None = None  # hook: "torch" (default), module:callable, entry point name

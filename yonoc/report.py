@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 from .backend import image_format as fmt
+from .backend import notes as build_notes
 from .errors import ModelError
 from .frontend import read_model_bytes
 
@@ -13,8 +16,10 @@ def _aligned(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
-def inspect_image(image: fmt.Image) -> dict:
-    """Sizes and ratios computed from the image alone (it rebuilds every model to see them)."""
+def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
+    """Sizes and ratios computed from the image alone (it rebuilds every model to see them),
+    fidelity figures from its build notes; with `tensors`, one row per weight tensor too."""
+    notes = build_notes.decode(image.notes, len(image.tasks))
     models = []
     tot_orig = tot_w_orig = tot_w_img = 0
     cb_bytes = sum(_aligned(c.codewords.size * 2) for c in image.codebooks)
@@ -46,7 +51,10 @@ def inspect_image(image: fmt.Image) -> dict:
             "weight_image_bytes": w_img,
             "sram_model_bytes": t.model_size,
             "arena_bytes": t.arena_size,
+            **_model_notes(notes[i] if notes else None),
         })
+        if tensors:
+            models[-1]["tensors"] = tensor_rows(image, t, weights, notes[i] if notes else None)
         tot_orig += t.original_size
         tot_w_orig += w_orig
         tot_w_img += w_img
@@ -70,15 +78,134 @@ def inspect_image(image: fmt.Image) -> dict:
     }
 
 
+def _finite(v):
+    return v if v is None or math.isfinite(v) else None
+
+
+def _model_notes(n) -> dict:
+    """Per-model fidelity from the build notes; None (shown "-") when the image has none."""
+    keys = ("snr_db", "agreement", "inputs_real", "inputs_generated", "accuracy_original",
+            "accuracy", "target_snr_db", "target_agreement", "epsilon")
+    if n is None:
+        return {"notes": False, **{k: None for k in keys}}
+    return {"notes": True, "snr_db": n.snr_db if n.checked else None,
+            "agreement": n.agreement,
+            "inputs_real": n.real_inputs if n.checked else None,
+            "inputs_generated": n.generated_inputs if n.checked else None,
+            "accuracy_original": n.accuracy_original, "accuracy": n.accuracy,
+            "target_snr_db": n.target_snr_db, "target_agreement": n.target_agreement,
+            "epsilon": n.epsilon}
+
+
+def _group_name(group: int) -> str:
+    return "AB"[group] if group in (0, 1) else str(group)
+
+
+def tensor_rows(image: fmt.Image, task, weights: list, note) -> list:
+    """One row per weight tensor the frontend finds in the rebuilt model: its operator, shape
+    and kernel group (frontend), rate and bytes (fill records), fidelity (build notes)."""
+    pq_at = {f.dst_offset: f for f in task.fills if f.kind == fmt.FillKind.PQ}
+    by_offset = {tn.offset: tn for tn in note.tensors} if note else {}
+    probe = {o: tn.alone_snr_db for o, tn in by_offset.items()
+             if tn.alone_snr_db is not None}
+    # share of the all-coarse output noise: the probe measured each tensor alone
+    power = {o: 10 ** (-a / 10) if math.isfinite(a) else (0.0 if a > 0 else math.inf)
+             for o, a in probe.items()}
+    total = sum(power.values())
+    rows = []
+    for k, w in enumerate(weights):
+        f = pq_at.get(w.offset)
+        tn = by_offset.get(w.offset)
+        if f is not None:
+            s = image.codebooks[f.codebook_first].subvector_len
+            rate, bpw, after = f"{8 / s:g}bpw", 8 / s, len(f.payload)
+        else:
+            rate, bpw, after = "raw", 8.0, w.size
+        share = None
+        if w.offset in power and total > 0 and math.isfinite(total):
+            share = power[w.offset] / total
+        rows.append({
+            "model": task.name, "index": k, "operator": w.op_type, "shape": list(w.shape),
+            "group": _group_name(int(w.group)), "rate": rate, "bits_per_weight": bpw,
+            "bytes_before": w.size, "bytes_after": after,
+            "weight_snr_db": tn.weight_snr_db if tn else None,
+            "exact": f is None and (tn is None or tn.weight_snr_db == math.inf),
+            "alone_snr_db": tn.alone_snr_db if tn else None,
+            "noise_share": share,
+        })
+    return rows
+
+
+def strict(obj):
+    """JSON-safe copy: Infinity/NaN become null (strict parsers reject them)."""
+    if isinstance(obj, float):
+        return _finite(obj)
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    return obj
+
+
+TENSOR_COLUMNS = ("model", "index", "operator", "shape", "group", "rate", "bytes_before",
+                  "bytes_after", "weight_snr_db", "alone_snr_db", "noise_share")
+
+
+def _fmt(v, spec: str, none: str = "-") -> str:
+    if v is None:
+        return none
+    if isinstance(v, float) and math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return format(v, spec)
+
+
+def format_tensors(r: dict) -> str:
+    """The `inspect --tensors` table."""
+    lines = [f"{'model':24s} {'#':>3s} {'operator':18s} {'shape':16s} {'grp':3s} {'rate':>6s} "
+             f"{'bytes':>8s} {'stored':>8s} {'wSNR dB':>8s} {'alone dB':>8s} {'noise':>6s}"]
+    for m in r["models"]:
+        for t in m.get("tensors", []):
+            shape = "x".join(map(str, t["shape"]))
+            share = "-" if t["noise_share"] is None else f"{100 * t['noise_share']:.1f}%"
+            lines.append(
+                f"{m['name'][:24]:24s} {t['index']:3d} {t['operator'][:18]:18s} {shape[:16]:16s} "
+                f"{t['group']:3s} {t['rate']:>6s} {t['bytes_before']:8d} {t['bytes_after']:8d} "
+                f"{_fmt(t['weight_snr_db'], '.1f'):>8s} {_fmt(t['alone_snr_db'], '.1f'):>8s} "
+                f"{share:>6s}")
+    if not any(m.get("notes") for m in r["models"]):
+        lines.append("(no build notes in this image: fidelity columns are '-')")
+    return "\n".join(lines)
+
+
+def tensors_csv(r: dict) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(TENSOR_COLUMNS)
+    for m in r["models"]:
+        for t in m.get("tensors", []):
+            row = dict(t, shape="x".join(map(str, t["shape"])))
+            w.writerow(["" if row[c] is None else _fmt(row[c], "g") if isinstance(row[c], float)
+                        else row[c] for c in TENSOR_COLUMNS])
+    return buf.getvalue()
+
+
 def format_report(r: dict) -> str:
     lines = [f"{'model':40s} {'ops':>4s} {'original':>9s} {'in image':>9s} {'ratio':>6s} "
-             f"{'PQ/raw':>7s} {'SRAM model':>10s} {'arena':>8s}"]
+             f"{'PQ/raw':>7s} {'SRAM model':>10s} {'arena':>8s} {'SNR dB':>6s} {'agree':>6s} "
+             f"{'inputs':>10s}"]
     for m in r["models"]:
+        agree = "-" if m.get("agreement") is None else f"{100 * m['agreement']:.1f}%"
+        inputs = ("-" if m.get("inputs_real") is None
+                  else f"{m['inputs_real']}r+{m['inputs_generated']}g")
         lines.append(
             f"{m['name'][:40]:40s} {sum(m['operators'].values()):4d} {m['original_bytes']:9d} "
             f"{m['image_bytes']:9d} {m['ratio']:5.2f}x "
             f"{m['tensors_compressed']:3d}/{m['tensors_raw']:<3d} {m['sram_model_bytes']:10d} "
-            f"{m['arena_bytes']:8d}")
+            f"{m['arena_bytes']:8d} {_fmt(m.get('snr_db'), '.1f'):>6s} {agree:>6s} "
+            f"{inputs:>10s}")
     lines += [
         "",
         f"codebooks: {r['codebooks']} sub-codebooks, {r['codebook_bytes']} bytes (fp16, shared)",

@@ -97,9 +97,11 @@ def _bytes(encodings, choices) -> int:
 
 
 def choose(model: ModelIR, encodings: list, evaluator: Evaluator, target: FidelityTarget,
-           strategy: str = "sensitivity", erase_names: bool = True):
+           strategy: str = "sensitivity", erase_names: bool = True, probe: dict | None = None):
     """Per-tensor choices meeting the target with the fewest bytes found. Returns
-    (choices, Measurement)."""
+    (choices, Measurement). `probe`, if given, receives {tensor index: output SNR (dB) with
+    only that tensor coded at the coarsest rate} for the tensors the sensitivity probe
+    measured (the build notes keep them)."""
     n = len(encodings)
     coarse = [0 if e.rates else RAW for e in encodings]
 
@@ -116,7 +118,7 @@ def choose(model: ModelIR, encodings: list, evaluator: Evaluator, target: Fideli
                             f"the fidelity target (SNR {m_raw.snr_db:.1f} dB)")
     if strategy == "eq3":
         return _eq3(encodings, evaluator, target, build, m_raw)
-    return _sensitivity(encodings, evaluator, target, build, m_raw)
+    return _sensitivity(encodings, evaluator, target, build, m_raw, probe_out=probe)
 
 
 def _eq3(encodings, evaluator, target, build, m_raw):
@@ -140,7 +142,7 @@ def _eq3(encodings, evaluator, target, build, m_raw):
     return choices_for(hi), best
 
 
-def _sensitivity(encodings, evaluator, target, build, m_raw, probe_samples=8):
+def _sensitivity(encodings, evaluator, target, build, m_raw, probe_samples=8, probe_out=None):
     n = len(encodings)
     # output noise each tensor causes alone at the coarsest rate (others raw)
     probe = min(probe_samples, len(evaluator.samples))
@@ -154,6 +156,8 @@ def _sensitivity(encodings, evaluator, target, build, m_raw, probe_samples=8):
         c = [RAW] * n
         c[i] = 0
         noise0.append(evaluator.noise(build(c), probe) * scale)
+        if probe_out is not None:
+            probe_out[i] = snr_db(evaluator.signal, noise0[-1])
 
     def est(i, choice):
         e = encodings[i]
