@@ -269,6 +269,74 @@ def extract(image, output):
     click.echo(f"{output}: {len(models)} models")
 
 
+@main.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="New image: IMAGE's bytes with the header rewritten and MODEL appended.")
+@click.option("--mode", type=click.Choice(MODES), default="yono", show_default=True,
+              help="As for build (the image's codebooks are used frozen whatever the mode).")
+@click.option("--samples", multiple=True, metavar="MODEL=FILE.npy",
+              help="Real sample inputs for the model (as for build).")
+@click.option("--snr", default=20.0, show_default=True, help="Output SNR target in dB.")
+@click.option("--min-agreement", default=0.99, show_default=True,
+              help="Top-1 agreement target on real samples.")
+@click.option("--no-check", is_flag=True, help="No TFLM fidelity check (and no fallback).")
+@click.option("--fallback", type=click.Choice(["sensitivity", "eq3"]), default="sensitivity",
+              show_default=True, help="How the fidelity pass picks what to keep finer/raw.")
+@click.option("--keep-names", is_flag=True, help="Keep tensor names in the rebuilt model.")
+@click.option("--kernel-major", is_flag=True, help="Vectorise 3x3 kernels spatially.")
+@click.option("--no-notes", "no_notes", is_flag=True, help="Write the new image without notes.")
+@click.option("--target", help="MCU preset whose flash/SRAM the result must fit.")
+@click.option("--flash", help="Flash budget for the image, e.g. 1M.")
+@click.option("--sram", help="SRAM budget for the largest model plus its arena, e.g. 512K.")
+@_guard
+def add(image, model, output, mode, samples, snr, min_agreement, no_check, fallback, keep_names,
+        kernel_major, no_notes, target, flash, sram):
+    """Code MODEL with IMAGE's frozen codebooks and append it as the last task (OTA-friendly:
+    only the 64-byte header of IMAGE changes; everything new is appended)."""
+    from . import budget
+    from .add import add as run_add
+    from .backend.image_format import read_image
+    from .fileio import read_input, write_atomic
+
+    limits = budget.resolve(target, flash, sram)
+    opts = BuildOptions(mode=mode, target=FidelityTarget(snr, min_agreement),
+                        check=not no_check, fallback=fallback, samples=_parse_samples(samples),
+                        erase_names=not keep_names, kernel_major=kernel_major, jobs=1,
+                        notes=not no_notes)
+    old = read_input(image)
+    new, result = run_add(old, model, opts)
+    tasks = read_image(new).tasks
+    budget.check(limits, new)
+    write_atomic(output, new)
+    click.echo(f"{output}: {len(new)} bytes (+{len(new) - len(old)}), task {len(tasks) - 1} "
+               f"{result.name!r} appended; bytes 64..{len(old)} of {image} unchanged")
+
+
+@main.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="HTML file to write (self-contained: inline SVG, no scripts).")
+@click.option("--target", help="MCU preset to draw flash/SRAM against "
+              "(stm32h747, stm32f746, nrf52840, rp2040, esp32s3).")
+@click.option("--flash", help="Flash budget, e.g. 1M.")
+@click.option("--sram", help="SRAM budget for the largest model plus its arena, e.g. 512K.")
+@_guard
+def report(image, output, target, flash, sram):
+    """Write a one-page HTML report of IMAGE: sizes, rates, fidelity, flash/SRAM."""
+    from . import budget
+    from .backend.image_format import read_image
+    from .fileio import read_input, write_atomic
+    from .report import inspect_image
+    from .report_html import render
+
+    limits = budget.resolve(target, flash, sram)
+    r = inspect_image(read_image(read_input(image)), tensors=True)
+    write_atomic(output, render(r, limits, os.path.basename(image)).encode())
+    click.echo(f"{output}: report of {len(r['models'])} models")
+
+
 @main.group()
 def codebooks():
     """Learn and reuse shared codebooks."""

@@ -1,0 +1,112 @@
+"""`yonoc add`: a new model coded with an image's frozen codebooks, appended so that the old
+image is a byte prefix of the new one except for the 64-byte header."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import EXAMPLES, example_models, run_yonoc
+
+from yonoc.backend import image_format as fmt
+
+NEW = os.path.join(EXAMPLES, "kws_dscnn.tflite")
+# header fields (docs/image-format.md) that `add` may change, by byte offset
+MAY_CHANGE = {8: "image_size", 12: "crc32", 22: "task_count", 28: "task_table_offset",
+              32: "max_model_size", 36: "max_arena_size", 40: "notes_offset", 44: "notes_size"}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    d = tmp_path_factory.mktemp("add")
+    image = d / "base.bin"
+    run_yonoc("build", *[m for m in example_models() if m != NEW], "-o", image, "-j", "2")
+    return image
+
+
+def _changed_header_fields(old: bytes, new: bytes) -> set:
+    changed = set()
+    for i in range(64):
+        if old[i] != new[i]:
+            start = max(o for o in list(MAY_CHANGE) + [0, 4, 6, 16, 20, 24, 48] if o <= i)
+            changed.add(MAY_CHANGE.get(start, f"byte {start}"))
+    return changed
+
+
+def _check_append(old: bytes, new: bytes, added: str):
+    assert new[64:len(old)] == old[64:], "bytes after the header must not change"
+    assert _changed_header_fields(old, new) <= set(MAY_CHANGE.values())
+    a, b = fmt.read_image(old), fmt.read_image(new)
+    assert [t.name for t in b.tasks] == [t.name for t in a.tasks] + [added]
+    for i in range(len(a.tasks)):
+        assert fmt.rebuild(b, i) == fmt.rebuild(a, i)
+        ta, tb = a.tasks[i], b.tasks[i]
+        assert (tb.skeleton_offset, tb.model_crc32, len(tb.fills)) == (
+            ta.skeleton_offset, ta.model_crc32, len(ta.fills))
+    assert len(b.codebooks) == len(a.codebooks)
+    assert all((x.codewords == y.codewords).all() for x, y in zip(a.codebooks, b.codebooks))
+    return a, b
+
+
+def test_add_appends_with_frozen_codebooks_and_only_the_header_changes(base, tmp_path):
+    out = tmp_path / "new.bin"
+    p = run_yonoc("add", base, NEW, "-o", out)
+    assert "appended" in p.stdout
+    old, new = base.read_bytes(), out.read_bytes()
+    a, b = _check_append(old, new, "kws_dscnn")
+    assert _changed_header_fields(old, new) >= {"image_size", "crc32", "task_count",
+                                                 "task_table_offset"}
+    # the new task is coded with the image's codebooks and keeps its fidelity target
+    pq = [f for f in b.tasks[-1].fills if f.kind == fmt.FillKind.PQ]
+    assert pq and all(f.codebook_first + f.codebook_count <= len(a.codebooks) for f in pq)
+    r = json.loads(run_yonoc("inspect", out, "--json").stdout)
+    assert r["models"][-1]["name"] == "kws_dscnn" and r["models"][-1]["snr_db"] >= 20.0
+    assert r["models"][0]["snr_db"] == json.loads(
+        run_yonoc("inspect", base, "--json").stdout)["models"][0]["snr_db"]
+    # twice: the first add is a prefix of the second the same way
+    other = tmp_path / "kws_copy.tflite"
+    shutil.copy(NEW, other)
+    out2 = tmp_path / "new2.bin"
+    run_yonoc("add", out, other, "-o", out2, "--no-check")
+    _check_append(new, out2.read_bytes(), "kws_copy")
+
+
+def test_add_uses_only_rates_the_image_kept(tmp_path):
+    """A pq-m image keeps one (coarsest) rate per group; the added model cannot use others."""
+    image = tmp_path / "pqm.bin"
+    run_yonoc("build", *[m for m in example_models() if m != NEW], "-o", image, "--mode", "pq-m",
+              "--no-check")
+    out = tmp_path / "new.bin"
+    run_yonoc("add", image, NEW, "-o", out, "--mode", "pq-m", "--no-check")
+    rows = json.loads(run_yonoc("inspect", out, "--json", "--tensors").stdout)["models"]
+    have = {t["rate"] for m in rows[:-1] for t in m["tensors"] if t["rate"] != "raw"}
+    added = {t["rate"] for t in rows[-1]["tensors"] if t["rate"] != "raw"}
+    assert added and added <= have
+
+
+def test_add_int8_mode_stores_the_model_exactly(base, tmp_path):
+    out = tmp_path / "new.bin"
+    run_yonoc("add", base, NEW, "-o", out, "--mode", "int8", "--no-check")
+    b = fmt.read_image(out.read_bytes())
+    assert fmt.rebuild(b, len(b.tasks) - 1) == open(NEW, "rb").read()
+
+
+def test_add_duplicate_name_is_exit_2_and_writes_nothing(base, tmp_path):
+    out = tmp_path / "dup.bin"
+    dup = os.path.join(EXAMPLES, "digits_mlp.tflite")
+    p = run_yonoc("add", base, dup, "-o", out, check=False)
+    assert p.returncode == 2 and p.stderr.startswith("yonoc: error:") and "digits_mlp" in p.stderr
+    assert not out.exists()
+
+
+def test_add_to_a_corrupt_image_is_exit_4(base, tmp_path):
+    bad = tmp_path / "bad.bin"
+    data = bytearray(base.read_bytes())
+    data[100] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    p = run_yonoc("add", bad, NEW, "-o", tmp_path / "x.bin", check=False)
+    assert p.returncode == 4 and not (tmp_path / "x.bin").exists()
+

@@ -1,0 +1,69 @@
+"""`yonoc add`: code one more model with an image's own (frozen) codebooks and append it.
+
+An image keeps only the sub-codebooks its tasks use (compiler.drop_unused_codebooks), so the new
+model gets exactly the rates some existing task was coded at: the codebooks are recovered from
+the PQ records (first sub-codebook, M) and nothing is re-learned. The new task is appended
+(backend/append.py): existing tasks keep their index and bytes; `add` does not sort.
+"""
+
+from __future__ import annotations
+
+from .backend import image_format as fmt
+from .backend import notes as build_notes
+from .backend.append import append_task
+from .compiler import choose_layouts, compile_model, load_models
+from .errors import YonocError
+from .ir import Group
+from .options import BuildOptions
+from .pq.codebooks import CodebookSet, PQCodebook
+
+
+def image_codebooks(image: fmt.Image):
+    """(CodebookSet coarsest rate first per group, each book's first table index).
+
+    With several books at one (group, rate) (a pq-s image: per-model codebooks) the first in
+    table order is used.
+    """
+    seen = {}
+    for t in image.tasks:
+        for f in t.fills:
+            if f.kind == fmt.FillKind.PQ:
+                seen.setdefault((f.codebook_first, f.codebook_count), None)
+    books, by_rate = [], {}
+    for first, count in sorted(seen):
+        e = image.codebooks[first]
+        key = (e.group, e.subvector_len)
+        if key in by_rate or e.group not in (Group.CONV3X3, Group.POINTWISE):
+            continue
+        subs = [image.codebooks[first + j].codewords for j in range(count)]
+        by_rate[key] = (PQCodebook(Group(e.group), e.subvector_len, subs), first)
+    for key in sorted(by_rate, key=lambda k: (k[0], -k[1])):
+        books.append(by_rate[key])
+    return CodebookSet([b for b, _ in books]), [first for _, first in books]
+
+
+def add(image_bytes: bytes, model_path: str, options: BuildOptions):
+    """(new image bytes, ModelResult of the added model)."""
+    image = fmt.read_image(image_bytes)
+    (model,) = choose_layouts(load_models([model_path]), options.kernel_major)
+    if model.name in {t.name for t in image.tasks}:
+        raise YonocError(f"the image already has a task named {model.name!r}: task names come "
+                         "from file names, rename the new model")
+    unknown = {name for name, _ in options.samples} - {model.name}
+    if unknown:
+        raise YonocError(f"--samples names unknown model(s): {', '.join(sorted(unknown))}")
+    if options.mode == "int8":
+        books, firsts = CodebookSet([]), []
+    else:
+        books, firsts = image_codebooks(image)
+    task, result = compile_model(model, books, firsts, options)
+    blob = b""
+    if options.notes:
+        old = build_notes.decode(image.notes, len(image.tasks))
+        old = old or [build_notes.ModelNote() for _ in image.tasks]
+        blob = build_notes.encode(old + [result.notes])
+    new = append_task(image, task, blob)
+    parsed = fmt.read_image(new)  # self-check: what the firmware will see
+    if fmt.rebuild(parsed, len(parsed.tasks) - 1) != task.model:
+        raise YonocError(f"internal error: task {task.name!r} does not rebuild exactly")
+    return new, result
