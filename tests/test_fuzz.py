@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,3 +127,30 @@ def test_mutated_tflite_files_are_read_or_cleanly_refused(small_model, ops):
         read_model_bytes(data, "fuzz")
     except ModelError:
         pass
+
+
+def _regressions_module():
+    import importlib.util
+    path = Path(__file__).parent / "fuzz" / "make_regressions.py"
+    spec = importlib.util.spec_from_file_location("make_regressions", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_committed_fuzz_regressions_match_their_generator():
+    """A format change must regenerate them, or the C++ replay would only test the version check."""
+    mod = _regressions_module()
+    for name, make in mod.REGRESSIONS.items():
+        committed = (Path(__file__).parent / "fuzz" / "regressions" / name).read_bytes()
+        assert committed == make(), f"stale {name}: run python tests/fuzz/make_regressions.py"
+
+
+def test_name_with_nul_regression_fails_at_the_name_check():
+    data = _regressions_module()._name_with_nul()
+    with pytest.raises(ImageError, match="name is not a NUL-terminated string"):
+        fmt.read_image(data)
+    fixed = bytearray(data)
+    fixed[fixed.index(b"ab\0cd") + 2] = ord("_")
+    img = fmt.read_image(_fix_crc(fixed))
+    assert img.tasks[0].name == "ab_cd" and len(fmt.rebuild(img, 0)) == img.tasks[0].model_size

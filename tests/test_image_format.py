@@ -82,11 +82,47 @@ def test_corruption_is_detected(mutate, message):
         fmt.read_image(mutate(data))
 
 
-def test_wrong_version_is_reported():
+@pytest.mark.parametrize("version", [fmt.FORMAT_VERSION - 1, fmt.FORMAT_VERSION + 1])
+def test_wrong_version_is_reported(version):
     buf = bytearray(_image()[0])
-    struct.pack_into("<H", buf, 4, 2)
-    with pytest.raises(ImageError, match="version 2"):
+    struct.pack_into("<H", buf, 4, version)
+    with pytest.raises(ImageError, match=f"version {version}"):
         fmt.read_image(bytes(buf))
+
+
+def _with_notes(notes):
+    data, task, task2, entries = _image()
+    return fmt.write_image(entries, [task, task2], notes)
+
+
+def test_notes_round_trip_and_sit_last_without_moving_anything_else():
+    plain = fmt.read_image(_image()[0])
+    assert plain.notes == b""
+    notes = bytes(range(37))
+    data = _with_notes(notes)
+    img = fmt.read_image(data)
+    assert img.notes == notes
+    off, size = struct.unpack_from("<II", data, 40)
+    assert (off, size) == (len(plain.data), 37) and off % 16 == 0 and len(data) % 16 == 0
+    # everything before the notes is the plain image, apart from image_size, CRC and notes fields
+    same = bytearray(data[:off])
+    struct.pack_into("<I", same, 8, len(plain.data))
+    same[12:16] = plain.data[12:16]
+    struct.pack_into("<II", same, 40, 0, 0)
+    assert bytes(same) == plain.data
+    assert [fmt.rebuild(img, i) for i in range(2)] == [fmt.rebuild(plain, i) for i in range(2)]
+
+
+@pytest.mark.parametrize("off_size, message", [
+    (lambda n: (n - 16, 32), "build notes lies outside"),
+    (lambda n: (0xFFFFFFF0, 0x20), "build notes lies outside"),
+    (lambda n: (16, 0), "empty build notes"),
+])
+def test_lying_notes_fields_are_caught(off_size, message):
+    buf = bytearray(_with_notes(b"n" * 20))
+    struct.pack_into("<II", buf, 40, *off_size(len(buf)))
+    with pytest.raises(ImageError, match=message):
+        fmt.read_image(_recrc(buf))
 
 
 def test_lying_lengths_and_indices_are_caught_even_with_a_valid_crc():
@@ -117,7 +153,7 @@ def test_lying_lengths_and_indices_are_caught_even_with_a_valid_crc():
         fmt.read_image(_recrc(buf))
 
 
-def test_every_single_byte_flip_is_rejected_or_rebuilds_consistently():
+def test_every_byte_flip_past_the_crc_field_is_rejected():
     data = _image(True)[0]
     for pos in range(16, len(data)):
         buf = bytearray(data)

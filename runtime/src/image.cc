@@ -30,7 +30,7 @@ constexpr uint32_t kHeaderSize = 64;
 constexpr uint32_t kCodebookEntrySize = 16;
 constexpr uint32_t kTaskEntrySize = 64;
 constexpr uint32_t kFillRecordSize = 24;
-constexpr uint16_t kFormatVersion = 1;
+constexpr uint16_t kFormatVersion = 2;
 constexpr uint32_t kCrcStart = 16;
 
 constexpr uint8_t kKindZero = 0;
@@ -866,6 +866,11 @@ yono_status yono_image_open(yono_image* image, const uint8_t* data,
   im.max_model_size = Rd32(data + 32);
   im.max_arena_size = Rd32(data + 36);
   if (im.task_count == 0) return YONO_BAD_HEADER;
+  // Build notes: opaque to the runtime, but they must lie inside the image.
+  const uint32_t notes_offset = Rd32(data + 40);
+  const uint32_t notes_size = Rd32(data + 44);
+  if (notes_size == 0 && notes_offset != 0) return YONO_BAD_HEADER;
+  if (!InBounds(notes_offset, notes_size, image_size)) return YONO_OUT_OF_BOUNDS;
   if (!InBounds(im.codebook_table,
                 uint64_t{im.codebook_count} * kCodebookEntrySize, image_size) ||
       !InBounds(im.task_table, uint64_t{im.task_count} * kTaskEntrySize,

@@ -204,8 +204,19 @@ int main(int argc, char** argv) {
   // 3. Targeted lies, CRC recomputed.
   const size_t te = L.task_table + 64u * static_cast<uint32_t>(L.task < 0 ? 0 : L.task);
   std::vector<Mutation> muts = {
-      {"version 2", Status::kBadVersion, [](auto* b, auto&) { Put16(b, 4, 2); return true; }},
+      {"version 1", Status::kBadVersion, [](auto* b, auto&) { Put16(b, 4, 1); return true; }},
+      {"version 3", Status::kBadVersion, [](auto* b, auto&) { Put16(b, 4, 3); return true; }},
       {"version 0", Status::kBadVersion, [](auto* b, auto&) { Put16(b, 4, 0); return true; }},
+      {"notes past end", Status::kOutOfBounds,
+       [](auto* b, auto& l) { Put32(b, 40, l.image_size - 8); Put32(b, 44, 16); return true; }},
+      {"notes offset huge", Status::kOutOfBounds,
+       [](auto* b, auto&) { Put32(b, 40, 0xFFFFFFF0u); Put32(b, 44, 0x20); return true; }},
+      {"notes size huge", Status::kOutOfBounds,
+       [](auto* b, auto&) { Put32(b, 40, 64); Put32(b, 44, 0xFFFFFFFFu); return true; }},
+      {"empty notes with an offset", Status::kBadHeader,
+       [](auto* b, auto&) { Put32(b, 40, 64); Put32(b, 44, 0); return true; }},
+      {"notes inside the image are ignored", Status::kOk,
+       [](auto* b, auto& l) { Put32(b, 40, 16); Put32(b, 44, l.image_size - 16); return true; }},
       {"header_size 48", Status::kBadHeader, [](auto* b, auto&) { Put16(b, 6, 48); return true; }},
       {"flags 1", Status::kBadHeader, [](auto* b, auto&) { Put32(b, 16, 1); return true; }},
       {"task_count 0", Status::kBadHeader, [](auto* b, auto&) { Put16(b, 22, 0); return true; }},

@@ -18,11 +18,11 @@ import numpy as np
 from ..errors import ImageError
 
 MAGIC = b"YONO"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ALIGN = 16
 MIN_ZERO_RUN = 32  # a ZERO record (24 B) pays for itself on longer runs
 
-HEADER = struct.Struct("<4sHHIIIHHIIII24x")  # 64 bytes
+HEADER = struct.Struct("<4sHHIIIHHIIIIII16x")  # 64 bytes
 CODEBOOK_ENTRY = struct.Struct("<BBHIII")  # 16 bytes
 TASK_ENTRY = struct.Struct("<IIIIIIIIIII20x")  # 64 bytes
 FILL_RECORD = struct.Struct("<IIBBBBHHIHH")  # 24 bytes
@@ -90,6 +90,7 @@ class Image:
     tasks: list  # of TaskView
     max_model_size: int
     max_arena_size: int
+    notes: bytes = b""  # opaque build notes (see docs/image-format.md, "Build notes")
 
 
 @dataclass
@@ -148,8 +149,9 @@ class _Layout:
         return off
 
 
-def write_image(codebooks: list, tasks: list) -> bytes:
-    """Serialise codebooks and tasks. Raises ImageError if a format limit is exceeded."""
+def write_image(codebooks: list, tasks: list, notes: bytes = b"") -> bytes:
+    """Serialise codebooks, tasks and the opaque build notes (placed last, so an image without
+    notes is laid out exactly as before). Raises ImageError if a format limit is exceeded."""
     if not tasks:
         raise ImageError("an image needs at least one task")
     if len(tasks) > MAX_TASKS:
@@ -194,6 +196,8 @@ def write_image(codebooks: list, tasks: list) -> bytes:
         task_rows.append(TASK_ENTRY.pack(name_off, len(name), len(t.model), crc32(t.model),
                                          skel_off, len(skel), fill_off, len(fills),
                                          t.arena_size, 0, t.original_size))
+    notes = bytes(notes)
+    notes_off = lay.put(notes) if notes else 0
     size = _align(lay.end)
     if size > MAX_IMAGE_SIZE:
         raise ImageError(f"image of {size} bytes exceeds the format's 4 GiB limit")
@@ -205,7 +209,8 @@ def write_image(codebooks: list, tasks: list) -> bytes:
     max_model = max(len(t.model) for t in tasks)
     max_arena = max(t.arena_size for t in tasks)
     header = HEADER.pack(MAGIC, FORMAT_VERSION, HEADER.size, size, 0, 0, len(codebooks),
-                         len(tasks), cb_table, task_table, max_model, max_arena)
+                         len(tasks), cb_table, task_table, max_model, max_arena, notes_off,
+                         len(notes))
     buf[:HEADER.size] = header
     struct.pack_into("<I", buf, 12, crc32(memoryview(buf)[16:]))
     return bytes(buf)
@@ -222,7 +227,7 @@ def read_image(data: bytes) -> Image:
     if len(data) < HEADER.size:
         raise ImageError("not a yonoc image (too short)")
     (magic, version, header_size, image_size, crc, flags, n_cb, n_tasks, cb_table, task_table,
-     max_model, max_arena) = HEADER.unpack_from(data, 0)
+     max_model, max_arena, notes_off, notes_size) = HEADER.unpack_from(data, 0)
     if magic != MAGIC:
         raise ImageError("not a yonoc image (bad magic)")
     if version != FORMAT_VERSION:
@@ -236,6 +241,9 @@ def read_image(data: bytes) -> Image:
         raise ImageError("corrupt image: CRC-32 mismatch")
     if n_tasks < 1:
         raise ImageError("corrupt image: no tasks")
+    if notes_size == 0 and notes_off != 0:
+        raise ImageError("corrupt image: bad header (empty build notes with an offset)")
+    _span(image_size, notes_off, notes_size, "build notes")
     _span(image_size, cb_table, CODEBOOK_ENTRY.size * n_cb, "codebook table")
     _span(image_size, task_table, TASK_ENTRY.size * n_tasks, "task table")
 
@@ -305,7 +313,8 @@ def read_image(data: bytes) -> Image:
             raise ImageError(f"corrupt image: task {name!r} sizes do not add up")
         tasks.append(TaskView(name, model_size, model_crc, skel_off, skel_size, fills, arena,
                               original))
-    return Image(data[:image_size], codebooks, tasks, max_model, max_arena)
+    return Image(data[:image_size], codebooks, tasks, max_model, max_arena,
+                 data[notes_off:notes_off + notes_size])
 
 
 def decode_pq(fill: Fill, codebooks: list) -> np.ndarray:

@@ -1,5 +1,5 @@
 // yonoc image reader: validates a yonoc flash image and rebuilds one model
-// at a time into RAM. Implements docs/image-format.md (format version 1).
+// at a time into RAM. Implements docs/image-format.md (format version 2).
 //
 // No heap, no exceptions, no RTTI. Every offset and length read from the
 // image is bounds-checked before use. Image::Open() validates the whole image
@@ -24,10 +24,10 @@ typedef int32_t yono_status;
 #define YONO_OK 0
 #define YONO_TOO_SMALL 1         // buffer < 64 bytes or < header image_size
 #define YONO_BAD_MAGIC 2         // magic is not "YONO"
-#define YONO_BAD_VERSION 3       // format_version != 1
-#define YONO_BAD_HEADER 4        // header_size, flags, task_count, max_* fields
+#define YONO_BAD_VERSION 3       // format_version != 2
+#define YONO_BAD_HEADER 4        // header_size, flags, task_count, max_*, notes fields
 #define YONO_BAD_CRC 5           // CRC-32 of [16, image_size) mismatch
-#define YONO_OUT_OF_BOUNDS 6     // a table or section lies outside the image
+#define YONO_OUT_OF_BOUNDS 6     // a table or section (or the notes) lies outside the image
 #define YONO_BAD_CODEBOOK 7      // s, K or data_size invalid
 #define YONO_BAD_TASK 8          // name, skeleton_size or model_size invalid
 #define YONO_BAD_FILL_RECORD 9   // kind, layout, order/overlap, M, P, I ...

@@ -1,0 +1,47 @@
+"""Regenerates tests/fuzz/regressions/ from the Python writer (run after a format change:
+`python tests/fuzz/make_regressions.py`); tests/test_fuzz.py fails when the files are stale.
+
+Each file is a valid image except for the one lie it is named after, so the reader gets past
+every earlier check and the regression keeps exercising the check it was added for.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+from yonoc.backend import image_format as fmt  # noqa: E402
+
+
+def _name_with_nul() -> bytes:
+    """A task name with a NUL inside: C code would see a shorter name than name_length."""
+    books = [fmt.CodebookEntry(0, np.arange(-8, 8, dtype=np.float32).reshape(4, 4))]
+    pq = fmt.Fill(16, 8, fmt.FillKind.PQ, 0, 0, 1, payload=bytes([1, 3]))
+    model = bytearray(range(1, 97)) + bytes(64)
+    model[16:24] = fmt.decode_pq(pq, books).tobytes()
+    model = bytes(model)
+    fills = [pq, fmt.Fill(40, 8, fmt.FillKind.RAW, payload=model[40:48])]
+    fills += fmt.zero_fills(model, fills)
+    data = bytearray(fmt.write_image(books, [fmt.Task("ab_cd", model, fills)]))
+    task_table = fmt.HEADER.unpack_from(data, 0)[9]
+    name_off = struct.unpack_from("<I", data, task_table)[0]
+    data[name_off + 2] = 0
+    struct.pack_into("<I", data, 12, fmt.crc32(bytes(data[16:])))
+    return bytes(data)
+
+
+REGRESSIONS = {"name-with-nul.bin": _name_with_nul}
+
+
+def main() -> None:
+    for name, make in REGRESSIONS.items():
+        (HERE / "regressions" / name).write_bytes(make())
+
+
+if __name__ == "__main__":
+    main()
