@@ -5,6 +5,11 @@
 #   YONO_TFLM_TARGET  name of an existing target that provides TFLM (headers,
 #                     compile definitions such as TF_LITE_STATIC_MEMORY, and the
 #                     library), e.g. the firmware's `tflm` or `tflite-micro`.
+#                     Plain or IMPORTED. Every define that changes TFLM's class
+#                     layout (TF_LITE_STATIC_MEMORY, compression support, ...)
+#                     must be in its INTERFACE_COMPILE_DEFINITIONS: tflm.cc
+#                     embeds a MicroInterpreter and must see the layout the
+#                     library was built with.
 #   YONO_TFLM_CMAKE   optional: a CMake file included first to define that
 #                     target (for example an imported prebuilt TFLM library).
 #
@@ -33,17 +38,35 @@ endif()
 
 if(YONO_HAVE_TFLM)
   get_filename_component(_yono_root "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
+  # TFLM's headers are not warning-clean (e.g. unused parameters in
+  # compatibility.h), and a firmware's TFLM is often a plain target whose
+  # include directories are not SYSTEM. yono_tflm_system re-exports them
+  # (transitively, via the genex) as SYSTEM, so our warning flags and -Werror
+  # apply to our sources only. GCC and Clang drop a -I that is also given as
+  # -isystem. Everything else (compile definitions such as
+  # TF_LITE_STATIC_MEMORY, which change TFLM's class layout, options, the
+  # library itself) comes from linking the TFLM target normally.
+  add_library(yono_tflm_system INTERFACE)
+  target_include_directories(yono_tflm_system SYSTEM INTERFACE
+    "$<TARGET_PROPERTY:${YONO_TFLM_TARGET},INTERFACE_INCLUDE_DIRECTORIES>")
+  target_link_libraries(yono_tflm_system INTERFACE ${YONO_TFLM_TARGET})
+
   add_library(yono_tflm STATIC "${_yono_root}/runtime/yono_tflm/src/tflm.cc")
   add_library(yono::tflm ALIAS yono_tflm)
   target_include_directories(yono_tflm PUBLIC
     $<BUILD_INTERFACE:${_yono_root}/runtime/yono_tflm/include>)
-  target_link_libraries(yono_tflm PUBLIC yono::runtime ${YONO_TFLM_TARGET})
+  target_link_libraries(yono_tflm PUBLIC yono::runtime yono_tflm_system)
   target_compile_features(yono_tflm PUBLIC cxx_std_17)
   set_target_properties(yono_tflm PROPERTIES CXX_EXTENSIONS OFF)
   if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
-    # TFLM's headers are not -Wconversion/-Wshadow clean: plain -Wall -Wextra here.
-    target_compile_options(yono_tflm PRIVATE -Wall -Wextra
-      $<$<BOOL:${YONO_WARNINGS_AS_ERRORS}>:-Werror> -fno-exceptions -fno-rtti)
+    # The runtime's full set (YONO_WARNING_FLAGS, incl. -Werror when
+    # YONO_WARNINGS_AS_ERRORS): TFLM's headers are SYSTEM, so only tflm.cc is
+    # held to it.
+    target_compile_options(yono_tflm PRIVATE ${YONO_WARNING_FLAGS}
+      -fno-exceptions -fno-rtti)
+  elseif(MSVC)
+    target_compile_options(yono_tflm PRIVATE /W4
+      $<$<BOOL:${YONO_WARNINGS_AS_ERRORS}>:/WX>)
   endif()
   unset(_yono_root)
 endif()

@@ -32,6 +32,8 @@ const char* TflmStatusString(TflmStatus status) {
       return "no current task";
     case TflmStatus::kInvokeFailed:
       return "invoke failed";
+    case TflmStatus::kArenaTooSmall:
+      return "tensor arena smaller than the task's arena_size in the image";
   }
   return "unknown status";
 }
@@ -96,6 +98,10 @@ TflmStatus TflmExecutor::switch_to(uint32_t task) {
   }
   // The old interpreter points into the model region: destroy it first.
   Release();
+  // TFLM may crash rather than fail on a too-small arena: refuse first.
+  // (arena_size is 0 when not measured, and for a bad index, which Rebuild
+  // then reports as kNoSuchTask.)
+  if (arena_size_ < image_->arena_size(task)) return TflmStatus::kArenaTooSmall;
   uint32_t region_size = region_size_ > 0xFFFFFFFFu
                              ? 0xFFFFFFFFu
                              : static_cast<uint32_t>(region_size_);

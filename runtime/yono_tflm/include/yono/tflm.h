@@ -50,6 +50,9 @@ enum class TflmStatus : int32_t {
                      // (arena too small, missing operator, ...)
   kNoTask,           // invoke()/tensor access without a current task
   kInvokeFailed,     // Invoke() returned an error
+  kArenaTooSmall,    // the arena is smaller than the task's arena_size in
+                     // the image: refused before TFLM sees it (a too-small
+                     // arena can crash TFLM instead of failing cleanly)
 };
 
 const char* TflmStatusString(TflmStatus status);
@@ -87,6 +90,8 @@ class TflmExecutor {
   // Makes `task` current: rebuild + new interpreter + AllocateTensors().
   // Switching to the current task again is a no-op returning kOk (use
   // reset() to clear variable tensors). On failure no task is current.
+  // kArenaTooSmall when the arena is smaller than image->arena_size(task)
+  // (when the image records one): checked before anything is rebuilt.
   TflmStatus switch_to(uint32_t task);
   // By task name (kImageError with image_status() == kNoSuchTask if absent).
   TflmStatus switch_to(const char* task_name);
