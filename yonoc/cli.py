@@ -136,7 +136,8 @@ def _codebook_opts(f):
 @click.option("--target", help="MCU preset whose flash/SRAM the result must fit "
               "(stm32h747, stm32f746, nrf52840, rp2040, esp32s3).")
 @click.option("--flash", help="Flash budget for the image, e.g. 1M.")
-@click.option("--sram", help="SRAM budget for the largest model plus its arena, e.g. 512K.")
+@click.option("--sram", help="SRAM budget for what the firmware allocates (largest model "
+              "region + largest tensor arena + codeword cache), e.g. 512K.")
 # --- build spec / EM finetuning (yonoc/spec.py, passes/em.py)
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False),
               help="Build spec (TOML): models, their train/test data, epsilon, options "
@@ -179,9 +180,9 @@ def build(models, output, mode, frozen, codewords, subvector_lengths, seed, samp
     models = list(models)
     if spec_path or finetune or epsilon is not None:  # --- build spec / EM finetuning
         opts, models = _apply_spec(spec_path, opts, models, mode, frozen, finetune, epsilon)
+    budget.precheck(limits, models)  # an SRAM budget no image can meet fails before the build
     result = run_build(models, opts)
-    budget.check(limits, len(result.image),
-                 [(m.name, m.original_bytes, m.arena_size) for m in result.models])
+    budget.check(limits, result.image)  # what the firmware allocates (budget.firmware_sram)
     write_atomic(output, result.image)
     if report_path:
         write_atomic(report_path, json.dumps(_build_report(result), indent=2).encode())
@@ -289,7 +290,8 @@ def extract(image, output):
 @click.option("--no-notes", "no_notes", is_flag=True, help="Write the new image without notes.")
 @click.option("--target", help="MCU preset whose flash/SRAM the result must fit.")
 @click.option("--flash", help="Flash budget for the image, e.g. 1M.")
-@click.option("--sram", help="SRAM budget for the largest model plus its arena, e.g. 512K.")
+@click.option("--sram", help="SRAM budget for what the firmware allocates (largest model "
+              "region + largest tensor arena + codeword cache), e.g. 512K.")
 @_guard
 def add(image, model, output, mode, samples, snr, min_agreement, no_check, fallback, keep_names,
         kernel_major, no_notes, target, flash, sram):
@@ -321,7 +323,8 @@ def add(image, model, output, mode, samples, snr, min_agreement, no_check, fallb
 @click.option("--target", help="MCU preset to draw flash/SRAM against "
               "(stm32h747, stm32f746, nrf52840, rp2040, esp32s3).")
 @click.option("--flash", help="Flash budget, e.g. 1M.")
-@click.option("--sram", help="SRAM budget for the largest model plus its arena, e.g. 512K.")
+@click.option("--sram", help="SRAM budget for what the firmware allocates (largest model "
+              "region + largest tensor arena + codeword cache), e.g. 512K.")
 @_guard
 def report(image, output, target, flash, sram):
     """Write a one-page HTML report of IMAGE: sizes, rates, fidelity, flash/SRAM."""

@@ -213,9 +213,9 @@ def _compile_model(args):
                                                    options.fallback, erase, probe=alone)
         elif encs:
             measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase))
-    arena = 0
-    if options.check and options.measure_arena and evaluator is not None:
-        arena = measure_arena(m.data, evaluator.samples[0])
+    # smallest arena TFLM allocates the model in, plus margin (yonoc/arena.py); 0 only when
+    # tflite-micro is missing or cannot run the model, whether or not --no-check
+    arena = measure_arena(m.data) if options.measure_arena else 0
     task = encode.make_task(m, encs, choices, book_index, erase, arena, patches)
     result = _model_result(m, encs, choices, measurement, evaluator, samples_desc, arena)
     result.notes = build_notes.model_note(

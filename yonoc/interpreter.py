@@ -124,34 +124,23 @@ def run(model: bytes, inputs: list, n_outputs: int = 1, name: str = "model") -> 
         raise _cannot_run(name, model, e, stderr) from None
 
 
-def measure_arena(model: bytes, sample) -> int:
-    """Tensor arena bytes the model used in TFLM (RecordingMicroAllocator), 16-byte rounded.
+def tflm_available() -> bool:
+    try:
+        import tflite_micro  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    Read from TFLM's own allocation record rather than by probing smaller arenas: TFLM's
-    failure path on a too-small arena is not safe to exercise in-process. Measured on a 64-bit
-    host with reference kernels: TFLM's structures hold pointers, so a 32-bit MCU needs no more
-    for them; optimised kernels (CMSIS-NN) may ask for extra scratch, see docs/runtime.md.
-    """
-    import re
 
-    interp = make_interpreter(model)
-    _set_inputs(interp, sample)
-    with _quiet_stderr():
-        interp.invoke()
-    with tempfile.TemporaryFile() as log:
-        saved = [os.dup(1), os.dup(2)]
-        try:
-            for fd in (1, 2):
-                os.dup2(log.fileno(), fd)
-            interp.print_allocations()
-        finally:
-            for fd, s in zip((1, 2), saved):
-                os.dup2(s, fd)
-                os.close(s)
-        log.seek(0)
-        text = log.read().decode("utf-8", "replace")
-    m = re.search(r"Arena allocation total (\d+) bytes", text)
-    return (int(m.group(1)) + 15) // 16 * 16 if m else 0
+def measure_arena(model: bytes, sample=None) -> int:
+    """The tensor arena yonoc emits for a model: the smallest arena TFLM's allocation succeeds
+    in (bisection, each probe in a worker process: yonoc/arena.py) plus the margin for kernel
+    libraries (yonoc/arena_margin.py, docs/arena.md), 16-byte rounded. 0 when tflite-micro is
+    not installed or cannot run the model. `sample` is unused (allocation needs no input)."""
+    if not tflm_available():
+        return 0
+    from . import arena
+    return arena.measure(model).size
 
 
 def dequantize(values: np.ndarray, info: TensorInfo) -> np.ndarray:

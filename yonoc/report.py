@@ -74,8 +74,19 @@ def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
         "ratio_vs_float32": fp32 / size,
         "max_model_bytes": image.max_model_size,
         "max_arena_bytes": image.max_arena_size,
+        "sram": _sram(image),
         "models": models,
     }
+
+
+def _sram(image: fmt.Image) -> dict:
+    """What the firmware allocates in SRAM: the figure `--sram` checks (budget.firmware_sram)."""
+    from .budget import firmware_sram
+    need = firmware_sram(image)
+    return {"total_bytes": need.total, "model_region_bytes": need.model_region,
+            "arena_bytes": need.arena, "codeword_cache_bytes": need.codeword_cache,
+            "largest_model": need.largest_model, "largest_arena": need.largest_arena,
+            "arena_measured": need.arena_measured}
 
 
 def _finite(v):
@@ -215,7 +226,11 @@ def format_report(r: dict) -> str:
         f"(indices + raw + codebooks) -> {r['ratio_vs_int8_weights']:.2f}x",
         f"float32-equivalent: {r['float32_equivalent_bytes']} bytes -> "
         f"{r['ratio_vs_float32']:.2f}x",
-        f"firmware needs: model region {r['max_model_bytes']} bytes, tensor arena "
-        f"{r['max_arena_bytes']} bytes",
+        f"firmware SRAM: {r['sram']['total_bytes']} bytes = model region "
+        f"{r['sram']['model_region_bytes']} ({r['sram']['largest_model']}) + tensor arena "
+        f"{r['sram']['arena_bytes']} ({r['sram']['largest_arena']}) + codeword cache "
+        f"{r['sram']['codeword_cache_bytes']}"
+        + ("" if r["sram"]["arena_measured"] else " (arena not measured for every model: "
+           "a lower bound)"),
     ]
     return "\n".join(lines)

@@ -3,7 +3,8 @@
 `yonoc build ... --emit-c DIR [--prefix NAME]` writes three files into DIR:
 
 - `<prefix>_image.h`  task enum, names, per-task input/output shapes, types, scale and zero
-  point, model-region and tensor-arena sizes. Plain C, needs no TFLM header.
+  point, model-region, tensor-arena and codeword-cache sizes and their SRAM total
+  (`budget.firmware_sram`, the figure `--sram` checks). Plain C, needs no TFLM header.
 - `<prefix>_image.cc` the image as `alignas(16) const uint8_t <prefix>_image[]` (plus its size
   and the task table). Needs no TFLM header.
 - `<prefix>_ops.h`    `<prefix>_register_ops()` for a `tflite::MicroMutableOpResolver<N>` that
@@ -22,6 +23,7 @@ import re
 from dataclasses import dataclass
 
 from .. import __version__
+from ..budget import firmware_sram
 from ..errors import YonocError
 from . import image_format as fmt
 
@@ -273,11 +275,13 @@ def generate(image_bytes: bytes, prefix: str) -> Generated:
     max_in = max((len(t.inputs) for t in tasks), default=0)
     max_out = max((len(t.outputs) for t in tasks), default=0)
     max_rank = max([len(x.dims) for t in tasks for x in t.inputs + t.outputs] + [1])
+    sram = firmware_sram(image)
     ctx = dict(
         prefix=prefix, P=prefix.upper(), version=__version__, tasks=tasks, ops=ops,
         image_size=len(image.data), image_crc32=int.from_bytes(image.data[12:16], "little"),
         max_model_size=image.max_model_size, max_arena_size=image.max_arena_size,
-        arena_measured=all(t.arena_size for t in tasks), max_inputs=max_in,
+        arena_measured=all(t.arena_size for t in tasks), sram=sram,
+        codeword_cache_size=sram.codeword_cache, max_inputs=max_in,
         max_outputs=max_out, max_rank=max_rank, guard=f"{prefix.upper()}_YONO",
         alignment=fmt.ALIGN,
     )
