@@ -1,9 +1,9 @@
-"""The yonoc image: the one Python module that knows its byte layout.
+"""The yonoc image: the one Python module that reads and writes its bytes.
 
-docs/image-format.md is the specification; the constants and struct layouts below follow its
-tables field for field, and the C++ reader (runtime/src/image.cc) follows the same page. The
-writer, the reader/validator used by `inspect` and `extract`, and the reference rebuild all live
-here so they cannot drift apart.
+The layout itself (offsets, sizes, enum values, limits) is defined once, in format_spec.py;
+docs/image-format.md is the prose specification, checked against it by tests. The writer, the
+reader/validator used by `inspect` and `extract`, and the reference rebuild all live here so
+they cannot drift apart.
 """
 
 from __future__ import annotations
@@ -11,36 +11,22 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from enum import IntEnum
 
 import numpy as np
 
 from ..errors import ImageError
+from . import format_spec as spec
+from .format_spec import (ALIGN, FORMAT_VERSION, MAGIC, MAX_CODEBOOKS, MAX_CODEWORDS,  # noqa: F401
+                          MAX_IMAGE_SIZE, MAX_NAME_LENGTH, MAX_SUBCODEBOOKS, MAX_SUBVECTOR_LEN,
+                          MAX_TASKS, FillKind, Layout)
 
-MAGIC = b"YONO"
-FORMAT_VERSION = 2
-ALIGN = 16
-MIN_ZERO_RUN = 32  # a ZERO record (24 B) pays for itself on longer runs
+MIN_ZERO_RUN = 32  # a ZERO record pays for itself on longer runs
 
-HEADER = struct.Struct("<4sHHIIIHHIIIIII16x")  # 64 bytes
-CODEBOOK_ENTRY = struct.Struct("<BBHIII")  # 16 bytes
-TASK_ENTRY = struct.Struct("<IIIIIIIIIII20x")  # 64 bytes
-FILL_RECORD = struct.Struct("<IIBBBBHHIHH")  # 24 bytes
-assert (HEADER.size, CODEBOOK_ENTRY.size, TASK_ENTRY.size, FILL_RECORD.size) == (64, 16, 64, 24)
-
-MAX_TASKS = 0xFFFF
-MAX_CODEBOOKS = 0xFFFF
-MAX_CODEWORDS = 256
-MAX_SUBVECTOR_LEN = 16
-MAX_SUBCODEBOOKS = 4
-MAX_IMAGE_SIZE = 0xFFFFFFFF
-MAX_NAME_LENGTH = 255
-
-
-class FillKind(IntEnum):
-    ZERO = 0
-    RAW = 1
-    PQ = 2
+HEADER = struct.Struct(spec.HEADER.struct_format)
+CODEBOOK_ENTRY = struct.Struct(spec.CODEBOOK_ENTRY.struct_format)
+TASK_ENTRY = struct.Struct(spec.TASK_ENTRY.struct_format)
+FILL_RECORD = struct.Struct(spec.FILL_RECORD.struct_format)
+CRC_AT = spec.HEADER.offset("crc32")
 
 
 @dataclass
@@ -166,7 +152,8 @@ def write_image(codebooks: list, tasks: list, notes: bytes = b"") -> bytes:
     for cb in codebooks:
         k, s = cb.codewords.shape
         if not (1 <= k <= MAX_CODEWORDS and 1 <= s <= MAX_SUBVECTOR_LEN):
-            raise ImageError(f"codebook of {k}x{s}: K must be 1..256 and s 1..16")
+            raise ImageError(f"codebook of {k}x{s}: K must be 1..{MAX_CODEWORDS} and s "
+                             f"1..{MAX_SUBVECTOR_LEN}")
         blob = np.ascontiguousarray(cb.codewords, "<f2").tobytes()
         cb_rows.append(CODEBOOK_ENTRY.pack(cb.group, s, k, lay.put(blob), len(blob), 0))
 
@@ -212,7 +199,7 @@ def write_image(codebooks: list, tasks: list, notes: bytes = b"") -> bytes:
                          len(tasks), cb_table, task_table, max_model, max_arena, notes_off,
                          len(notes))
     buf[:HEADER.size] = header
-    struct.pack_into("<I", buf, 12, crc32(memoryview(buf)[16:]))
+    struct.pack_into("<I", buf, CRC_AT, crc32(memoryview(buf)[spec.CRC_START:]))
     return bytes(buf)
 
 
@@ -237,7 +224,7 @@ def read_image(data: bytes) -> Image:
         raise ImageError("corrupt image: bad header")
     if image_size > len(data) or image_size < HEADER.size:
         raise ImageError(f"truncated image: header says {image_size} bytes, file has {len(data)}")
-    if crc32(memoryview(data)[16:image_size]) != crc:
+    if crc32(memoryview(data)[spec.CRC_START:image_size]) != crc:
         raise ImageError("corrupt image: CRC-32 mismatch")
     if n_tasks < 1:
         raise ImageError("corrupt image: no tasks")
@@ -249,7 +236,8 @@ def read_image(data: bytes) -> Image:
 
     codebooks = []
     for i in range(n_cb):
-        group, s, k, off, size, _ = CODEBOOK_ENTRY.unpack_from(data, cb_table + 16 * i)
+        at = cb_table + CODEBOOK_ENTRY.size * i
+        group, s, k, off, size, _ = CODEBOOK_ENTRY.unpack_from(data, at)
         if not (1 <= s <= MAX_SUBVECTOR_LEN and 1 <= k <= MAX_CODEWORDS) or size != k * s * 2:
             raise ImageError(f"corrupt image: codebook {i} has bad dimensions")
         _span(image_size, off, size, f"codebook {i}")
@@ -258,8 +246,9 @@ def read_image(data: bytes) -> Image:
 
     tasks = []
     for ti in range(n_tasks):
+        at = task_table + TASK_ENTRY.size * ti
         (name_off, name_len, model_size, model_crc, skel_off, skel_size, fill_off, fill_count,
-         arena, tflags, original) = TASK_ENTRY.unpack_from(data, task_table + 64 * ti)
+         arena, tflags, original) = TASK_ENTRY.unpack_from(data, at)
         if not 1 <= name_len <= MAX_NAME_LENGTH:
             raise ImageError(f"corrupt image: task {ti} has a bad name length")
         _span(image_size, name_off, name_len + 1, f"task {ti} name")
@@ -281,7 +270,7 @@ def read_image(data: bytes) -> Image:
             cursor = dst + length
             filled += length
             fill = Fill(dst, length, FillKind.ZERO, layout, first, m, p, inner)
-            if kind in (FillKind.ZERO, FillKind.RAW) and layout != 0:
+            if kind in (FillKind.ZERO, FillKind.RAW) and layout != Layout.LINEAR:
                 raise ImageError(f"corrupt image: {where} has a layout but is not PQ")
             if kind == FillKind.ZERO:
                 pass
@@ -294,8 +283,9 @@ def read_image(data: bytes) -> Image:
                 s = codebooks[first].subvector_len
                 if any(codebooks[first + j].subvector_len != s for j in range(m)):
                     raise ImageError(f"corrupt image: {where} mixes sub-vector lengths")
-                if layout not in (0, 1) or (layout == 1 and (p < 1 or inner < 1
-                                                             or length % (p * inner))):
+                kernel_major = layout == Layout.KERNEL_MAJOR
+                if layout not in tuple(Layout) or (kernel_major and (p < 1 or inner < 1
+                                                                     or length % (p * inner))):
                     raise ImageError(f"corrupt image: {where} has a bad layout")
                 n = -(-length // s)
                 _span(image_size, src, n, where)
@@ -327,7 +317,7 @@ def decode_pq(fill: Fill, codebooks: list) -> np.ndarray:
     for j in range(m):
         out[j::m] = tables[j][idx[j::m]]
     v = out.reshape(-1)[:fill.length]
-    if fill.layout == 1:
+    if fill.layout == Layout.KERNEL_MAJOR:
         p, i = fill.kernel_positions, fill.inner_channels
         v = v.reshape(-1, i, p).transpose(0, 2, 1).reshape(-1)
     return v
