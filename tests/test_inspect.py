@@ -119,7 +119,7 @@ def test_json_and_csv_together_is_a_usage_error(built):
 def test_notes_roundtrip_sentinels_and_determinism():
     ms = [notes.ModelNote(checked=True, snr_db=math.inf, agreement=None, real_inputs=3,
                           generated_inputs=32, target_snr_db=20.0,
-                          tensors=[notes.TensorNote(64, math.inf, 12.345),
+                          tensors=[notes.TensorNote(64, math.inf, 12.346),
                                    notes.TensorNote(4096, -math.inf, None),
                                    notes.TensorNote(9000, 21.5, 400.0)]),
           notes.ModelNote(accuracy_original=97.25, accuracy=96.5, epsilon=1.0)]
