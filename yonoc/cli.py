@@ -5,7 +5,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
+import re
+import signal
 import sys
 
 import click
@@ -14,13 +17,56 @@ from . import __version__
 from .errors import YonocError
 from .ir import Group
 from .options import MODES, BuildOptions
+from .budget import TARGETS
 from .passes.fidelity import FidelityTarget
 from .pq.codebooks import CodebookOptions
 
 log = logging.getLogger("yonoc")
 
 EXIT_INTERNAL = 1
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+def _error(msg: str, code: int):
+    from .progress import clear_line
+    clear_line()
+    click.echo(f"yonoc: error: {msg}", err=True)
+    sys.exit(code)
+
+
+class _Main(click.Group):
+    """Usage errors as one line (exit 2) and Ctrl-C as exit 130, also while click parses."""
+
+    def main(self, args=None, prog_name="yonoc", **kwargs):
+        try:
+            rv = super().main(args, prog_name=prog_name, standalone_mode=False, **kwargs)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            hint = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
+            _error(e.format_message() + hint, EXIT_USAGE)
+        except click.ClickException as e:
+            _error(e.format_message(), EXIT_USAGE)
+        except (click.Abort, KeyboardInterrupt):
+            interrupted()
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def interrupted() -> None:
+    """Ctrl-C: one line and exit 130 now. os._exit, because a normal exit joins helper threads
+    (multiprocessing feeders, executors) that may wait on dead workers; every output is written
+    atomically and the workers are already killed (yonoc/workers.py), so nothing is left."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .progress import clear_line
+    clear_line()
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
+    sys.stderr.write("yonoc: interrupted\n")
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _guard(fn):
@@ -30,11 +76,11 @@ def _guard(fn):
         try:
             return fn(*args, **kwargs)
         except YonocError as e:
-            click.echo(f"yonoc: error: {e}", err=True)
-            sys.exit(e.exit_code)
+            _error(str(e), e.exit_code)
+        except click.ClickException as e:  # a bad option found while running
+            _error(e.format_message(), EXIT_USAGE)
         except KeyboardInterrupt:
-            click.echo("yonoc: interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            interrupted()
         except MemoryError:
             click.echo("yonoc: error: out of memory", err=True)
             sys.exit(EXIT_INTERNAL)
@@ -47,13 +93,98 @@ def _guard(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="yonoc")
-@click.option("-v", "--verbose", count=True, help="-v: progress, -vv: debug.")
-def main(verbose):
+@click.option("-v", "--verbose", count=True,
+              help="-v: details (fidelity steps, EM, epochs), -vv: debug.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+def main(verbose, quiet):
     """yonoc: compress many int8 TFLite models into one flash image (YONO)."""
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="yonoc: %(message)s")
+    from . import progress
+    progress.setup(progress.level_for(verbose, quiet))
+    click.get_current_context().obj = (verbose, quiet)
+
+
+class _Size(click.ParamType):
+    """Bytes: 1048576, 0x100000, 512K, 512KiB, 512KB, 1M, 1.5M (K = 1024). Passed on as a
+    decimal string (budget.resolve takes strings)."""
+
+    name = "size"
+    _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+    def get_metavar(self, param, ctx=None):
+        return "SIZE"
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip()
+        m = re.fullmatch(r"(0[xX][0-9a-fA-F]+|\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:i?[bB])?", text)
+        if not m:
+            self.fail(f"{value!r}: expected a size such as 1M, 512K, 512KiB, 0x80000 or 1048576",
+                      param, ctx)
+        num = int(m.group(1), 16) if m.group(1).lower().startswith("0x") else float(m.group(1))
+        n = int(num * self._UNITS[m.group(2).lower()])
+        if n <= 0:
+            self.fail(f"{value!r}: a size must be positive", param, ctx)
+        return str(n)
+
+
+class _Fraction(click.ParamType):
+    """Agreement target: a fraction 0..1, or a percentage: 99, 99.5 or "99%". A value above 1
+    is a percentage; 1 means 100 %."""
+
+    name = "fraction"
+
+    def get_metavar(self, param, ctx=None):
+        return "F|P%"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        pct = text.endswith("%")
+        try:
+            v = float(text.rstrip("%").strip())
+        except ValueError:
+            self.fail(f"{value!r}: expected a fraction such as 0.99 or a percentage such as "
+                      "99 or 99%", param, ctx)
+        if pct or v > 1:
+            v /= 100.0
+        if not 0.0 <= v <= 1.0:
+            self.fail(f"{value!r}: must be 0..1 or 0..100%", param, ctx)
+        return v
+
+
+def _finite(ctx, param, value):
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value}: must be a finite number")
+    return value
+
+
+def _out_file(ctx, param, value):
+    """An output file's directory must exist before the (long) build, not after."""
+    if value is None:
+        return value
+    if os.path.isdir(value):
+        raise click.BadParameter(f"{value}: is a directory")
+    d = os.path.dirname(os.path.abspath(value))
+    if not os.path.isdir(d):
+        raise click.BadParameter(f"{value}: directory {d} does not exist")
+    if not os.access(d, os.W_OK):
+        raise click.BadParameter(f"{value}: directory {d} is not writable")
+    return value
+
+
+def _out_dir(ctx, param, value):
+    """--emit-c: an existing directory, or one whose parent exists (it is created)."""
+    if value is None:
+        return value
+    if os.path.exists(value) and not os.path.isdir(value):
+        raise click.BadParameter(f"{value}: exists and is not a directory")
+    if not os.path.isdir(value):
+        parent = os.path.dirname(os.path.abspath(value))
+        if not os.path.isdir(parent):
+            raise click.BadParameter(f"{value}: parent directory {parent} does not exist")
+    return value
 
 
 def _parse_subvectors(values) -> dict:
@@ -66,7 +197,8 @@ def _parse_subvectors(values) -> dict:
             if g.upper() not in names or not lens or any(not 1 <= x <= 16 for x in lens):
                 raise ValueError
         except ValueError:
-            raise click.BadParameter(f"{v!r}: expected A=4,2 or B=4 (lengths 1..16)") from None
+            raise click.BadParameter(f"{v!r}: expected A=4,2 or B=4 (group A or B, lengths "
+                                     "1..16)", param_hint="'--subvector-lengths'") from None
         lengths[names[g.upper()]] = tuple(sorted(set(lens), reverse=True))
     return lengths
 
@@ -81,9 +213,14 @@ def _codebook_options(codewords, subvector_lengths, seed) -> CodebookOptions:
 def _parse_samples(values) -> tuple:
     out = []
     for v in values:
-        if "=" not in v:
-            raise click.BadParameter(f"{v!r}: expected MODEL=FILE.npy")
-        name, path = v.split("=", 1)
+        name, _, path = v.partition("=")
+        if not name or not path:
+            raise click.BadParameter(f"{v!r}: expected MODEL=FILE.npy", param_hint="'--samples'")
+        if not path.endswith((".npy", ".npz")):
+            raise click.BadParameter(f"{v!r}: samples are a .npy file (or an .npz with array "
+                                     "'x')", param_hint="'--samples'")
+        if not os.path.isfile(path):
+            raise click.BadParameter(f"{path}: no such file", param_hint="'--samples'")
         out.append((name, path))
     return tuple(out)
 
@@ -93,34 +230,37 @@ def _models_arg(f):
 
 
 def _codebook_opts(f):
-    f = click.option("--seed", default=0, show_default=True, help="k-means seed.")(f)
+    f = click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1),
+                     help="k-means seed.")(f)
     f = click.option("--subvector-lengths", "subvector_lengths", multiple=True,
                      metavar="G=S[,S..]",
                      help="Rates per group, e.g. A=4,2 (group A: 3x3 kernels, B: 1x1/FC); "
                           "bits per weight = 8/S.")(f)
-    f = click.option("--codewords", default=256, show_default=True,
-                     help="K codewords per sub-codebook.")(f)
+    f = click.option("--codewords", default=256, show_default=True, type=click.IntRange(1, 256),
+                     help="K codewords per sub-codebook (indices are one byte).")(f)
     return f
 
 
 @main.command()
 @_models_arg
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Image file to write.")
+              callback=_out_file, help="Image file to write.")
 @click.option("--mode", type=click.Choice(MODES), default="yono", show_default=True,
               help="yono: shared codebooks + fidelity-driven fallback (EM finetuning, "
                    "Algorithm 1, for models with data); pq-mopt: EM with first/last layers "
                    "only; pq-m: shared, no fallback; pq-s: per-model codebooks; int8: models "
                    "as they are.")
-@click.option("--codebooks", "frozen", type=click.Path(dir_okay=False),
+@click.option("--codebooks", "frozen", type=click.Path(dir_okay=False, exists=True),
               help="Frozen codebooks (.npz from `yonoc codebooks learn`) instead of learning.")
 @_codebook_opts
 @click.option("--samples", multiple=True, metavar="MODEL=FILE.npy",
               help="Real sample inputs for a model (default: <model>.sample.npy beside it, "
                    "else generated inputs).")
-@click.option("--snr", default=20.0, show_default=True, help="Output SNR target in dB.")
-@click.option("--min-agreement", default=0.99, show_default=True,
-              help="Top-1 agreement target on real samples.")
+@click.option("--snr", default=20.0, show_default=True, callback=_finite,
+              help="Output SNR target in dB.")
+@click.option("--min-agreement", default="0.99", show_default=True, type=_Fraction(),
+              help="Top-1 agreement target on real samples: 0.99, 99 or 99% (a value above 1 "
+                   "is a percentage).")
 @click.option("--no-check", is_flag=True, help="No TFLM fidelity check (and no fallback).")
 @click.option("--fallback", type=click.Choice(["sensitivity", "eq3"]), default="sensitivity",
               show_default=True, help="How the fidelity pass picks what to keep finer/raw.")
@@ -128,41 +268,46 @@ def _codebook_opts(f):
 @click.option("--kernel-major", is_flag=True,
               help="Vectorise 3x3 kernels spatially (paper) instead of in memory order: "
                    "+0.1-0.4 dB, slower task switch.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False),
-              help="Also write the build report as JSON.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), callback=_out_file,
+              help="Also write the build report as JSON (strict: null for absent figures).")
 @click.option("--no-notes", "no_notes", is_flag=True,
               help="Leave the build notes (per-model/per-tensor fidelity for `inspect`, a few "
                    "bytes per tensor) out of the image.")
-@click.option("--target", help="MCU preset whose flash/SRAM the result must fit "
-              "(stm32h747, stm32f746, nrf52840, rp2040, esp32s3).")
-@click.option("--flash", help="Flash budget for the image, e.g. 1M.")
-@click.option("--sram", help="SRAM budget for what the firmware allocates (largest model "
+@click.option("--target", type=click.Choice(sorted(TARGETS), case_sensitive=False),
+              help="MCU preset whose flash/SRAM the result must fit.")
+@click.option("--flash", type=_Size(),
+              help="Flash budget for the image: 1M, 512K, 512KiB, 0x80000 or bytes.")
+@click.option("--sram", type=_Size(), help="SRAM budget for what the firmware allocates (largest model "
               "region + largest tensor arena + codeword cache), e.g. 512K.")
 # --- build spec / EM finetuning (yonoc/spec.py, passes/em.py)
-@click.option("--spec", "spec_path", type=click.Path(dir_okay=False),
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False, exists=True),
               help="Build spec (TOML): models, their train/test data, epsilon, options "
                    "(docs/finetuning.md). Explicit flags override it.")
 @click.option("--finetune", "finetune", metavar="HOOK",
               help="Finetune hook for models with data: torch (default), module:callable or "
                    "a yonoc.finetune entry point.")
-@click.option("--epsilon", type=float,
+@click.option("--epsilon", type=click.FloatRange(0, 100),
               help="Allowed accuracy loss (percentage points) for models with data "
                    "(default 1.0, or the spec's).")
-@click.option("-j", "--jobs", default=0, show_default=True,
+@click.option("-j", "--jobs", default=0, show_default=True, type=click.IntRange(0, 256),
               help="Worker processes for the per-model passes (0: one per core).")
-@click.option("--emit-c", "emit_c", type=click.Path(file_okay=False),
+@click.option("--emit-c", "emit_c", type=click.Path(file_okay=False), callback=_out_dir,
               help="Also write <prefix>_image.h/.cc and <prefix>_ops.h (TFLM op resolver) "
                    "into this directory.")
 @click.option("--prefix", default="yono", show_default=True,
               help="C identifier prefixing every generated symbol (with --emit-c).")
-@click.option("-v", "--verbose", count=True, help="Per-model progress.")
+@click.option("-v", "--verbose", count=True,
+              help="-v: details (fidelity steps, EM, epochs), -vv: debug.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 @_guard
 def build(models, output, mode, frozen, codewords, subvector_lengths, seed, samples, snr,
           min_agreement, no_check, fallback, keep_names, kernel_major, report_path, target,
-          flash, sram, jobs, spec_path, finetune, epsilon, emit_c, prefix, verbose, no_notes):
+          flash, sram, jobs, spec_path, finetune, epsilon, emit_c, prefix, verbose, no_notes,
+          quiet):
     """Compress MODELS (.tflite) into one image (or the models of --spec)."""
-    if verbose:
-        logging.getLogger("yonoc").setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+    from . import progress
+    top_v, top_q = click.get_current_context().find_root().obj or (0, False)
+    progress.setup(progress.level_for(max(verbose, top_v), quiet or top_q))
     from . import budget
     from .compiler import build as run_build
     from .fileio import write_atomic
@@ -185,7 +330,8 @@ def build(models, output, mode, frozen, codewords, subvector_lengths, seed, samp
     budget.check(limits, result.image)  # what the firmware allocates (budget.firmware_sram)
     write_atomic(output, result.image)
     if report_path:
-        write_atomic(report_path, json.dumps(_build_report(result), indent=2).encode())
+        write_atomic(report_path, json.dumps(strict(_build_report(result)), indent=2,
+                                             allow_nan=False).encode())
     if emit_c:
         from .backend.codegen import emit_c as write_c
         write_c(result.image, emit_c, prefix)
@@ -212,6 +358,12 @@ def _apply_spec(spec_path, opts, models, mode, frozen, finetune, epsilon):
     spec = load_spec(spec_path) if spec_path else Spec("", [], {}, (), ())
     return apply(spec, opts, explicit), spec.models + [m for m in models
                                                        if m not in spec.models]
+
+
+def strict(obj):
+    """JSON-safe copy (Infinity/NaN -> null): strict parsers reject them."""
+    from .report import strict as report_strict
+    return report_strict(obj)
 
 
 def _build_report(result) -> dict:

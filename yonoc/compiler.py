@@ -6,13 +6,13 @@ report.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
-import multiprocessing
+import math
 import os
 import time
 from dataclasses import dataclass, field
 
+from . import progress, workers
 from .backend import image_format as fmt
 from .backend import notes as build_notes
 from .errors import YonocError
@@ -22,7 +22,7 @@ from .interpreter import measure_arena
 from .options import MODES, BuildOptions
 from .passes import em, encode, fidelity
 from .pq import codebooks as pq
-from .samples import samples_for
+from .samples import find_sample_files, load_samples, samples_for
 
 log = logging.getLogger("yonoc")
 
@@ -45,6 +45,11 @@ class ModelResult:
     accuracy: float | None = None  # % of the rebuilt model (or SNR dB when distilled)
     finetuned: list = field(default_factory=list)  # layer indices stored raw, finetuned
     notes: build_notes.ModelNote | None = None  # what the image's build notes keep of it
+    # --- how far the fidelity figures can be trusted (_judge)
+    fidelity: str = "measured"  # measured | constant (outputs ~constant: SNR says nothing) |
+    #                             unchecked (--no-check, int8)
+    agreement_generated: float | None = None  # top-1 agreement on the generated inputs
+    warnings: list = field(default_factory=list)  # shown at default verbosity, in the report
 
 
 @dataclass
@@ -102,8 +107,12 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
     unknown = set(dict(options.data)) - {m.name for m in models}  # --- EM (passes/em.py)
     if unknown:
         raise YonocError(f"data given for unknown model(s): {', '.join(sorted(unknown))}")
+    check_inputs(models, explicit, options)
 
     t = time.perf_counter()
+    if options.mode not in ("int8",) and not options.frozen_codebooks:
+        progress.note("learning codebooks (k-means) on %d weight tensors of %d models",
+                      sum(len(m.weights) for m in models), len(models))
     if options.mode == "int8":
         sets = {m.name: pq.CodebookSet([]) for m in models}
     elif options.frozen_codebooks:
@@ -118,6 +127,7 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
         # the paper's PQ baselines use one rate: keep only the coarsest per group
         sets = {k: _coarsest_only(v) for k, v in sets.items()}
     timings["codebooks"] = time.perf_counter() - t
+    log.info("codebooks: %.1f s", timings["codebooks"])
 
     # codebook table: each distinct set once, in model order
     entries, book_index = [], {}
@@ -132,25 +142,23 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
     work = [(m, sets[m.name], [book_index[id(b)] for b in sets[m.name].books], options, explicit)
             for m in models]
     jobs = min(options.jobs or os.cpu_count() or 1, len(work))
-    if jobs > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            # largest models first so the two workers finish together
+    done = [None] * len(work)
+
+    def finished(i, out):
+        done[i] = out
+        bar.advance()
+        _report_model(out[1], options)
+
+    with progress.Bar(len(work), "compressing") as bar:
+        if jobs > 1:
+            # largest models first so the workers finish together
             order = sorted(range(len(work)), key=lambda i: -work[i][0].size)
-            try:
-                out = dict(zip(order, pool.map(_compile_model, [work[i] for i in order])))
-                done = [out[i] for i in range(len(work))]
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-    else:
-        done = [_compile_model(w) for w in work]
+            workers.run(_compile_model, work, jobs, finished, order)
+        else:
+            for i, w in enumerate(work):
+                finished(i, _compile_model(w))
     tasks = [d[0] for d in done]
     results = [d[1] for d in done]
-    for r in results:
-        log.info("%s: %s", r.name, _summary(r))
-        if r.tensors == 0 and options.mode != "int8":
-            log.warning("%s: no compressible int8 conv/FC weights; stored as it is", r.name)
     timings["encode+fidelity"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -165,6 +173,42 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
     timings["total"] = time.perf_counter() - t0
     cb_bytes = sum(e.codewords.size * 2 for e in entries)
     return BuildResult(image, results, cb_bytes, timings)
+
+
+def check_inputs(models: list, explicit: dict, options: BuildOptions) -> None:
+    """What can be checked before the long work: sample files, labels, mode/data mismatches."""
+    if options.check:
+        for m in models:
+            for path in find_sample_files(m, explicit):
+                load_samples(m, path, options.max_samples)
+    else:
+        log.warning("--no-check: fidelity is not measured; models may be far below the target")
+    data = dict(options.data)
+    for m in models:
+        if m.name in data:
+            check_labels(m, data[m.name])
+        elif options.mode == "pq-mopt":
+            log.warning("%s: pq-mopt without data (train/inputs in a --spec) behaves like pq-m: "
+                        "every weight coded, no finetuning", m.name)
+
+
+def check_labels(m, ds) -> None:
+    """Labels must name one of the model's classes: out-of-range labels would give 0 % for
+    the original and the rebuilt model alike, and a target 'met'."""
+    if not m.outputs:
+        return
+    classes = int(m.outputs[0].shape[-1]) if m.outputs[0].shape else 1
+    top = 1 if classes == 1 else classes - 1  # one sigmoid output: labels 0/1
+    for path in (ds.train, ds.test):
+        if not path:
+            continue
+        _, y = em.load_npz(path)
+        if y is None or not len(y):
+            continue
+        bad = y[(y < 0) | (y > top)]
+        if len(bad):
+            raise YonocError(f"{path}: label {int(bad[0])} is not a class of model {m.name} "
+                             f"({classes} output{'s' if classes > 1 else ''}: labels 0..{top})")
 
 
 def drop_unused_codebooks(entries: list, tasks: list):
@@ -224,7 +268,39 @@ def _compile_model(args):
     if em_out is not None:
         result.accuracy_original, result.accuracy = em_out.original, em_out.final
         result.finetuned = list(em_out.trainable) if not em_out.fell_back else []
+    _judge(result, m, options, measurement, evaluator, real, em_out is not None)
     return task, result
+
+
+def _judge(r: ModelResult, m, options: BuildOptions, measurement, evaluator, real: int,
+           with_data: bool) -> None:
+    """Say how far the fidelity figures can be trusted (ModelResult.fidelity, .warnings)."""
+    if measurement is None:
+        r.fidelity = "unchecked"
+        return
+    r.agreement_generated = measurement.agreement_generated
+    if not measurement.measurable or not evaluator.informative(options.target):
+        r.fidelity, r.snr_db = "constant", None
+        kept = (" so every weight stays raw" if options.mode == "yono" and not with_data
+                else "")
+        r.warnings.append(
+            f"the original model gives (nearly) the same outputs for all {len(evaluator.samples)} "
+            f"check inputs: its output SNR cannot be measured{kept}; give real inputs "
+            f"(--samples {m.name}=FILE.npy) that tell its classes apart")
+        return
+    r.fidelity = "measured"
+    if not real and not with_data:
+        r.warnings.append("fidelity checked on generated inputs only (no real samples: "
+                          f"--samples {m.name}=FILE.npy or {m.name}.sample.npy beside it)")
+    if not measurement.meets(options.target):
+        why = {"pq-m": "pq-m codes every weight", "pq-s": "pq-s codes every weight",
+               "pq-mopt": "pq-mopt keeps only what EM finetuning chose"}.get(options.mode, "")
+        agree = ("" if measurement.agreement is None
+                 else f", top-1 agreement {100 * measurement.agreement:.1f}%")
+        r.warnings.append(f"below the fidelity target: output SNR {measurement.snr_db:.1f} dB"
+                          f"{agree} (target {options.target.snr_db:g} dB, "
+                          f"{100 * options.target.min_agreement:g}%)"
+                          + (f"; {why}" if why else ""))
 
 
 def compile_model(m, codebook_set: pq.CodebookSet, firsts: list, options: BuildOptions):
@@ -263,7 +339,29 @@ def _model_result(m, encs, choices, measurement, evaluator, samples_desc, arena)
         arena_size=arena)
 
 
+def _report_model(r: ModelResult, options: BuildOptions) -> None:
+    """The model's completion line, as it finishes, and what a user must not miss about it."""
+    progress.note("%s: %s", r.name, _summary(r))
+    if r.tensors == 0 and options.mode != "int8":
+        log.warning("%s: no compressible int8 conv/FC weights; stored as it is", r.name)
+    for w in r.warnings:
+        log.warning("%s: %s", r.name, w)
+
+
 def _summary(r: ModelResult) -> str:
-    snr = "-" if r.snr_db is None else f"{r.snr_db:.1f} dB"
-    return (f"{r.weight_bytes} -> {r.weight_image_bytes} weight bytes {r.rate_counts}, "
-            f"SNR {snr}, samples {r.samples}, {r.evaluations} TFLM runs")
+    rates = ", ".join(f"{n} at {k[:-3]} bits/weight" if k != "raw" else f"{n} raw"
+                      for k, n in r.rate_counts.items()) or "no weight tensors"
+    if r.fidelity == "unchecked" or r.samples == "none":
+        fid = "fidelity not checked"
+    elif r.fidelity == "constant":
+        fid = f"output SNR not measurable (constant outputs on {r.samples} inputs)"
+    else:
+        snr = f"{r.snr_db:.1f} dB" if r.snr_db is not None and math.isfinite(r.snr_db) \
+            else "lossless"
+        fid = f"output SNR {snr} on {r.samples} inputs"
+        if r.agreement is not None:
+            fid += f", top-1 agreement {100 * r.agreement:.0f}% on the real ones"
+        elif r.agreement_generated is not None:
+            fid += f", top-1 agreement {100 * r.agreement_generated:.0f}% on the generated ones"
+    return (f"{r.weight_bytes} -> {r.weight_image_bytes} weight bytes ({rates}); {fid}; "
+            f"{r.evaluations} TFLM runs")

@@ -38,8 +38,12 @@ class FidelityTarget:
 class Measurement:
     snr_db: float
     agreement: float | None  # None when no real samples or no class outputs
+    agreement_generated: float | None = None  # top-1 on generated inputs: reported, not a target
+    measurable: bool = True  # False: reference outputs (near-)constant, the SNR says nothing
 
     def meets(self, target: FidelityTarget) -> bool:
+        if not self.measurable:
+            return False
         ok = self.snr_db >= target.snr_db
         if self.agreement is not None:
             ok = ok and self.agreement >= target.min_agreement
@@ -56,7 +60,16 @@ class Evaluator:
         self.n_out = max(1, len(model.outputs))
         self.reference = self._outputs(model.data, samples)
         self.signal = sum(float(np.sum(y * y)) for y in self.reference)
+        mean = np.mean(self.reference, axis=0) if self.reference else 0.0
+        # energy of what varies with the input: the noise of a model that ignores its input
+        self.spread = sum(float(np.sum((y - mean) ** 2)) for y in self.reference)
         self.evaluations = 0
+
+    def informative(self, target: FidelityTarget) -> bool:
+        """False when the reference outputs are so nearly constant over the samples that a
+        model ignoring its input (always outputting their mean) would meet the SNR target: an
+        SNR measured on these samples then proves nothing."""
+        return self.spread > 0 and snr_db(self.signal, self.spread) < target.snr_db
 
     def _outputs(self, data: bytes, samples: list) -> list:
         raw = interpreter.run(data, samples, self.n_out, self.model.name)
@@ -75,13 +88,16 @@ class Evaluator:
         outs = self._outputs(data, self.samples)
         noise = sum(float(np.sum((y - r) ** 2)) for y, r in zip(outs, self.reference))
         snr = snr_db(self.signal, noise)
-        agreement = None
-        if self.real and self.model.classifier:
+        agreement, generated = None, None
+        if self.model.classifier:
             k = int(np.prod(self.model.outputs[0].shape))
             same = [int(np.argmax(y[:k]) == np.argmax(r[:k]))
-                    for y, r in zip(outs[:self.real], self.reference[:self.real])]
-            agreement = float(np.mean(same))
-        return Measurement(snr, agreement)
+                    for y, r in zip(outs, self.reference)]
+            if self.real:
+                agreement = float(np.mean(same[:self.real]))
+            if len(same) > self.real:
+                generated = float(np.mean(same[self.real:]))
+        return Measurement(snr, agreement, generated, measurable=self.spread > 0)
 
 
 def snr_db(signal: float, noise: float) -> float:
@@ -108,6 +124,11 @@ def choose(model: ModelIR, encodings: list, evaluator: Evaluator, target: Fideli
     def build(choices):
         return rebuilt_model(model, encodings, choices, erase_names)
 
+    if n and not evaluator.informative(target):
+        # (near-)constant outputs on every sample: no measurement can justify coding a weight
+        m = evaluator.measure(build([RAW] * n))
+        m.measurable = False
+        return [RAW] * n, m
     m = evaluator.measure(build(coarse))
     if m.meets(target) or n == 0:
         return coarse, m
