@@ -426,34 +426,39 @@ def extract(image, output):
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              callback=_out_file,
               help="New image: IMAGE's bytes with the header rewritten and MODEL appended.")
 @click.option("--mode", type=click.Choice(MODES), default="yono", show_default=True,
               help="As for build (the image's codebooks are used frozen whatever the mode).")
 @click.option("--samples", multiple=True, metavar="MODEL=FILE.npy",
               help="Real sample inputs for the model (as for build).")
-@click.option("--snr", default=20.0, show_default=True, help="Output SNR target in dB.")
-@click.option("--min-agreement", default=0.99, show_default=True,
-              help="Top-1 agreement target on real samples.")
+@click.option("--snr", default=20.0, show_default=True, callback=_finite,
+              help="Output SNR target in dB.")
+@click.option("--min-agreement", default="0.99", show_default=True, type=_Fraction(),
+              help="Top-1 agreement target on real samples: 0.99, 99 or 99%.")
 @click.option("--no-check", is_flag=True, help="No TFLM fidelity check (and no fallback).")
 @click.option("--fallback", type=click.Choice(["sensitivity", "eq3"]), default="sensitivity",
               show_default=True, help="How the fidelity pass picks what to keep finer/raw.")
 @click.option("--keep-names", is_flag=True, help="Keep tensor names in the rebuilt model.")
 @click.option("--kernel-major", is_flag=True, help="Vectorise 3x3 kernels spatially.")
 @click.option("--no-notes", "no_notes", is_flag=True, help="Write the new image without notes.")
-@click.option("--target", help="MCU preset whose flash/SRAM the result must fit.")
-@click.option("--flash", help="Flash budget for the image, e.g. 1M.")
-@click.option("--sram", help="SRAM budget for what the firmware allocates (largest model "
-              "region + largest tensor arena + codeword cache), e.g. 512K.")
+@click.option("--target", type=click.Choice(sorted(TARGETS), case_sensitive=False),
+              help="MCU preset whose flash/SRAM the result must fit.")
+@click.option("--flash", type=_Size(), help="Flash budget for the image, e.g. 1M.")
+@click.option("--sram", type=_Size(), help="SRAM budget (model region + arena + codeword "
+              "cache), e.g. 512K.")
 @_guard
 def add(image, model, output, mode, samples, snr, min_agreement, no_check, fallback, keep_names,
         kernel_major, no_notes, target, flash, sram):
     """Code MODEL with IMAGE's frozen codebooks and append it as the last task (OTA-friendly:
     only the 64-byte header of IMAGE changes; everything new is appended)."""
-    from . import budget
+    from . import budget, progress
     from .add import add as run_add
     from .backend.image_format import read_image
     from .fileio import read_input, write_atomic
 
+    top_v, top_q = click.get_current_context().find_root().obj or (0, False)
+    progress.setup(progress.level_for(top_v, top_q))
     limits = budget.resolve(target, flash, sram)
     opts = BuildOptions(mode=mode, target=FidelityTarget(snr, min_agreement),
                         check=not no_check, fallback=fallback, samples=_parse_samples(samples),
@@ -471,12 +476,13 @@ def add(image, model, output, mode, samples, snr, min_agreement, no_check, fallb
 @main.command()
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              callback=_out_file,
               help="HTML file to write (self-contained: inline SVG, no scripts).")
-@click.option("--target", help="MCU preset to draw flash/SRAM against "
-              "(stm32h747, stm32f746, nrf52840, rp2040, esp32s3).")
-@click.option("--flash", help="Flash budget, e.g. 1M.")
-@click.option("--sram", help="SRAM budget for what the firmware allocates (largest model "
-              "region + largest tensor arena + codeword cache), e.g. 512K.")
+@click.option("--target", type=click.Choice(sorted(TARGETS), case_sensitive=False),
+              help="MCU preset to draw flash/SRAM against.")
+@click.option("--flash", type=_Size(), help="Flash budget, e.g. 1M.")
+@click.option("--sram", type=_Size(), help="SRAM budget (model region + arena + codeword "
+              "cache), e.g. 512K.")
 @_guard
 def report(image, output, target, flash, sram):
     """Write a one-page HTML report of IMAGE: sizes, rates, fidelity, flash/SRAM."""
