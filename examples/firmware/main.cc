@@ -1,6 +1,9 @@
 // Example firmware main: switch through every task of the image, run each on
 // an input whose real value is zero (the input zero point) and print the
-// outputs. One model region and one tensor arena serve all tasks.
+// outputs. One model region and one tensor arena serve all tasks; the
+// codeword cache (every codebook converted to int8 once, at start-up) makes a
+// switch faster and keeps the 4 KiB conversion buffer off the stack
+// (docs/runtime.md, "Stack use of a switch").
 //
 // On an MCU: printf goes wherever your retargeting sends it, and the two
 // buffers below can be placed in a specific SRAM with a section attribute.
@@ -16,6 +19,9 @@ namespace {
 
 alignas(16) uint8_t g_model_region[APP_MODEL_REGION_SIZE];
 alignas(16) uint8_t g_arena[APP_TENSOR_ARENA_SIZE];
+// APP_CODEWORD_CACHE_SIZE is yono_image_codeword_cache_size() of this image
+// (0 when it has no PQ codebooks; an array cannot be empty).
+uint8_t g_codeword_cache[APP_CODEWORD_CACHE_SIZE > 0 ? APP_CODEWORD_CACHE_SIZE : 1];
 yono::Image g_image;
 app_op_resolver g_resolver;
 yono::TflmExecutor g_executor;
@@ -66,6 +72,14 @@ int main() {
     printf("image: %s\n", yono::StatusString(s));
     return 1;
   }
+  // Attach before Init: the executor rebuilds through g_image.
+  if (g_image.codeword_cache_size() > 0) {
+    s = g_image.AttachCodewordCache(g_codeword_cache, sizeof g_codeword_cache);
+    if (s != yono::Status::kOk) {
+      printf("codeword cache: %s\n", yono::StatusString(s));
+      return 1;
+    }
+  }
   if (app_register_ops(g_resolver) != kTfLiteOk) {
     printf("op resolver: registration failed\n");
     return 1;
@@ -76,9 +90,11 @@ int main() {
     printf("executor: %s\n", yono::TflmStatusString(st));
     return 1;
   }
-  printf("yono image: %u bytes, %u tasks; model region %u B, tensor arena %u B\n",
+  printf("yono image: %u bytes, %u tasks; model region %u B, tensor arena %u B, "
+         "codeword cache %u B\n",
          static_cast<unsigned>(app_image_size), static_cast<unsigned>(APP_TASK_COUNT),
-         static_cast<unsigned>(sizeof g_model_region), static_cast<unsigned>(sizeof g_arena));
+         static_cast<unsigned>(sizeof g_model_region), static_cast<unsigned>(sizeof g_arena),
+         static_cast<unsigned>(g_image.codeword_cache_size()));
 
   int failures = 0;
   for (uint32_t task = 0; task < APP_TASK_COUNT; ++task) {
