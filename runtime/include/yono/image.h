@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+#include "yono/image_format.h"  // generated layout constants (YONO_MODEL_ALIGNMENT, limits)
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -22,7 +24,7 @@ extern "C" {
 // Status codes (stable numbers; the C++ enum yono::Status uses the same).
 typedef int32_t yono_status;
 #define YONO_OK 0
-#define YONO_TOO_SMALL 1         // buffer < 64 bytes or < header image_size
+#define YONO_TOO_SMALL 1         // buffer < header size or < header image_size
 #define YONO_BAD_MAGIC 2         // magic is not "YONO"
 #define YONO_BAD_VERSION 3       // format_version != 2
 #define YONO_BAD_HEADER 4        // header_size, flags, task_count, max_*, notes fields
@@ -50,11 +52,13 @@ typedef int32_t yono_status;
 #ifndef YONO_STACK_CACHE_BYTES
 #define YONO_STACK_CACHE_BYTES 4096
 #endif
-// Largest workspace Rebuild can use: 4 sub-codebooks x 256 codewords x 16.
-#define YONO_MAX_WORKSPACE_BYTES (4u * 256u * 16u)
+// Largest workspace Rebuild can use: M sub-codebooks x K codewords x s, at
+// their format limits (4 x 256 x 16).
+#define YONO_MAX_WORKSPACE_BYTES \
+  (YONO_MAX_SUBCODEBOOKS * YONO_MAX_CODEWORDS * YONO_MAX_SUBVECTOR_LEN)
 
-// Rebuilt models must live in a region aligned to this (TFLM reads in place).
-#define YONO_MODEL_ALIGNMENT 16u
+// Rebuilt models must live in a region aligned to YONO_MODEL_ALIGNMENT
+// (image_format.h; TFLM reads buffers in place).
 
 typedef struct yono_image {
   const uint8_t* data;  // null until a successful open
