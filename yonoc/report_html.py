@@ -34,6 +34,10 @@ def _db(v) -> str:
     return f"{v:.1f} dB"
 
 
+def _short(name: str, n: int = 26) -> str:
+    return name if len(name) <= n else name[:n - 1] + "\u2026"
+
+
 def _rect(x, y, w, h, color, title) -> str:
     return (f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{h}" '
             f'fill="{color}"><title>{escape(title)}</title></rect>')
@@ -61,12 +65,12 @@ def rate_bytes(model: dict) -> dict:
 
 def sizes_chart(models: list, width=1000) -> Markup:
     """Per model: the original file (grey) over its bytes in the image, stacked by rate."""
-    label_w, bar_w, row = 190, width - 190 - 150, 46
+    label_w, bar_w, row = 200, width - 200 - 150, 46
     top = max([m["original_bytes"] for m in models] + [1])
     body = []
     for i, m in enumerate(models):
         y = 8 + i * row
-        body.append(_text(label_w - 8, y + 22, m["name"][:28], "end", "label"))
+        body.append(_text(label_w - 8, y + 22, _short(m["name"]), "end", "label"))
         w = bar_w * m["original_bytes"] / top
         body.append(_rect(label_w, y, w, 14, ORIGINAL, f"original {m['original_bytes']} B"))
         body.append(_text(label_w + w + 6, y + 11, f"{_kb(m['original_bytes'])} original",
@@ -83,14 +87,14 @@ def sizes_chart(models: list, width=1000) -> Markup:
 
 def fidelity_chart(models: list, width=1000) -> Markup:
     """Per model: measured output SNR against its target (dashed line)."""
-    label_w, bar_w, row = 190, width - 190 - 260, 26
+    label_w, bar_w, row = 200, width - 200 - 260, 26
     finite = [m["snr_db"] for m in models if m["snr_db"] is not None and math.isfinite(m["snr_db"])]
     targets = [m["target_snr_db"] for m in models if m["target_snr_db"] is not None]
     top = max(finite + targets + [30.0]) * 1.1
     body = []
     for i, m in enumerate(models):
         y = 6 + i * row
-        body.append(_text(label_w - 8, y + 14, m["name"][:28], "end", "label"))
+        body.append(_text(label_w - 8, y + 14, _short(m["name"]), "end", "label"))
         snr, target = m["snr_db"], m["target_snr_db"]
         if snr is not None:
             v = top if math.isinf(snr) and snr > 0 else max(0.0, snr if math.isfinite(snr) else 0)
@@ -161,15 +165,17 @@ def tensor_chart(model: dict, width=1000) -> Markup:
     for i, t in enumerate(ts):
         y = 4 + i * row
         shape = "x".join(map(str, t["shape"]))
-        body.append(_text(label_w - 6, y + 10, f"{t['index']} {t['operator']} {shape}"[:40],
+        body.append(_text(label_w - 6, y + 10, _short(f"{t['index']} {t['operator']} {shape}", 40),
                           "end", "small"))
         body.append(_rect(label_w, y, bar_w * t["bytes_before"] / top, 12, ORIGINAL,
                           f"int8: {t['bytes_before']} B"))
         body.append(_rect(label_w, y + 2, bar_w * t["bytes_after"] / top, 8,
                           _rate_color(t["rate"]), f"{t['rate']}: {t['bytes_after']} B"))
         share = "" if t["noise_share"] is None else f", noise {100 * t['noise_share']:.0f}%"
+        w = t["weight_snr_db"]
+        wtext = "" if w is None else ", exact" if math.isinf(w) and w > 0 else f", w {_db(w)}"
         body.append(_text(label_w + bar_w + 6, y + 10,
-                          f"{t['rate']} {t['bytes_after']} B, w {_db(t['weight_snr_db'])}{share}",
+                          f"{t['rate']} {t['bytes_after']} B{wtext}{share}",
                           cls="small"))
     return _svg(width, 8 + row * len(ts), body, f"weight tensors of {model['name']}")
 
