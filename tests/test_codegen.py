@@ -89,6 +89,19 @@ def test_files_and_contents(two_images):
         assert f"resolver.{m}()" in ops
 
 
+def test_sram_macros(two_images):
+    """int8 images have no codebooks: no codeword cache; the SRAM total is region + arena, and
+    the arena is measured even though the images were built with --no-check."""
+    from yonoc.backend.image_format import read_image
+    a, _ = two_images
+    h = (a / "alpha_image.h").read_text()
+    img = read_image((a / "image.bin").read_bytes())
+    region = (img.max_model_size + 15) // 16 * 16
+    assert img.max_arena_size > 0 and "#define ALPHA_TENSOR_ARENA_MEASURED 1" in h
+    assert "#define ALPHA_CODEWORD_CACHE_SIZE 0u" in h
+    assert f"#define ALPHA_SRAM_SIZE {region + img.max_arena_size}u" in h
+
+
 def test_deterministic(tmp_path, two_images):
     a, _ = two_images
     again = _build(tmp_path, "again", example_models(), "alpha")
