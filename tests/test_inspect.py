@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -138,3 +139,27 @@ def test_notes_roundtrip_sentinels_and_determinism():
         notes.decode(blob, 3)
     with pytest.raises(notes.ImageError):
         notes.decode(blob[:-1], 2)
+
+
+def test_notes_of_a_build_with_data_keep_accuracy_and_epsilon(tmp_path):
+    pytest.importorskip("torch")
+    spec = tmp_path / "spec.toml"
+    ex = os.path.dirname(example_models()[0])
+    spec.write_text(f"""
+[build]
+epochs = 1
+max_train = 300
+epsilon = 1.5
+[[model]]
+path = "{ex}/digits_mlp.tflite"
+train = "{ex}/digits_mlp.train.npz"
+test = "{ex}/digits_mlp.test.npz"
+""")
+    image, report = tmp_path / "image.bin", tmp_path / "report.json"
+    run_yonoc("build", "--spec", spec, "-o", image, "--report", report)
+    b = json.loads(report.read_text())["models"][0]
+    m = _strict_loads(run_yonoc("inspect", image, "--json").stdout)["models"][0]
+    assert b["accuracy_original"] is not None and b["accuracy"] is not None
+    assert m["accuracy_original"] == pytest.approx(b["accuracy_original"], abs=0.006)
+    assert m["accuracy"] == pytest.approx(b["accuracy"], abs=0.006)
+    assert m["epsilon"] == 1.5 and m["target_snr_db"] is None

@@ -99,6 +99,8 @@ def fidelity_chart(models: list, width=1000) -> Markup:
         if snr is not None:
             v = top if math.isinf(snr) and snr > 0 else max(0.0, snr if math.isfinite(snr) else 0)
             ok = target is None or snr >= target
+            if m["epsilon"] is not None and m["accuracy"] is not None:  # judged on accuracy
+                ok = m["accuracy"] >= m["accuracy_original"] - m["epsilon"]
             body.append(_rect(label_w, y, bar_w * v / top, 18, OK if ok else FAIL,
                               f"output SNR {_db(snr)}"))
         if target is not None:
