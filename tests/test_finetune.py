@@ -10,14 +10,14 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, SHARED
-
 from yonoc import interpreter
 from yonoc.errors import MissingDependencyError, ModelError, YonocError
 from yonoc.finetune import CodedLayer, FinetuneData, FinetuneResult, call_hook, load_hook
 from yonoc.frontend import read_model
 from yonoc.passes import em, encode
 from yonoc.pq.codebooks import CodebookOptions, learn
+
+from conftest import EXAMPLES, SHARED
 
 # the lift tracks TFLM's int8 arithmetic up to fixed-point requantisation rounding:
 # dequantised outputs within this many output LSBs (max / mean), same top-1 class
@@ -66,7 +66,7 @@ def test_hook_interface_with_a_non_torch_hook_and_frozen_codebooks():
     out = em.run(model, encs, data, em.EMOptions(epsilon=100.0, precheck=False), hook)
     # first call: S = first and last layer by operator order, every layer's weights given
     first_s, shapes, fd = hook.calls[0]
-    assert first_s == em.first_last(em.layer_map(model, em.read_graph(model.data)))
+    assert first_s == em.first_last(em.layer_map(model))
     assert shapes == [w.shape for w in model.weights]
     assert isinstance(fd, FinetuneData) and fd.x.shape[0] == 64 and fd.y is not None
     assert out.passed and not out.fell_back
@@ -100,7 +100,8 @@ def test_call_hook_biases_of_frozen_layers_only_when_asked():
     bias = np.zeros(model.weights[1].shape[0])
     hook = lambda m, s, w, d: FinetuneResult({}, {1: bias})  # noqa: E731
     with pytest.raises(YonocError, match="biases for frozen layer 1"):
-        call_hook(hook, model, [0], ws, FinetuneData(np.zeros((1, 64), np.float32), None))
+        call_hook(hook, model, [0], ws, FinetuneData(np.zeros((1, 64), np.float32), None,
+                                                     frozen_biases=False))
     res = call_hook(hook, model, [0], ws, FinetuneData(np.zeros((1, 64), np.float32), None,
                                                        frozen_biases=True))
     assert np.array_equal(res.biases[1], bias)
@@ -113,7 +114,7 @@ def test_biases_of_coded_layers_are_patched_next_to_their_codes():
     data = em.load_data(model, em.DataSpec(train, test))
     data = em.ModelData(data.x_train[:32], data.y_train[:32], data.x_test[:60],
                         data.y_test[:60])
-    layers = em.layer_map(model, em.read_graph(model.data))
+    layers = em.layer_map(model)
 
     class BiasShift:  # every layer's bias + 3 units of its int32 bias scale
         def __call__(self, model, trainable, weights, data):
@@ -163,11 +164,13 @@ def test_e_step_reassigns_codes_of_the_shadow_weights_trained_through_the_codebo
     s = out.trainable
     rest = [i for i in range(len(encs)) if i not in s]
     assert calls[0] == (s, []) and calls[1] == (rest, rest) and calls[2] == (s, [])
-    for i in rest:
+    for i in rest:  # the new codes come back; the encodings given are left as they were
         t = model.weights[i]
         book = encs[i].rates[0].book
         negated = dataclasses.replace(t, values=-t.values.astype(np.float32))
-        assert np.array_equal(encs[i].rates[0].indices, book.encode(negated.vector_order()))
+        assert np.array_equal(out.encodings[i].rates[0].indices,
+                              book.encode(negated.vector_order()))
+        assert np.array_equal(encs[i].rates[0].indices, book.encode(t.vector_order()))
     assert all(np.array_equal(a, b) for book, subs in zip(cbs.books, frozen)
                for a, b in zip(book.subs, subs))
 

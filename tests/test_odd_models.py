@@ -210,6 +210,42 @@ def test_operator_codes_written_only_in_builtin_code_are_read():
         ("DEPTHWISE_CONV_2D", Group.CONV3X3), ("FULLY_CONNECTED", Group.POINTWISE)]
 
 
+def leaky_relu_model(alpha: float) -> bytes:
+    """LEAKY_RELU(alpha) alone, requantising to a finer output scale: each output is one
+    rounding away from the exact value, so the lift must be within 1 LSB."""
+    n = Net(21)
+    x = n.act([1, 6, 6, 3], scale=0.1, zp=3)
+    o = tfl.LeakyReluOptionsT()
+    o.alpha = alpha
+    y = n.op(OP.LEAKY_RELU, [x], [n.act([1, 6, 6, 3], scale=0.04, zp=-20)],
+             BO.LeakyReluOptions, o)
+    return n.model([x], [y])
+
+
+def test_leaky_relu_alpha_is_read_from_the_model_and_the_lift_matches_tflm():
+    """The finetuning lift computes LEAKY_RELU with the file's alpha (not a fixed 0.2): its
+    outputs stay within 1 LSB of TFLM's, where 0.2 would be several LSB off."""
+    torch = pytest.importorskip("torch")
+    from yonoc.finetune.lift import build_lift
+    model = read_model_bytes(leaky_relu_model(0.1), "leaky")
+    (op,) = [op for op in model.graph.ops if op.name == "LEAKY_RELU"]
+    assert op.options["alpha"] == pytest.approx(0.1)
+    xs = interpreter.generated_inputs(model, 8)
+    info = model.outputs[0]
+    ref = np.stack([(o[0].astype(np.float64) - info.zero_point) * info.scale
+                    for o in interpreter.run(model.data, xs)])
+    x = (np.stack(xs).astype(np.float64) - model.inputs[0].zero_point) * model.inputs[0].scale
+    with torch.no_grad():
+        lifted = build_lift(model, dtype=torch.float64)(torch.as_tensor(x))[0][0].numpy()
+    lsb = np.abs(lifted.reshape(ref.shape) - ref) / info.scale
+    assert lsb.max() <= 1.0 + 1e-4, lsb.max()  # (float32 scales)
+    # the check has teeth: the same outputs with alpha 0.2 are far off
+    op.options["alpha"] = 0.2
+    with torch.no_grad():
+        wrong = build_lift(model, dtype=torch.float64)(torch.as_tensor(x))[0][0].numpy()
+    assert (np.abs(wrong.reshape(ref.shape) - ref) / info.scale).max() > 3.0
+
+
 # --------------------------------------------------------------------------- float / hybrid
 
 def float_model() -> bytes:

@@ -17,12 +17,19 @@ import os
 import numpy as np
 import pytest
 
-from conftest import SHARED, needs_shared, run_yonoc, shared_models, shared_real_samples, \
-    tflm_outputs
 from yonoc.frontend import read_model
 from yonoc.interpreter import dequantize, generated_inputs
 from yonoc.passes.fidelity import snr_db
 from yonoc.samples import load_samples
+
+from conftest import (
+    SHARED,
+    needs_shared,
+    run_yonoc,
+    shared_models,
+    shared_real_samples,
+    tflm_outputs,
+)
 
 pytestmark = [needs_shared, pytest.mark.shared]
 

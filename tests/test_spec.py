@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import EXAMPLES
-
 from yonoc.cli import main
 from yonoc.errors import YonocError
 from yonoc.options import BuildOptions
 from yonoc.spec import apply, load_spec
+
+from conftest import EXAMPLES
 
 
 def _write(tmp_path, text, name="yonoc.toml"):

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from . import progress, workers
 from .backend import image_format as fmt
 from .backend import notes as build_notes
+from .backend.lower import lower_task
 from .errors import YonocError
 from .frontend import read_model
-from .ir import Layout, replace
 from .interpreter import measure_arena
 from .options import MODES, BuildOptions
 from .passes import em, encode, fidelity
@@ -75,17 +75,8 @@ def load_models(paths: list) -> list:
 
 
 def choose_layouts(models: list, kernel_major: bool) -> list:
-    """Walk 3x3 kernels kernel-major (the paper's spatial grouping) only when asked.
-
-    Measured on all models here (docs/benchmarks.md): kernel-major vectors gain only 0.4 dB
-    weight SNR at 2 bits/weight and 0.1 dB at 4, while the scatter makes a firmware rebuild
-    several times slower; linear vectors decode at near memcpy speed.
-    """
-    if kernel_major:
-        return models
-    for m in models:
-        m.weights = [replace(w, layout=Layout.LINEAR) for w in m.weights]
-    return models
+    """The encoding's vector layout (passes/encode.py: `set_layout`)."""
+    return encode.set_layout(models, kernel_major)
 
 
 def learn_codebooks(models: list, options: pq.CodebookOptions) -> pq.CodebookSet:
@@ -243,8 +234,8 @@ def _compile_model(args):
     # --- EM finetuning (Algorithm 1, passes/em.py): models with data, yono / pq-mopt modes
     patches, em_out = None, None
     if encs and options.mode in ("yono", "pq-mopt") and m.name in dict(options.data):
-        choices, patches, em_out = em.for_build(m, encs, dict(options.data)[m.name], options,
-                                                erase)
+        em_out = em.for_build(m, encs, dict(options.data)[m.name], options, erase)
+        encs, choices, patches = em_out.encodings, em_out.choices, em_out.patches
     if options.check:
         samples, real = samples_for(m, explicit, options.generated_samples, options.max_samples)
         samples_desc = f"{real} real + {len(samples) - real} generated"
@@ -260,7 +251,8 @@ def _compile_model(args):
     # smallest arena TFLM allocates the model in, plus margin (yonoc/arena.py); 0 only when
     # tflite-micro is missing or cannot run the model, whether or not --no-check
     arena = measure_arena(m.data) if options.measure_arena else 0
-    task = encode.make_task(m, encs, choices, book_index, erase, arena, patches)
+    task = lower_task(m, encode.rebuilt_model(m, encs, choices, erase, patches),
+                      encode.coded(encs, choices), book_index, arena)
     result = _model_result(m, encs, choices, measurement, evaluator, samples_desc, arena)
     result.notes = build_notes.model_note(
         m, task.model, measurement, real,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +38,8 @@ class WeightTensor:
     shape: tuple[int, ...]
     group: Group
     layout: Layout
-    kernel_positions: int  # P for KERNEL_MAJOR (H*W), 1 otherwise
-    inner_channels: int  # I for KERNEL_MAJOR, 1 otherwise
+    kernel_positions: int  # P = H*W of a 3x3 kernel ([O, P, I] in the file), 1 otherwise
+    inner_channels: int  # I of a 3x3 kernel, 1 otherwise
     offset: int  # byte offset of the payload in the original file
     values: np.ndarray  # int8, flat, in file order
     scales: np.ndarray  # float32, per channel (len 1 if per-tensor)
@@ -83,6 +84,44 @@ class TensorInfo:
 
 
 @dataclass
+class Tensor:
+    """A tensor of the operator graph (subgraph 0), with its quantisation and constant data."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # numpy dtype name
+    scale: np.ndarray  # float64 (size 0: not quantised)
+    zero_point: np.ndarray  # int64
+    quantized_dimension: int
+    offset: int | None  # file offset of the constant payload, None if not constant
+    data: np.ndarray | None  # constant payload in `shape` (read-only view), None if none
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale.size > 0 and self.dtype in ("int8", "uint8", "int16", "int32")
+
+
+@dataclass
+class Operator:
+    index: int
+    name: str  # builtin name, e.g. "CONV_2D"; "CUSTOM:<code>" for custom operators
+    inputs: list[int]  # tensor indices (-1: absent optional input)
+    outputs: list[int]
+    options: dict[str, Any] = field(default_factory=dict)  # frontend.flatbuffer.OPTION_FIELDS
+
+
+@dataclass
+class Graph:
+    """Subgraph 0 as TFLM runs it: what the finetuning lift computes with."""
+
+    tensors: list[Tensor]
+    ops: list[Operator]  # in execution order
+    inputs: list[int]  # tensor indices
+    outputs: list[int]
+
+
+@dataclass
 class ModelIR:
     """One input model."""
 
@@ -97,6 +136,7 @@ class ModelIR:
     custom_ops: list[str] = field(default_factory=list)
     float_input_range: tuple[float, float] | None = None  # for float inputs feeding a QUANTIZE
     classifier: bool = False  # output 0 is a softmax: top-1 agreement applies
+    graph: Graph | None = None  # subgraph 0's operators and tensors (frontend.graph)
 
     @property
     def size(self) -> int:

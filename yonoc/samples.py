@@ -1,11 +1,14 @@
-"""Sample inputs for fidelity checks: user-supplied .npy files, else generated ones."""
+"""Model inputs from files: samples for fidelity checks (user-supplied .npy files, else
+generated ones) and a build spec's training and test data."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
+from . import quant
 from .errors import YonocError
 from .interpreter import generated_inputs
 from .ir import ModelIR
@@ -25,8 +28,18 @@ def load_samples(model: ModelIR, path: str, limit: int) -> list:
     info = model.inputs[0]
     try:
         arr = np.load(path, allow_pickle=False)
+        if isinstance(arr, np.lib.npyio.NpzFile):  # an .npz of data: its inputs `x`
+            with arr:
+                if "x" not in arr.files:
+                    raise YonocError(f"{path}: an .npz of samples needs an array 'x' (has "
+                                     f"{', '.join(arr.files) or 'none'})")
+                arr = np.asarray(arr["x"])
+    except YonocError:
+        raise
     except Exception as e:
         raise YonocError(f"{path}: cannot read samples ({type(e).__name__})") from None
+    if arr.dtype.kind not in "fiub":
+        raise YonocError(f"{path}: samples must be numeric, not {arr.dtype}")
     shape = tuple(info.shape)
     per_sample = int(np.prod(shape))
     if arr.size == 0 or arr.size % per_sample:
@@ -34,11 +47,7 @@ def load_samples(model: ModelIR, path: str, limit: int) -> list:
                          f"for model {model.name}")
     arr = arr.reshape((-1,) + shape)[:limit]
     if arr.dtype != np.dtype(info.dtype):
-        if arr.dtype.kind == "f" and info.dtype in ("int8", "uint8", "int16") and info.scale:
-            q = np.round(arr / info.scale + info.zero_point)
-            lim = np.iinfo(info.dtype)
-            arr = np.clip(q, lim.min, lim.max)
-        arr = arr.astype(info.dtype)
+        arr = quant.quantize(arr, info.scale, info.zero_point, info.dtype)
     return [a for a in arr]
 
 
@@ -57,3 +66,112 @@ def samples_for(model: ModelIR, explicit: dict, generated: int, limit: int):
     if real and len(model.inputs) > 1:  # real samples feed input 0; generated ones the rest
         real = [(x,) + extra[1:] for x, extra in zip(real, generated_inputs(model, len(real), 1))]
     return real + generated_inputs(model, generated), len(real)
+
+
+# --- training and test data of a build spec (Algorithm 1, passes/em.py)
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where one model's data lives (from a build spec); loaded by `load_data`.
+
+    `train` and `test`: .npz files with float32 `x` (model's float input domain) and int64
+    `y`. Without labels (`y` absent, or `inputs` = .npy/.npz of unlabelled inputs) the model
+    is finetuned by distillation and judged on fidelity; without `test`, the last quarter of
+    the (unlabelled) inputs is held out for evaluation.
+    """
+
+    train: str | None = None
+    test: str | None = None
+    inputs: str | None = None
+    epsilon: float | None = None
+
+
+@dataclass
+class ModelData:
+    """Data for one model: labelled train/test (accuracy mode) or unlabelled (distillation)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray | None
+    epsilon: float | None = None  # per-model override of EMOptions.epsilon
+
+    @property
+    def labelled(self) -> bool:
+        return self.y_train is not None and self.y_test is not None
+
+
+
+
+def model_inputs(model: ModelIR, x: np.ndarray) -> list[np.ndarray]:
+    """Float inputs (model's float domain) -> what TFLM takes (quantised like sample files)."""
+    info = model.inputs[0]
+    x = np.asarray(x).reshape((-1,) + tuple(info.shape))
+    return list(quant.quantize(x, info.scale or 1.0, info.zero_point, info.dtype))
+
+
+def float_inputs(model: ModelIR, x: np.ndarray) -> np.ndarray:
+    """Inputs as the finetune hook takes them: float32 in the model's float input domain
+    (integer arrays are taken as already quantised and dequantised here)."""
+    info = model.inputs[0]
+    return quant.dequantize(x, info.scale, info.zero_point).astype(np.float32)
+
+
+def load_npz(path: str, need_labels: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """(x float32, y int64 or None) from an .npz with `x` (and `y`) or an .npy of inputs."""
+    try:
+        if path.endswith(".npy"):
+            x, y = np.load(path, allow_pickle=False), None
+        else:
+            with np.load(path, allow_pickle=False) as z:
+                x = np.asarray(z["x"])
+                y = np.asarray(z["y"]) if "y" in z.files else None
+    except FileNotFoundError:
+        raise YonocError(f"{path}: no such data file") from None
+    except KeyError:
+        raise YonocError(f"{path}: an .npz data file needs an array 'x' (and 'y' for labels)") \
+            from None
+    except Exception as e:
+        raise YonocError(f"{path}: cannot read data ({type(e).__name__})") from None
+    if need_labels and y is None:
+        raise YonocError(f"{path}: labels 'y' are needed here")
+    if y is not None:
+        y = y.astype(np.int64).reshape(-1)
+        if len(y) != len(x):
+            raise YonocError(f"{path}: {len(x)} inputs but {len(y)} labels")
+    if x.dtype.kind not in "fiu":
+        raise YonocError(f"{path}: inputs must be numeric")
+    return x.astype(np.float32) if x.dtype.kind == "f" else x, y
+
+
+def check_data_shape(model: ModelIR, x: np.ndarray, path: str) -> np.ndarray:
+    shape = tuple(model.inputs[0].shape)
+    per = int(np.prod(shape))
+    if x.size == 0 or x.size % per or x.size // per != len(x):
+        raise YonocError(f"{path}: inputs of shape {x.shape} do not fit model {model.name} "
+                         f"input {shape}")
+    return x.reshape((len(x),) + (shape[1:] if shape and shape[0] == 1 else shape))
+
+
+def load_data(model: ModelIR, spec: DataSpec) -> ModelData:
+    """Read a DataSpec's files for `model` and check they fit its input."""
+    if spec.train and spec.inputs:
+        raise YonocError(f"{model.name}: give either train (labelled) or inputs (unlabelled)")
+    src = spec.train or spec.inputs
+    if not src:
+        raise YonocError(f"{model.name}: data needs train = ... or inputs = ...")
+    x, y = load_npz(src)
+    x = check_data_shape(model, x, src)
+    if spec.inputs:
+        y = None
+    if spec.test:
+        xt, yt = load_npz(spec.test)
+        xt = check_data_shape(model, xt, spec.test)
+    else:
+        if y is not None:
+            raise YonocError(f"{model.name}: labelled training data needs test = ... too")
+        cut = max(1, len(x) * 3 // 4) if len(x) > 1 else len(x)
+        x, xt, yt = x[:cut], x[cut:] if cut < len(x) else x, None
+    if y is None:
+        yt = None  # distillation is judged on fidelity even if test labels exist
+    return ModelData(x, y, xt, yt, spec.epsilon)

@@ -29,8 +29,9 @@ reference PyTorch hook in `yonoc.finetune.torch_hook` (extra: pip install 'yonoc
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -48,43 +49,52 @@ class CodedLayer:
     straight through to them. Codewords are copies in the int8 value domain, read-only.
     """
 
-    subs: tuple  # M arrays [K, s] (sub-codebook j encodes sub-vectors j, j + M, ...)
+    subs: tuple[np.ndarray, ...]  # M arrays [K, s] (sub-codebook j: sub-vectors j, j + M, ...)
     subvector_len: int
     permutation: np.ndarray | None = None  # file-order positions in vector order
 
 
-@dataclass(frozen=True)
-class FinetuneData:
-    """What a hook trains on, and how."""
+@dataclass(frozen=True, kw_only=True)
+class Training:
+    """The training knobs and their defaults, one set for the EM pass (`EMOptions`) and every
+    hook call (`FinetuneData`)."""
 
-    x: np.ndarray  # float32 inputs in the model's float input domain, [N, ...]
-    y: np.ndarray | None  # int64 labels [N]; None: distil from the original model (teacher)
-    biases: Mapping = field(default_factory=dict)  # {layer index: current float bias}
-    epochs: int = 8
+    epochs: int = 16  # 8 needed 5 layers raw on digits_resnet, 16 only first/last
     batch_size: int = 64
     lr: float = 0.05  # Adam step, in int8 steps (LSB) of each weight / output LSB of a bias
     seed: int = 0
     loss: str = "auto"  # auto | ce | bce | kl | mse
-    temperature: float = 2.0  # distillation softening
     train_biases: bool = True  # also train the biases of the trainable layers
     # also train the biases of the frozen layers: biases are stored raw whatever the weights'
-    # encoding, so correcting a PQ-coded layer's bias costs no image bytes
-    frozen_biases: bool = False
+    # encoding, so correcting a PQ-coded layer's bias costs no image bytes; with init
+    # "original" it took digits_resnet from 5 raw layers to first/last only
+    # (docs/paper-tables.md)
+    frozen_biases: bool = True
+
+
+@dataclass(frozen=True)
+class FinetuneData(Training):
+    """What a hook trains on, and how."""
+
+    x: np.ndarray  # float32 inputs in the model's float input domain, [N, ...]
+    y: np.ndarray | None  # int64 labels [N]; None: distil from the original model (teacher)
+    biases: Mapping[int, np.ndarray] = field(default_factory=dict)  # current float biases
+    temperature: float = 2.0  # distillation softening
     # {layer index: CodedLayer} for trainable layers whose forward weights must stay on the
     # codebook (E-step); a hook that ignores it trains them raw, which only weakens the E-step
-    coded: Mapping = field(default_factory=dict)
+    coded: Mapping[int, CodedLayer] = field(default_factory=dict)
 
 
 @dataclass
 class FinetuneResult:
-    weights: dict  # {layer index: float array, tensor shape}
-    biases: dict = field(default_factory=dict)  # {layer index: float array [out channels]}
+    weights: dict[int, np.ndarray]  # {layer index: float array, tensor shape}
+    biases: dict[int, np.ndarray] = field(default_factory=dict)  # float [out channels]
 
 
 @runtime_checkable
 class FinetuneHook(Protocol):
     def __call__(self, model: ModelIR, trainable: Sequence[int], weights: Sequence[np.ndarray],
-                 data: FinetuneData) -> "FinetuneResult | Mapping[int, np.ndarray]":
+                 data: FinetuneData) -> FinetuneResult | Mapping[int, np.ndarray]:
         ...
 
 
@@ -118,7 +128,8 @@ def load_hook(name: str | None) -> FinetuneHook:
     return obj
 
 
-def call_hook(hook, model: ModelIR, trainable, weights, data: FinetuneData) -> FinetuneResult:
+def call_hook(hook: FinetuneHook, model: ModelIR, trainable: Sequence[int],
+              weights: Sequence[np.ndarray], data: FinetuneData) -> FinetuneResult:
     """Call a hook and check what it returns: shapes, finiteness, only trainable layers."""
     out = hook(model, list(trainable), list(weights), data)
     if isinstance(out, FinetuneResult):

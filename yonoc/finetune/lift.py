@@ -12,11 +12,18 @@ The lift is for training only: accuracy is always measured on the int8 model in 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from .. import quant
 from ..errors import MissingDependencyError, ModelError
-from ..ir import ModelIR
-from .graph import Graph, layer_map, read_graph
+from ..ir import Graph, ModelIR, Tensor
+from .graph import graph_of, layer_map
+
+if TYPE_CHECKING:
+    from . import CodedLayer
 
 SUPPORTED_OPS = (
     "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
@@ -61,8 +68,10 @@ def _same_pad(size, k, stride, dil):
     return total // 2, total - total // 2
 
 
-def build_lift(model: ModelIR, weights=None, biases=None, trainable=(), dtype=None,
-               graph: Graph | None = None, bias_trainable=None, coded=None):
+def build_lift(model: ModelIR, weights: Sequence[np.ndarray] | None = None,
+               biases: Mapping[int, np.ndarray] | None = None, trainable: Iterable[int] = (),
+               dtype=None, bias_trainable: Iterable[int] | None = None,
+               coded: Mapping[int, CodedLayer] | None = None):
     """A `torch.nn.Module` computing `model` in float with fake quantisation.
 
     weights: optional float (real-domain) arrays, index-aligned with `model.weights`, replacing
@@ -73,7 +82,7 @@ def build_lift(model: ModelIR, weights=None, biases=None, trainable=(), dtype=No
     weights (straight-through). Forward takes the model input in its float (real) domain.
     """
     torch = require_torch()
-    graph = graph or read_graph(model.data, model.path)
+    graph = graph_of(model)
     check_supported(graph, model.name)
     trainable = set(trainable)
     bias_trainable = trainable if bias_trainable is None else set(bias_trainable)
@@ -85,7 +94,7 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
                  dtype):
     import torch.nn.functional as F
 
-    layers = layer_map(model, graph)
+    layers = layer_map(model)
     biases = biases or {}
 
     def fq(x, scale, zp, qmin, qmax):
@@ -99,16 +108,9 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
         """A non-trainable constant tensor, dequantised."""
         a = t.data
         if t.quantized and a.dtype.kind in "iu":
-            s = t.scale
-            zp = t.zero_point
-            if s.size > 1:
-                bshape = [1] * a.ndim
-                ax = t.quantized_dimension if t.quantized_dimension < a.ndim else 0
-                bshape[ax] = s.size
-                s, zp = s.reshape(bshape), zp.reshape(bshape)
-            else:
-                s, zp = float(s[0]), int(zp[0])
-            a = (a.astype(np.float64) - zp) * s
+            a = quant.dequantize(a, quant.channel_view(t.scale, t.shape, t.quantized_dimension),
+                                 quant.channel_view(t.zero_point, t.shape,
+                                                    t.quantized_dimension))
         return torch.as_tensor(np.asarray(a, np.float64), dtype=dtype)
 
     class Lifted(torch.nn.Module):
@@ -298,8 +300,8 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
                 return torch.relu(env[ins[0]])
             if name == "RELU6":
                 return torch.clamp(env[ins[0]], 0, 6)
-            if name == "LEAKY_RELU":
-                return F.leaky_relu(env[ins[0]], 0.2)
+            if name == "LEAKY_RELU":  # alpha: the schema's default (0) if the file has none
+                return F.leaky_relu(env[ins[0]], float(o.get("alpha", 0.0)))
             if name == "HARD_SWISH":
                 x = env[ins[0]]
                 return x * torch.clamp(x + 3, 0, 6) / 6
@@ -342,16 +344,8 @@ def _nearest_codewords(torch, w, subs, s, perm):
     return q.reshape(w.shape)
 
 
-def _channel_scale(t) -> np.ndarray:
-    s = t.scale.astype(np.float64) if t.scale.size else np.ones(1)
-    if s.size == 1:
-        return s.reshape([1] * max(len(t.shape), 1))
-    bshape = [1] * len(t.shape)
-    ax = t.quantized_dimension if t.quantized_dimension < len(t.shape) else 0
-    if t.shape[ax] != s.size:
-        ax = [a for a, d in enumerate(t.shape) if d == s.size][0]
-    bshape[ax] = s.size
-    return s.reshape(bshape)
+def _channel_scale(t: Tensor) -> np.ndarray:
+    return quant.channel_view(t.scale.astype(np.float64), t.shape, t.quantized_dimension)
 
 
 def _act(torch, y, act):
@@ -401,6 +395,4 @@ def lift_matches(model: ModelIR, inputs: list, dtype=None):
 def dequantize_input(model: ModelIR, x: np.ndarray) -> np.ndarray:
     """Model input values (as fed to TFLM) -> the float domain the lift takes."""
     info = model.inputs[0]
-    if x.dtype.kind in "iu" and info.scale:
-        return (x.astype(np.float64) - info.zero_point) * info.scale
-    return x.astype(np.float64)
+    return quant.dequantize(x, info.scale, info.zero_point)

@@ -32,38 +32,41 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import interpreter
-from ..errors import YonocError
-from ..finetune import CodedLayer, FinetuneData, call_hook, load_hook
-from ..finetune.graph import layer_map, read_graph
+from ..finetune import CodedLayer, FinetuneData, FinetuneHook, Training, call_hook, load_hook
+from ..finetune.graph import layer_map
 from ..ir import ModelIR
-from .encode import RAW, channel_scales, rebuilt_model
+from ..samples import (  # noqa: F401  (DataSpec, load_npz: re-exported for specs, benches)
+    DataSpec,
+    ModelData,
+    float_inputs,
+    load_data,
+    load_npz,
+    model_inputs,
+)
+from .encode import RAW, TensorEncodings, channel_scales, rebuilt_model
 from .fidelity import Evaluator, FidelityTarget
 from .fidelity import choose as fidelity_choose
+
+if TYPE_CHECKING:
+    from ..options import BuildOptions
 
 log = logging.getLogger("yonoc")
 
 
 @dataclass(frozen=True)
-class EMOptions:
-    """Knobs of the EM pass (build spec [build] table / CLI)."""
+class EMOptions(Training):
+    """Knobs of the EM pass (build spec [build] table / CLI); training knobs and their
+    defaults are `finetune.Training`'s, shared with every hook call."""
 
     epsilon: float = 1.0  # allowed accuracy loss, percentage points
     heuristic: bool = True  # eq. 3 layer addition (mode yono); False: pq-mopt
-    epochs: int = 16  # 8 needed 5 layers raw on digits_resnet, 16 only first/last
-    batch_size: int = 64
-    lr: float = 0.05
-    seed: int = 0
-    train_biases: bool = True
-    # not in Algorithm 1: the M-step also trains the biases of the PQ-coded layers (biases are
-    # stored raw anyway, so this costs no bytes); with init "original" it took digits_resnet
-    # from 5 raw layers to first/last only (docs/paper-tables.md)
-    frozen_biases: bool = True
-    loss: str = "auto"  # auto (labels: ce, else distil) | ce | bce | kl | mse
     # E-step target: "original" weights (Algorithm 1's line 13 read literally: the codes never
     # move after the first assignment) or "finetuned" shadow weights, trained through their
     # codewords with S frozen (the paper's prose: indices re-assigned on the updated weights)
@@ -76,77 +79,25 @@ class EMOptions:
     fallback_raw: bool = True  # target missed at the end: keep the model as it was
 
 
-@dataclass(frozen=True)
-class DataSpec:
-    """Where one model's data lives (from a build spec); loaded by `load_data`.
-
-    `train` and `test`: .npz files with float32 `x` (model's float input domain) and int64
-    `y`. Without labels (`y` absent, or `inputs` = .npy/.npz of unlabelled inputs) the model
-    is finetuned by distillation and judged on fidelity; without `test`, the last quarter of
-    the (unlabelled) inputs is held out for evaluation.
-    """
-
-    train: str | None = None
-    test: str | None = None
-    inputs: str | None = None
-    epsilon: float | None = None
-
-
-@dataclass
-class ModelData:
-    """Data for one model: labelled train/test (accuracy mode) or unlabelled (distillation)."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray | None
-    x_test: np.ndarray
-    y_test: np.ndarray | None
-    epsilon: float | None = None  # per-model override of EMOptions.epsilon
-
-    @property
-    def labelled(self) -> bool:
-        return self.y_train is not None and self.y_test is not None
-
-
 @dataclass
 class EMStep:
-    trainable: list  # layer indices in S
+    trainable: list[int]  # layer indices in S
     score: float  # accuracy (%) or SNR (dB) after this step
     passed: bool
 
 
 @dataclass
 class EMOutcome:
-    choices: list
-    patches: dict  # {file offset: bytes}
+    encodings: list[TensorEncodings]  # the input encodings with the E-step's updated codes
+    choices: list[int]
+    patches: dict[int, bytes]  # {file offset: bytes}
     metric: str  # "accuracy" or "fidelity"
     original: float | None  # original accuracy (%), accuracy mode
     final: float | None  # rebuilt accuracy (%) or SNR (dB)
     passed: bool
-    trainable: list  # final S
-    steps: list = field(default_factory=list)
+    trainable: list[int]  # final S
+    steps: list[EMStep] = field(default_factory=list)
     fell_back: bool = False  # loop ended without meeting the target: model kept original
-
-
-def model_inputs(model: ModelIR, x: np.ndarray) -> list:
-    """Float inputs (model's float domain) -> what TFLM takes (quantised like sample files)."""
-    info = model.inputs[0]
-    shape = tuple(info.shape)
-    x = np.asarray(x).reshape((-1,) + shape)
-    if info.dtype in ("int8", "uint8", "int16") and x.dtype.kind == "f":
-        lim = np.iinfo(info.dtype)
-        scale = info.scale or 1.0
-        x = np.clip(np.round(x / scale + info.zero_point), lim.min, lim.max)
-    return list(x.astype(info.dtype))
-
-
-def float_inputs(model: ModelIR, x: np.ndarray) -> np.ndarray:
-    """Inputs as the finetune hook takes them: float32 in the model's float input domain
-    (integer arrays are taken as already quantised and dequantised here)."""
-    x = np.asarray(x)
-    info = model.inputs[0]
-    if x.dtype.kind in "iu" and info.scale:
-        return ((x.astype(np.float64) - info.zero_point) * info.scale).astype(np.float32)
-    return x.astype(np.float32)
 
 
 def accuracy(model: ModelIR, data: bytes, x: list, y: np.ndarray) -> float:
@@ -172,14 +123,18 @@ def first_last(layers) -> list:
     return sorted({order[0], order[-1]})
 
 
-def run(model: ModelIR, encodings: list, data: ModelData, options: EMOptions,
-        hook=None, target: FidelityTarget | None = None, erase_names: bool = True,
-        evaluator: Evaluator | None = None, progress=None) -> EMOutcome:
-    """Algorithm 1 for one model. `hook`: a finetune hook or its name (default: torch)."""
+def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, options: EMOptions,
+        hook: FinetuneHook | str | None = None, target: FidelityTarget | None = None,
+        erase_names: bool = True, evaluator: Evaluator | None = None,
+        progress: Callable[[EMStep], None] | None = None) -> EMOutcome:
+    """Algorithm 1 for one model. `hook`: a finetune hook or its name (default: torch).
+
+    `encodings` are left as they are: the E-step's codes come back in `EMOutcome.encodings`.
+    """
     hook = hook if callable(hook) else load_hook(hook)
     n = len(encodings)
-    graph = read_graph(model.data, model.path)
-    layers = layer_map(model, graph)
+    encodings = [replace(e, rates=list(e.rates)) for e in encodings]  # rates[0] gets new codes
+    layers = layer_map(model)
     eps = options.epsilon if data.epsilon is None else data.epsilon
     target = target or FidelityTarget()
 
@@ -242,11 +197,9 @@ def run(model: ModelIR, encodings: list, data: ModelData, options: EMOptions,
         weights = float_weights()
         for i in coded:
             weights[i] = shadow.get(i, originals[i]).reshape(encodings[i].tensor.shape)
+        knobs = {f.name: getattr(options, f.name) for f in fields(Training)}
         fd = FinetuneData(
-            x=x_tr, y=y_tr, biases=dict(biases), epochs=options.epochs,
-            batch_size=options.batch_size, lr=options.lr, seed=options.seed,
-            train_biases=options.train_biases, frozen_biases=options.frozen_biases,
-            loss=options.loss,
+            x=x_tr, y=y_tr, biases=dict(biases), **knobs,
             coded={i: CodedLayer(tuple(np.array(b, np.float32) for b in books[i].subs),
                                  books[i].subvector_len,
                                  encodings[i].tensor.vector_permutation()) for i in coded})
@@ -275,9 +228,9 @@ def run(model: ModelIR, encodings: list, data: ModelData, options: EMOptions,
                 patches[li.bias_offset] = b.tobytes()
         # a PQ tensor's rebuilt bytes come from the encodings: keep codes in sync (E-step)
         for i in range(n):
-            if choices[i] == 0:
-                encodings[i].rates[0].indices = codes[i]
-                encodings[i].rates[0].rebuilt = reconstruct(i)
+            if choices[i] == 0 and encodings[i].rates[0].indices is not codes[i]:
+                encodings[i].rates[0] = replace(encodings[i].rates[0], indices=codes[i],
+                                                rebuilt=reconstruct(i))
         return choices, patches
 
     def measure(trainable):
@@ -299,7 +252,7 @@ def run(model: ModelIR, encodings: list, data: ModelData, options: EMOptions,
         steps.append(EMStep([], score, ok))
         _log(model, steps[-1], metric)
         if ok:
-            return EMOutcome(choices, patches, metric, acc_orig, score, ok, [], steps)
+            return EMOutcome(encodings, choices, patches, metric, acc_orig, score, ok, [], steps)
     # lines 1-8: initial finetuning of the first and last layers
     def m_step():
         """Finetune S with the rest frozen, then measure the rebuilt model in TFLM."""
@@ -351,7 +304,8 @@ def run(model: ModelIR, encodings: list, data: ModelData, options: EMOptions,
             choices = [RAW] * n
             score, ok = evaluate(rebuilt_model(model, encodings, choices, erase_names, patches))
             log.warning("%s: EM finetuning did not reach the target; kept raw", model.name)
-    return EMOutcome(choices, patches, metric, acc_orig, score, ok, list(S), steps, fell_back)
+    return EMOutcome(encodings, choices, patches, metric, acc_orig, score, ok, list(S), steps,
+                     fell_back)
 
 
 def _log(model, step, metric):
@@ -360,72 +314,13 @@ def _log(model, step, metric):
              " (target met)" if step.passed else "")
 
 
-def load_npz(path: str, need_labels: bool = False):
-    """(x float32, y int64 or None) from an .npz with `x` (and `y`) or an .npy of inputs."""
-    try:
-        if path.endswith(".npy"):
-            x, y = np.load(path, allow_pickle=False), None
-        else:
-            with np.load(path, allow_pickle=False) as z:
-                x = np.asarray(z["x"])
-                y = np.asarray(z["y"]) if "y" in z.files else None
-    except FileNotFoundError:
-        raise YonocError(f"{path}: no such data file") from None
-    except KeyError:
-        raise YonocError(f"{path}: an .npz data file needs an array 'x' (and 'y' for labels)") \
-            from None
-    except Exception as e:
-        raise YonocError(f"{path}: cannot read data ({type(e).__name__})") from None
-    if need_labels and y is None:
-        raise YonocError(f"{path}: labels 'y' are needed here")
-    if y is not None:
-        y = y.astype(np.int64).reshape(-1)
-        if len(y) != len(x):
-            raise YonocError(f"{path}: {len(x)} inputs but {len(y)} labels")
-    if x.dtype.kind not in "fiu":
-        raise YonocError(f"{path}: inputs must be numeric")
-    return x.astype(np.float32) if x.dtype.kind == "f" else x, y
-
-
-def check_data_shape(model: ModelIR, x: np.ndarray, path: str) -> np.ndarray:
-    shape = tuple(model.inputs[0].shape)
-    per = int(np.prod(shape))
-    if x.size == 0 or x.size % per or x.size // per != len(x):
-        raise YonocError(f"{path}: inputs of shape {x.shape} do not fit model {model.name} "
-                         f"input {shape}")
-    return x.reshape((len(x),) + (shape[1:] if shape and shape[0] == 1 else shape))
-
-
-def load_data(model: ModelIR, spec: DataSpec) -> ModelData:
-    """Read a DataSpec's files for `model` and check they fit its input."""
-    if spec.train and spec.inputs:
-        raise YonocError(f"{model.name}: give either train (labelled) or inputs (unlabelled)")
-    src = spec.train or spec.inputs
-    if not src:
-        raise YonocError(f"{model.name}: data needs train = ... or inputs = ...")
-    x, y = load_npz(src)
-    x = check_data_shape(model, x, src)
-    if spec.inputs:
-        y = None
-    if spec.test:
-        xt, yt = load_npz(spec.test)
-        xt = check_data_shape(model, xt, spec.test)
-    else:
-        if y is not None:
-            raise YonocError(f"{model.name}: labelled training data needs test = ... too")
-        cut = max(1, len(x) * 3 // 4) if len(x) > 1 else len(x)
-        x, xt, yt = x[:cut], x[cut:] if cut < len(x) else x, None
-    if y is None:
-        yt = None  # distillation is judged on fidelity even if test labels exist
-    return ModelData(x, y, xt, yt, spec.epsilon)
-
-
 def default_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(jobs, 1))
 
 
-def for_build(model: ModelIR, encodings: list, spec: DataSpec, options, erase_names: bool):
-    """The compiler's entry: (choices, patches, EMOutcome) for one model of a build."""
+def for_build(model: ModelIR, encodings: list[TensorEncodings], spec: DataSpec,
+              options: BuildOptions, erase_names: bool) -> EMOutcome:
+    """The compiler's entry: Algorithm 1 for one model of a build."""
     data = load_data(model, spec)
     hook = load_hook(options.finetune)
     if hasattr(hook, "threads") and getattr(hook, "threads", None) is None:
@@ -434,5 +329,4 @@ def for_build(model: ModelIR, encodings: list, spec: DataSpec, options, erase_na
     em_opts = options.em
     if options.mode == "pq-mopt":  # ablation: first/last only, no heuristic, no safety net
         em_opts = replace(em_opts, heuristic=False, fallback_raw=False)
-    out = run(model, encodings, data, em_opts, hook, options.target, erase_names)
-    return out.choices, out.patches, out
+    return run(model, encodings, data, em_opts, hook, options.target, erase_names)

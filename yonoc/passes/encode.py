@@ -1,8 +1,8 @@
-"""Encode a model's weight tensors with a codebook set and assemble its image task.
+"""Encode a model's weight tensors with a codebook set: codes and the rebuilt model bytes.
 
 A tensor's *choice* is an index into its group's rates (coarsest first) or RAW (= -1): the
 fidelity pass moves tensors to finer rates or raw; this module turns any choice into the rebuilt
-model bytes and its fill records.
+model bytes. Turning codes into image records is the backend's job (backend/lower.py).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend.image_format import Fill, FillKind, Task, zero_fills
-from ..ir import ModelIR, WeightTensor
+from .. import quant
+from ..ir import Layout, ModelIR, WeightTensor, replace
 from ..pq.codebooks import CodebookSet, PQCodebook
 
 RAW = -1
@@ -32,7 +32,7 @@ class RateEncoding:
 @dataclass
 class TensorEncodings:
     tensor: WeightTensor
-    rates: list  # RateEncoding per rate, coarsest first
+    rates: list[RateEncoding]  # coarsest first
 
     def bytes_at(self, choice: int) -> int:
         return self.tensor.size if choice == RAW else self.rates[choice].index_bytes
@@ -44,20 +44,25 @@ class TensorEncodings:
         return 0.0 if choice == RAW else self.rates[choice].sq_error
 
 
+def set_layout(models: list[ModelIR], kernel_major: bool) -> list[ModelIR]:
+    """The vector layout of every 3x3 kernel, an encoding option (the frontend reads the kernel
+    geometry and leaves tensors in file order).
+
+    Kernel-major (the paper's spatial grouping) only when asked. Measured on all models here
+    (docs/benchmarks.md): kernel-major vectors gain only 0.4 dB weight SNR at 2 bits/weight and
+    0.1 dB at 4, while the scatter makes a firmware rebuild several times slower; linear vectors
+    decode at near memcpy speed.
+    """
+    layout = Layout.KERNEL_MAJOR if kernel_major else Layout.LINEAR
+    for m in models:
+        m.weights = [replace(w, layout=layout if w.kernel_positions > 1 else Layout.LINEAR)
+                     for w in m.weights]
+    return models
+
+
 def channel_scales(t: WeightTensor) -> np.ndarray:
     """Per-element real scale, file order (per-channel along the quantised dimension)."""
-    if t.scales.size <= 1:
-        return np.full(t.size, float(t.scales[0]) if t.scales.size else 1.0, np.float32)
-    shape = t.shape
-    axis = t.quantized_dimension if 0 <= t.quantized_dimension < len(shape) else 0
-    if shape[axis] != t.scales.size:  # tolerate quantized_dimension quirks: find the axis
-        matches = [a for a, d in enumerate(shape) if d == t.scales.size]
-        if not matches:
-            return np.full(t.size, float(np.mean(t.scales)), np.float32)
-        axis = matches[0]
-    bshape = [1] * len(shape)
-    bshape[axis] = shape[axis]
-    return np.broadcast_to(t.scales.reshape(bshape), shape).reshape(-1).astype(np.float32)
+    return quant.element_scales(t.shape, t.scales, t.quantized_dimension)
 
 
 def encode_tensor(t: WeightTensor, codebooks: CodebookSet) -> TensorEncodings:
@@ -72,12 +77,12 @@ def encode_tensor(t: WeightTensor, codebooks: CodebookSet) -> TensorEncodings:
     return TensorEncodings(t, rates)
 
 
-def encode_model(model: ModelIR, codebooks: CodebookSet) -> list:
+def encode_model(model: ModelIR, codebooks: CodebookSet) -> list[TensorEncodings]:
     return [encode_tensor(t, codebooks) for t in model.weights]
 
 
-def rebuilt_model(model: ModelIR, encodings: list, choices: list, erase_names: bool,
-                  patches: dict | None = None) -> bytes:
+def rebuilt_model(model: ModelIR, encodings: list[TensorEncodings], choices: list[int],
+                  erase_names: bool, patches: dict[int, bytes] | None = None) -> bytes:
     """`patches` ({file offset: bytes}, e.g. finetuned int8 weights of RAW tensors and their
     int32 biases, from passes/em.py) are written last; they must not touch a PQ-coded
     tensor."""
@@ -97,24 +102,7 @@ def rebuilt_model(model: ModelIR, encodings: list, choices: list, erase_names: b
     return bytes(buf)
 
 
-def make_task(model: ModelIR, encodings: list, choices: list, book_index: dict,
-              erase_names: bool, arena_size: int = 0, patches: dict | None = None) -> Task:
-    """The image task: rebuilt bytes, PQ records for coded tensors, ZERO records for zero runs.
-
-    `book_index` maps id(PQCodebook) to the table index of its first sub-codebook.
-    """
-    model_bytes = rebuilt_model(model, encodings, choices, erase_names, patches)
-    fills = []
-    for enc, choice in zip(encodings, choices):
-        if choice == RAW:
-            continue
-        t, rate = enc.tensor, enc.rates[choice]
-        fills.append(Fill(
-            dst_offset=t.offset, length=t.size, kind=FillKind.PQ, layout=int(t.layout),
-            codebook_first=book_index[id(rate.book)], codebook_count=len(rate.book.subs),
-            kernel_positions=t.kernel_positions if t.layout else 0,
-            inner_channels=t.inner_channels if t.layout else 0,
-            payload=rate.indices.tobytes()))
-    fills += zero_fills(model_bytes, fills)
-    fills.sort(key=lambda f: f.dst_offset)
-    return Task(model.name, model_bytes, fills, arena_size, model.size)
+def coded(encodings: list[TensorEncodings], choices: list[int]
+          ) -> list[tuple[WeightTensor, RateEncoding]]:
+    """The PQ-coded tensors with their chosen rate (what the backend lowers to PQ records)."""
+    return [(e.tensor, e.rates[c]) for e, c in zip(encodings, choices) if c != RAW]

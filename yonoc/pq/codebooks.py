@@ -100,7 +100,7 @@ class CodebookSet:
         np.savez(path_or_file, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
 
     @staticmethod
-    def from_npz(path: str) -> "CodebookSet":
+    def from_npz(path: str) -> CodebookSet:
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(bytes(z["meta"]).decode())
