@@ -284,6 +284,8 @@ def generate(image_bytes: bytes, prefix: str) -> Generated:
         codeword_cache_size=sram.codeword_cache, max_inputs=max_in,
         max_outputs=max_out, max_rank=max_rank, guard=f"{prefix.upper()}_YONO",
         alignment=fmt.ALIGN,
+        tflite_types=sorted(((name, code) for code, _, name in DTYPES.values()),
+                            key=lambda nc: nc[1]),
     )
     env = _env()
     files = {}
