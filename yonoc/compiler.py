@@ -250,7 +250,7 @@ def _compile_model(args):
             measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase))
     # smallest arena TFLM allocates the model in, plus margin (yonoc/arena.py); 0 only when
     # tflite-micro is missing or cannot run the model, whether or not --no-check
-    arena = measure_arena(m.data) if options.measure_arena else 0
+    arena = measure_arena(m.data, name=m.name) if options.measure_arena else 0
     task = lower_task(m, encode.rebuilt_model(m, encs, choices, erase, patches),
                       encode.coded(encs, choices), book_index, arena)
     result = _model_result(m, encs, choices, measurement, evaluator, samples_desc, arena)

@@ -132,7 +132,7 @@ def tflm_available() -> bool:
     return True
 
 
-def measure_arena(model: bytes, sample=None) -> int:
+def measure_arena(model: bytes, sample=None, name: str = "a model") -> int:
     """The tensor arena yonoc emits for a model: the smallest arena TFLM's allocation succeeds
     in (bisection, each probe in a worker process: yonoc/arena.py) plus the margin for kernel
     libraries (yonoc/arena_margin.py, docs/arena.md), 16-byte rounded. 0 when tflite-micro is
@@ -140,7 +140,13 @@ def measure_arena(model: bytes, sample=None) -> int:
     if not tflm_available():
         return 0
     from . import arena
-    return arena.measure(model).size
+    size = arena.measure(model).size
+    if not size:
+        import logging
+        logging.getLogger("yonoc").warning(
+            "%s: TFLM's interpreter cannot allocate it at any size, so its tensor arena is not "
+            "measured (0 in the image)", name)
+    return size
 
 
 def dequantize(values: np.ndarray, info: TensorInfo) -> np.ndarray:
