@@ -12,6 +12,7 @@ import tempfile
 import numpy as np
 import tflite
 
+from . import quant
 from .errors import MissingDependencyError, ModelError
 from .ir import ModelIR, TensorInfo
 
@@ -150,9 +151,7 @@ def measure_arena(model: bytes, sample=None, name: str = "a model") -> int:
 
 
 def dequantize(values: np.ndarray, info: TensorInfo) -> np.ndarray:
-    if values.dtype.kind in "iu" and info.scale:
-        return (values.astype(np.float64) - info.zero_point) * info.scale
-    return values.astype(np.float64)
+    return quant.dequantize(values, info.scale, info.zero_point)
 
 
 def generated_inputs(model: ModelIR, count: int, seed: int = 0) -> list:
