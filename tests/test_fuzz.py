@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import example_models, run_yonoc
+from yonoc.backend import format_spec as spec
 from yonoc.backend import image_format as fmt
 from yonoc.errors import ImageError, ModelError
 from yonoc.frontend import read_model_bytes
@@ -39,8 +40,9 @@ def small_image(tmp_path_factory):
 
 
 def _fix_crc(buf: bytearray) -> bytes:
-    if len(buf) >= 16:
-        struct.pack_into("<I", buf, 12, fmt.crc32(bytes(buf[16:])))
+    if len(buf) >= spec.CRC_START:
+        crc = fmt.crc32(bytes(buf[spec.CRC_START:]))
+        struct.pack_into("<I", buf, spec.HEADER.offset("crc32"), crc)
     return bytes(buf)
 
 

@@ -3,6 +3,7 @@ import struct
 import numpy as np
 import pytest
 
+from yonoc.backend import format_spec as spec
 from yonoc.backend import image_format as fmt
 from yonoc.errors import ImageError
 
@@ -34,7 +35,7 @@ def test_round_trip(kernel_major):
     assert fmt.rebuild(img, 0) == task.model
     assert fmt.rebuild(img, 1) == task2.model
     assert img.max_model_size == 400 and img.max_arena_size == 1234
-    assert len(data) % 16 == 0
+    assert len(data) % spec.ALIGN == 0
     assert [f.kind for f in img.tasks[0].fills] == [fmt.FillKind.PQ, fmt.FillKind.ZERO,
                                                     fmt.FillKind.RAW]
 
@@ -61,8 +62,13 @@ def test_codeword_conversion_rounds_half_away_and_clamps():
     assert fmt.codeword_to_int8(v).tolist() == [1, -1, 1, 127, -128, 0, 3]
 
 
+H = spec.HEADER.offset
+T = spec.TASK_ENTRY.offset
+F = spec.FILL_RECORD.offset
+
+
 def _recrc(buf: bytearray) -> bytes:
-    struct.pack_into("<I", buf, 12, fmt.crc32(bytes(buf[16:])))
+    struct.pack_into("<I", buf, H("crc32"), fmt.crc32(bytes(buf[spec.CRC_START:])))
     return bytes(buf)
 
 
@@ -74,7 +80,7 @@ def test_writer_is_deterministic():
     (lambda b: b[:10], "too short"),
     (lambda b: b"XONO" + b[4:], "bad magic"),
     (lambda b: b[:-16], "truncated"),
-    (lambda b: b[:40] + bytes([b[40] ^ 1]) + b[41:], "CRC"),
+    (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "CRC"),
 ])
 def test_corruption_is_detected(mutate, message):
     data = _image()[0]
@@ -85,7 +91,7 @@ def test_corruption_is_detected(mutate, message):
 @pytest.mark.parametrize("version", [fmt.FORMAT_VERSION - 1, fmt.FORMAT_VERSION + 1])
 def test_wrong_version_is_reported(version):
     buf = bytearray(_image()[0])
-    struct.pack_into("<H", buf, 4, version)
+    struct.pack_into("<H", buf, H("format_version"), version)
     with pytest.raises(ImageError, match=f"version {version}"):
         fmt.read_image(bytes(buf))
 
@@ -102,13 +108,14 @@ def test_notes_round_trip_and_sit_last_without_moving_anything_else():
     data = _with_notes(notes)
     img = fmt.read_image(data)
     assert img.notes == notes
-    off, size = struct.unpack_from("<II", data, 40)
-    assert (off, size) == (len(plain.data), 37) and off % 16 == 0 and len(data) % 16 == 0
+    off, size = struct.unpack_from("<II", data, H("notes_offset"))
+    assert (off, size) == (len(plain.data), 37)
+    assert off % spec.ALIGN == 0 and len(data) % spec.ALIGN == 0
     # everything before the notes is the plain image, apart from image_size, CRC and notes fields
     same = bytearray(data[:off])
-    struct.pack_into("<I", same, 8, len(plain.data))
-    same[12:16] = plain.data[12:16]
-    struct.pack_into("<II", same, 40, 0, 0)
+    struct.pack_into("<I", same, H("image_size"), len(plain.data))
+    same[H("crc32"):H("crc32") + 4] = plain.data[H("crc32"):H("crc32") + 4]
+    struct.pack_into("<II", same, H("notes_offset"), 0, 0)
     assert bytes(same) == plain.data
     assert [fmt.rebuild(img, i) for i in range(2)] == [fmt.rebuild(plain, i) for i in range(2)]
 
@@ -120,42 +127,41 @@ def test_notes_round_trip_and_sit_last_without_moving_anything_else():
 ])
 def test_lying_notes_fields_are_caught(off_size, message):
     buf = bytearray(_with_notes(b"n" * 20))
-    struct.pack_into("<II", buf, 40, *off_size(len(buf)))
+    struct.pack_into("<II", buf, H("notes_offset"), *off_size(len(buf)))
     with pytest.raises(ImageError, match=message):
         fmt.read_image(_recrc(buf))
 
 
 def test_lying_lengths_and_indices_are_caught_even_with_a_valid_crc():
     data = _image()[0]
-    hdr = fmt.HEADER.unpack_from(data, 0)
-    task_table = hdr[9]
+    task_table = struct.unpack_from("<I", data, H("task_table_offset"))[0]
     # task 0 model_size larger than what the records and skeleton add up to
     buf = bytearray(data)
-    struct.pack_into("<I", buf, task_table + 8, 10_000)
+    struct.pack_into("<I", buf, task_table + T("model_size"), 10_000)
     with pytest.raises(ImageError):
         fmt.read_image(_recrc(buf))
     # skeleton offset beyond the image
     buf = bytearray(data)
-    struct.pack_into("<I", buf, task_table + 16, len(data) + 5)
+    struct.pack_into("<I", buf, task_table + T("skeleton_offset"), len(data) + 5)
     with pytest.raises(ImageError, match="outside"):
         fmt.read_image(_recrc(buf))
     # an index past K: codebooks have 16 codewords
-    fill_table = struct.unpack_from("<I", data, task_table + 24)[0]
-    src = struct.unpack_from("<I", data, fill_table + 16)[0]
+    fill_table = struct.unpack_from("<I", data, task_table + T("fill_table_offset"))[0]
+    src = struct.unpack_from("<I", data, fill_table + F("src_offset"))[0]
     buf = bytearray(data)
     buf[src] = 200
     with pytest.raises(ImageError, match="index past"):
         fmt.read_image(_recrc(buf))
     # codebook_first out of range
     buf = bytearray(data)
-    struct.pack_into("<H", buf, fill_table + 12, 7)
+    struct.pack_into("<H", buf, fill_table + F("codebook_first"), 7)
     with pytest.raises(ImageError, match="missing codebooks"):
         fmt.read_image(_recrc(buf))
 
 
 def test_every_byte_flip_past_the_crc_field_is_rejected():
     data = _image(True)[0]
-    for pos in range(16, len(data)):
+    for pos in range(spec.CRC_START, len(data)):
         buf = bytearray(data)
         buf[pos] ^= 0x5A
         with pytest.raises(ImageError):

@@ -35,8 +35,8 @@ def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
         w_orig = sum(w.size for w in weights)
         w_img = sum(_aligned(len(pq_at[w.offset].payload)) if w.offset in pq_at else w.size
                     for w in weights)
-        in_image = (_aligned(t.skeleton_size) + _aligned(24 * len(t.fills))
-                    + _aligned(len(t.name.encode()) + 1) + 64
+        in_image = (_aligned(t.skeleton_size) + _aligned(fmt.FILL_RECORD.size * len(t.fills))
+                    + _aligned(len(t.name.encode()) + 1) + fmt.TASK_ENTRY.size
                     + sum(_aligned(len(f.payload)) for f in t.fills))
         models.append({
             "name": t.name,

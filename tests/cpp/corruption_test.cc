@@ -17,6 +17,13 @@
 
 #include "test_util.h"
 #include "yono/image.h"
+#include "yono/image_format.h"
+
+// Field offsets, from the generated layout header (never literal numbers).
+#define HDR(f) YONO_HEADER_##f##_OFF
+#define CB(f) YONO_CODEBOOK_##f##_OFF
+#define TASK(f) YONO_TASK_##f##_OFF
+#define FILL(f) YONO_FILL_##f##_OFF
 
 using yono::Status;
 using yono_test::AlignedBuffer;
@@ -41,9 +48,9 @@ void Put32(std::vector<uint8_t>* b, size_t o, uint32_t v) {
   for (int i = 0; i < 4; ++i) (*b)[o + static_cast<size_t>(i)] = static_cast<uint8_t>(v >> (8 * i));
 }
 void FixCrc(std::vector<uint8_t>* b) {
-  const uint32_t n = Get32(*b, 8);
-  if (n < 16 || n > b->size()) return;
-  Put32(b, 12, yono::Crc32(b->data() + 16, n - 16));
+  const uint32_t n = Get32(*b, HDR(IMAGE_SIZE));
+  if (n < YONO_CRC_START || n > b->size()) return;
+  Put32(b, HDR(CRC32), yono::Crc32(b->data() + YONO_CRC_START, n - YONO_CRC_START));
 }
 
 // Opens a copy of `bytes` in an exact-size heap buffer; if it opens, rebuilds
@@ -100,26 +107,26 @@ struct Layout {
 
 Layout Parse(const std::vector<uint8_t>& b) {
   Layout l;
-  l.image_size = Get32(b, 8);
-  l.cb_count = Get16(b, 20);
-  l.task_count = Get16(b, 22);
-  l.cb_table = Get32(b, 24);
-  l.task_table = Get32(b, 28);
+  l.image_size = Get32(b, HDR(IMAGE_SIZE));
+  l.cb_count = Get16(b, HDR(CODEBOOK_COUNT));
+  l.task_count = Get16(b, HDR(TASK_COUNT));
+  l.cb_table = Get32(b, HDR(CODEBOOK_TABLE_OFFSET));
+  l.task_table = Get32(b, HDR(TASK_TABLE_OFFSET));
   for (uint32_t t = 0; t < l.task_count; ++t) {
-    const size_t te = l.task_table + 64u * t;
-    const uint32_t fc = Get32(b, te + 28);
+    const size_t te = l.task_table + YONO_TASK_ENTRY_SIZE * t;
+    const uint32_t fc = Get32(b, te + TASK(FILL_COUNT));
     if (fc == 0) continue;
-    const uint32_t ft = Get32(b, te + 24);
+    const uint32_t ft = Get32(b, te + TASK(FILL_TABLE_OFFSET));
     Layout cand = l;
     cand.task = static_cast<int32_t>(t);
     cand.fill_table = ft;
     cand.fill_count = fc;
     for (uint32_t r = 0; r < fc; ++r) {
-      const size_t re = ft + 24u * r;
-      const uint8_t kind = b[re + 8];
-      if (kind == 2 && cand.rec_pq < 0) cand.rec_pq = static_cast<int64_t>(re);
-      if (kind == 1 && cand.rec_raw < 0) cand.rec_raw = static_cast<int64_t>(re);
-      if (kind == 0 && cand.rec_zero < 0) cand.rec_zero = static_cast<int64_t>(re);
+      const size_t re = ft + YONO_FILL_RECORD_SIZE * r;
+      const uint8_t kind = b[re + FILL(KIND)];
+      if (kind == YONO_FILL_KIND_PQ && cand.rec_pq < 0) cand.rec_pq = static_cast<int64_t>(re);
+      if (kind == YONO_FILL_KIND_RAW && cand.rec_raw < 0) cand.rec_raw = static_cast<int64_t>(re);
+      if (kind == YONO_FILL_KIND_ZERO && cand.rec_zero < 0) cand.rec_zero = static_cast<int64_t>(re);
     }
     if (l.task < 0 || (cand.rec_pq >= 0 && l.rec_pq < 0)) l = cand;
   }
@@ -164,9 +171,10 @@ int main(int argc, char** argv) {
   const uint32_t N = L.image_size;
 
   // 1. Truncations.
-  for (size_t n = 0; n < 80 && n < N; ++n) Expect("truncated", OpenAndRebuild(orig, n), Status::kTooSmall);
+  for (size_t n = 0; n < YONO_HEADER_SIZE + 16 && n < N; ++n)
+    Expect("truncated", OpenAndRebuild(orig, n), Status::kTooSmall);
   for (int i = 0; i < 64; ++i) {
-    const size_t n = 64 + Rand() % (N - 64);
+    const size_t n = YONO_HEADER_SIZE + Rand() % (N - YONO_HEADER_SIZE);
     Expect("truncated", OpenAndRebuild(orig, n), Status::kTooSmall);
   }
   Expect("truncated by one", OpenAndRebuild(orig, N - 1), Status::kTooSmall);
@@ -180,155 +188,160 @@ int main(int argc, char** argv) {
   // 2. Bit flips with a stale CRC: every flip in [16, N) must be kBadCrc.
   {
     const uint32_t step = N / flip_budget + 1;
-    for (uint32_t pos = 16; pos < N; pos += step) {
+    for (uint32_t pos = YONO_CRC_START; pos < N; pos += step) {
       std::vector<uint8_t> b = orig;
       b[pos] ^= static_cast<uint8_t>(1u << (pos % 8));
       Expect("bit flip, stale crc", OpenAndRebuild(b), Status::kBadCrc);
     }
-    for (uint32_t pos = 0; pos < 16; ++pos) {
+    for (uint32_t pos = 0; pos < YONO_CRC_START; ++pos) {
       for (int bit = 0; bit < 8; ++bit) {
         std::vector<uint8_t> b = orig;
         b[pos] ^= static_cast<uint8_t>(1u << bit);
         const Status st = OpenAndRebuild(b);
         Status want = Status::kBadCrc;
-        if (pos < 4) want = Status::kBadMagic;
-        else if (pos < 6) want = Status::kBadVersion;
-        else if (pos < 8) want = Status::kBadHeader;
-        else if (pos < 12) want = Get32(b, 8) > N ? Status::kTooSmall
-                                 : Get32(b, 8) < 64 ? Status::kBadHeader : Status::kBadCrc;
+        if (pos < HDR(FORMAT_VERSION)) want = Status::kBadMagic;
+        else if (pos < HDR(HEADER_SIZE)) want = Status::kBadVersion;
+        else if (pos < HDR(IMAGE_SIZE)) want = Status::kBadHeader;
+        else if (pos < HDR(CRC32)) want = Get32(b, HDR(IMAGE_SIZE)) > N ? Status::kTooSmall
+                                 : Get32(b, HDR(IMAGE_SIZE)) < YONO_HEADER_SIZE ? Status::kBadHeader : Status::kBadCrc;
         Expect("header bit flip", st, want);
       }
     }
   }
 
   // 3. Targeted lies, CRC recomputed.
-  const size_t te = L.task_table + 64u * static_cast<uint32_t>(L.task < 0 ? 0 : L.task);
+  const size_t te = L.task_table + YONO_TASK_ENTRY_SIZE * static_cast<uint32_t>(L.task < 0 ? 0 : L.task);
   std::vector<Mutation> muts = {
-      {"version 1", Status::kBadVersion, [](auto* b, auto&) { Put16(b, 4, 1); return true; }},
-      {"version 3", Status::kBadVersion, [](auto* b, auto&) { Put16(b, 4, 3); return true; }},
-      {"version 0", Status::kBadVersion, [](auto* b, auto&) { Put16(b, 4, 0); return true; }},
+      {"older version", Status::kBadVersion,
+       [](auto* b, auto&) { Put16(b, HDR(FORMAT_VERSION), YONO_FORMAT_VERSION - 1); return true; }},
+      {"newer version", Status::kBadVersion,
+       [](auto* b, auto&) { Put16(b, HDR(FORMAT_VERSION), YONO_FORMAT_VERSION + 1); return true; }},
+      {"version 0", Status::kBadVersion, [](auto* b, auto&) { Put16(b, HDR(FORMAT_VERSION), 0); return true; }},
       {"notes past end", Status::kOutOfBounds,
-       [](auto* b, auto& l) { Put32(b, 40, l.image_size - 8); Put32(b, 44, 16); return true; }},
+       [](auto* b, auto& l) { Put32(b, HDR(NOTES_OFFSET), l.image_size - 8); Put32(b, HDR(NOTES_SIZE), 16); return true; }},
       {"notes offset huge", Status::kOutOfBounds,
-       [](auto* b, auto&) { Put32(b, 40, 0xFFFFFFF0u); Put32(b, 44, 0x20); return true; }},
+       [](auto* b, auto&) { Put32(b, HDR(NOTES_OFFSET), 0xFFFFFFF0u); Put32(b, HDR(NOTES_SIZE), 0x20); return true; }},
       {"notes size huge", Status::kOutOfBounds,
-       [](auto* b, auto&) { Put32(b, 40, 64); Put32(b, 44, 0xFFFFFFFFu); return true; }},
+       [](auto* b, auto&) { Put32(b, HDR(NOTES_OFFSET), YONO_HEADER_SIZE); Put32(b, HDR(NOTES_SIZE), 0xFFFFFFFFu); return true; }},
       {"empty notes with an offset", Status::kBadHeader,
-       [](auto* b, auto&) { Put32(b, 40, 64); Put32(b, 44, 0); return true; }},
+       [](auto* b, auto&) { Put32(b, HDR(NOTES_OFFSET), YONO_HEADER_SIZE); Put32(b, HDR(NOTES_SIZE), 0); return true; }},
       {"notes inside the image are ignored", Status::kOk,
-       [](auto* b, auto& l) { Put32(b, 40, 16); Put32(b, 44, l.image_size - 16); return true; }},
-      {"header_size 48", Status::kBadHeader, [](auto* b, auto&) { Put16(b, 6, 48); return true; }},
-      {"flags 1", Status::kBadHeader, [](auto* b, auto&) { Put32(b, 16, 1); return true; }},
-      {"task_count 0", Status::kBadHeader, [](auto* b, auto&) { Put16(b, 22, 0); return true; }},
+       [](auto* b, auto& l) { Put32(b, HDR(NOTES_OFFSET), YONO_HEADER_SIZE);
+                              Put32(b, HDR(NOTES_SIZE), l.image_size - YONO_HEADER_SIZE); return true; }},
+      {"header_size 48", Status::kBadHeader, [](auto* b, auto&) { Put16(b, HDR(HEADER_SIZE), 48); return true; }},
+      {"flags 1", Status::kBadHeader, [](auto* b, auto&) { Put32(b, HDR(FLAGS), 1); return true; }},
+      {"task_count 0", Status::kBadHeader, [](auto* b, auto&) { Put16(b, HDR(TASK_COUNT), 0); return true; }},
       {"image_size > buffer", Status::kTooSmall,
-       [](auto* b, auto& l) { Put32(b, 8, l.image_size + 1); return true; }, false},
-      {"image_size 63", Status::kBadHeader, [](auto* b, auto&) { Put32(b, 8, 63); return true; }, false},
-      {"crc lie", Status::kBadCrc, [](auto* b, auto&) { Put32(b, 12, Get32(*b, 12) ^ 1u); return true; }, false},
+       [](auto* b, auto& l) { Put32(b, HDR(IMAGE_SIZE), l.image_size + 1); return true; }, false},
+      {"image_size < header", Status::kBadHeader,
+       [](auto* b, auto&) { Put32(b, HDR(IMAGE_SIZE), YONO_HEADER_SIZE - 1); return true; }, false},
+      {"crc lie", Status::kBadCrc, [](auto* b, auto&) { Put32(b, HDR(CRC32), Get32(*b, HDR(CRC32)) ^ 1u); return true; }, false},
       {"codebook table past end", Status::kOutOfBounds,
-       [](auto* b, auto& l) { if (!l.cb_count) return false; Put32(b, 24, l.image_size - 8); return true; }},
+       [](auto* b, auto& l) { if (!l.cb_count) return false; Put32(b, HDR(CODEBOOK_TABLE_OFFSET), l.image_size - 8); return true; }},
       {"codebook table offset huge", Status::kOutOfBounds,
-       [](auto* b, auto& l) { if (!l.cb_count) return false; Put32(b, 24, 0xFFFFFFF0u); return true; }},
+       [](auto* b, auto& l) { if (!l.cb_count) return false; Put32(b, HDR(CODEBOOK_TABLE_OFFSET), 0xFFFFFFF0u); return true; }},
       {"task table past end", Status::kOutOfBounds,
-       [](auto* b, auto& l) { Put32(b, 28, l.image_size - 63); return true; }},
+       [](auto* b, auto& l) { Put32(b, HDR(TASK_TABLE_OFFSET), l.image_size - YONO_TASK_ENTRY_SIZE + 1); return true; }},
       {"task_count lies", Status::kOutOfBounds,
-       [](auto* b, auto&) { Put16(b, 22, 0xFFFF); return true; }},
+       [](auto* b, auto&) { Put16(b, HDR(TASK_COUNT), 0xFFFF); return true; }},
       {"codebook s 0", Status::kBadCodebook,
-       [](auto* b, auto& l) { if (!l.cb_count) return false; (*b)[l.cb_table + 1] = 0; return true; }},
-      {"codebook s 17", Status::kBadCodebook,
-       [](auto* b, auto& l) { if (!l.cb_count) return false; (*b)[l.cb_table + 1] = 17; return true; }},
+       [](auto* b, auto& l) { if (!l.cb_count) return false; (*b)[l.cb_table + CB(SUBVECTOR_LEN)] = 0; return true; }},
+      {"codebook s > max", Status::kBadCodebook,
+       [](auto* b, auto& l) { if (!l.cb_count) return false; (*b)[l.cb_table + CB(SUBVECTOR_LEN)] = YONO_MAX_SUBVECTOR_LEN + 1; return true; }},
       {"codebook K 0", Status::kBadCodebook,
-       [](auto* b, auto& l) { if (!l.cb_count) return false; Put16(b, l.cb_table + 2, 0); return true; }},
-      {"codebook K 257", Status::kBadCodebook,
-       [](auto* b, auto& l) { if (!l.cb_count) return false; Put16(b, l.cb_table + 2, 257); return true; }},
+       [](auto* b, auto& l) { if (!l.cb_count) return false; Put16(b, l.cb_table + CB(CODEWORD_COUNT), 0); return true; }},
+      {"codebook K > max", Status::kBadCodebook,
+       [](auto* b, auto& l) { if (!l.cb_count) return false; Put16(b, l.cb_table + CB(CODEWORD_COUNT), YONO_MAX_CODEWORDS + 1); return true; }},
       {"codebook data_size lies", Status::kBadCodebook,
-       [](auto* b, auto& l) { if (!l.cb_count) return false; Put32(b, l.cb_table + 8, Get32(*b, l.cb_table + 8) + 2); return true; }},
+       [](auto* b, auto& l) { if (!l.cb_count) return false; Put32(b, l.cb_table + CB(DATA_SIZE), Get32(*b, l.cb_table + CB(DATA_SIZE)) + 2); return true; }},
       {"codebook data past end", Status::kOutOfBounds,
-       [](auto* b, auto& l) { if (!l.cb_count) return false; Put32(b, l.cb_table + 4, l.image_size - 2); return true; }},
+       [](auto* b, auto& l) { if (!l.cb_count) return false; Put32(b, l.cb_table + CB(DATA_OFFSET), l.image_size - 2); return true; }},
       {"codebook data offset huge", Status::kOutOfBounds,
-       [](auto* b, auto& l) { if (!l.cb_count) return false; Put32(b, l.cb_table + 4, 0xFFFFFFFFu); return true; }},
-      {"name_length 0", Status::kBadTask, [te](auto* b, auto&) { Put32(b, te + 4, 0); return true; }},
-      {"name_length 256", Status::kBadTask, [te](auto* b, auto&) { Put32(b, te + 4, 256); return true; }},
+       [](auto* b, auto& l) { if (!l.cb_count) return false; Put32(b, l.cb_table + CB(DATA_OFFSET), 0xFFFFFFFFu); return true; }},
+      {"name_length 0", Status::kBadTask, [te](auto* b, auto&) { Put32(b, te + TASK(NAME_LENGTH), 0); return true; }},
+      {"name_length > max", Status::kBadTask,
+       [te](auto* b, auto&) { Put32(b, te + TASK(NAME_LENGTH), YONO_MAX_NAME_LENGTH + 1); return true; }},
       {"name without NUL", Status::kBadTask,
-       [te](auto* b, auto&) { (*b)[Get32(*b, te) + Get32(*b, te + 4)] = 'x'; return true; }},
+       [te](auto* b, auto&) { (*b)[Get32(*b, te + TASK(NAME_OFFSET)) + Get32(*b, te + TASK(NAME_LENGTH))] = 'x'; return true; }},
       {"name past end", Status::kOutOfBounds,
-       [te](auto* b, auto& l) { Put32(b, te, l.image_size - 1); return true; }},
+       [te](auto* b, auto& l) { Put32(b, te + TASK(NAME_OFFSET), l.image_size - 1); return true; }},
       {"model_size > max_model_size", Status::kBadHeader,
-       [te](auto* b, auto&) { Put32(b, 32, Get32(*b, te + 8) - 1); return true; }},
+       [te](auto* b, auto&) { Put32(b, HDR(MAX_MODEL_SIZE), Get32(*b, te + TASK(MODEL_SIZE)) - 1); return true; }},
       {"arena_size > max_arena_size", Status::kBadHeader,
-       [te](auto* b, auto&) { Put32(b, te + 32, Get32(*b, 36) + 1); return true; }},
+       [te](auto* b, auto&) { Put32(b, te + TASK(ARENA_SIZE), Get32(*b, HDR(MAX_ARENA_SIZE)) + 1); return true; }},
       {"skeleton_size +1", Status::kBadTask,
-       [te](auto* b, auto& l) { if (Get32(*b, te + 16) + Get32(*b, te + 20) >= l.image_size) return false;
-                                Put32(b, te + 20, Get32(*b, te + 20) + 1); return true; }},
+       [te](auto* b, auto& l) { if (Get32(*b, te + TASK(SKELETON_OFFSET)) + Get32(*b, te + TASK(SKELETON_SIZE)) >= l.image_size) return false;
+                                Put32(b, te + TASK(SKELETON_SIZE), Get32(*b, te + TASK(SKELETON_SIZE)) + 1); return true; }},
       {"skeleton past end", Status::kOutOfBounds,
-       [te](auto* b, auto& l) { Put32(b, te + 16, l.image_size - Get32(*b, te + 20) + 1); return true; }},
+       [te](auto* b, auto& l) { Put32(b, te + TASK(SKELETON_OFFSET), l.image_size - Get32(*b, te + TASK(SKELETON_SIZE)) + 1); return true; }},
       {"model_size +1 (sum mismatch)", Status::kBadTask,
-       [te](auto* b, auto&) { const uint32_t ms = Get32(*b, te + 8) + 1; Put32(b, te + 8, ms);
-                              if (Get32(*b, 32) < ms) { Put32(b, 32, ms); }
+       [te](auto* b, auto&) { const uint32_t ms = Get32(*b, te + TASK(MODEL_SIZE)) + 1; Put32(b, te + TASK(MODEL_SIZE), ms);
+                              if (Get32(*b, HDR(MAX_MODEL_SIZE)) < ms) { Put32(b, HDR(MAX_MODEL_SIZE), ms); }
                               return true; }},
       {"fill_count lies", Status::kOutOfBounds,
-       [te](auto* b, auto&) { Put32(b, te + 28, 0x10000000u); return true; }},
+       [te](auto* b, auto&) { Put32(b, te + TASK(FILL_COUNT), 0x10000000u); return true; }},
       {"fill table past end", Status::kOutOfBounds,
-       [te](auto* b, auto& l) { if (!l.fill_count) return false; Put32(b, te + 24, l.image_size - 8); return true; }},
-      {"fill kind 3", Status::kBadFillRecord,
-       [](auto* b, auto& l) { if (!l.fill_count) return false; (*b)[l.fill_table + 8] = 3; return true; }},
+       [te](auto* b, auto& l) { if (!l.fill_count) return false; Put32(b, te + TASK(FILL_TABLE_OFFSET), l.image_size - 8); return true; }},
+      {"unknown fill kind", Status::kBadFillRecord,
+       [](auto* b, auto& l) { if (!l.fill_count) return false; (*b)[l.fill_table + FILL(KIND)] = YONO_FILL_KIND_PQ + 1; return true; }},
       {"fill length 0", Status::kBadFillRecord,
-       [](auto* b, auto& l) { if (!l.fill_count) return false; Put32(b, l.fill_table + 4, 0); return true; }},
+       [](auto* b, auto& l) { if (!l.fill_count) return false; Put32(b, l.fill_table + FILL(LENGTH), 0); return true; }},
       {"fill past model_size", Status::kBadFillRecord,
        [te](auto* b, auto& l) { if (!l.fill_count) return false;
-                                const size_t last = l.fill_table + 24u * (l.fill_count - 1);
-                                Put32(b, last, Get32(*b, te + 8) - Get32(*b, last + 4) + 1); return true; }},
+                                const size_t last = l.fill_table + YONO_FILL_RECORD_SIZE * (l.fill_count - 1);
+                                Put32(b, last + FILL(DST_OFFSET), Get32(*b, te + TASK(MODEL_SIZE)) - Get32(*b, last + FILL(LENGTH)) + 1); return true; }},
       {"fill length huge", Status::kBadFillRecord,
-       [](auto* b, auto& l) { if (!l.fill_count) return false; Put32(b, l.fill_table + 4, 0xFFFFFFFFu); return true; }},
+       [](auto* b, auto& l) { if (!l.fill_count) return false; Put32(b, l.fill_table + FILL(LENGTH), 0xFFFFFFFFu); return true; }},
       {"fills overlap", Status::kBadFillRecord,
        [](auto* b, auto& l) { if (l.fill_count < 2) return false;
-                              Put32(b, l.fill_table + 24, Get32(*b, l.fill_table) + Get32(*b, l.fill_table + 4) - 1); return true; }},
+                              Put32(b, l.fill_table + YONO_FILL_RECORD_SIZE + FILL(DST_OFFSET),
+                                    Get32(*b, l.fill_table + FILL(DST_OFFSET)) + Get32(*b, l.fill_table + FILL(LENGTH)) - 1); return true; }},
       {"fills unsorted", Status::kBadFillRecord,
        [](auto* b, auto& l) { if (l.fill_count < 2) return false;
-                              std::vector<uint8_t> r0(b->begin() + l.fill_table, b->begin() + l.fill_table + 24);
-                              std::copy(b->begin() + l.fill_table + 24, b->begin() + l.fill_table + 48, b->begin() + l.fill_table);
-                              std::copy(r0.begin(), r0.end(), b->begin() + l.fill_table + 24); return true; }},
-      {"zero layout 1", Status::kBadFillRecord,
-       [](auto* b, auto& l) { if (l.rec_zero < 0) return false; (*b)[static_cast<size_t>(l.rec_zero) + 9] = 1; return true; }},
+                              const auto r0 = b->begin() + l.fill_table, r1 = r0 + YONO_FILL_RECORD_SIZE;
+                              std::swap_ranges(r0, r1, r1); return true; }},
+      {"zero record with a layout", Status::kBadFillRecord,
+       [](auto* b, auto& l) { if (l.rec_zero < 0) return false; (*b)[static_cast<size_t>(l.rec_zero) + FILL(LAYOUT)] = YONO_LAYOUT_KERNEL_MAJOR; return true; }},
       {"raw src past end", Status::kOutOfBounds,
-       [](auto* b, auto& l) { if (l.rec_raw < 0) return false; Put32(b, static_cast<size_t>(l.rec_raw) + 16, l.image_size - 1); return true; }},
+       [](auto* b, auto& l) { if (l.rec_raw < 0) return false; Put32(b, static_cast<size_t>(l.rec_raw) + FILL(SRC_OFFSET), l.image_size - 1); return true; }},
       {"raw src huge", Status::kOutOfBounds,
-       [](auto* b, auto& l) { if (l.rec_raw < 0) return false; Put32(b, static_cast<size_t>(l.rec_raw) + 16, 0xFFFFFFFFu); return true; }},
-      {"pq layout 2", Status::kBadFillRecord,
-       [](auto* b, auto& l) { if (l.rec_pq < 0) return false; (*b)[static_cast<size_t>(l.rec_pq) + 9] = 2; return true; }},
+       [](auto* b, auto& l) { if (l.rec_raw < 0) return false; Put32(b, static_cast<size_t>(l.rec_raw) + FILL(SRC_OFFSET), 0xFFFFFFFFu); return true; }},
+      {"unknown pq layout", Status::kBadFillRecord,
+       [](auto* b, auto& l) { if (l.rec_pq < 0) return false; (*b)[static_cast<size_t>(l.rec_pq) + FILL(LAYOUT)] = YONO_LAYOUT_KERNEL_MAJOR + 1; return true; }},
       {"pq M 0", Status::kBadFillRecord,
-       [](auto* b, auto& l) { if (l.rec_pq < 0) return false; (*b)[static_cast<size_t>(l.rec_pq) + 10] = 0; return true; }},
-      {"pq M 5", Status::kBadFillRecord,
-       [](auto* b, auto& l) { if (l.rec_pq < 0) return false; (*b)[static_cast<size_t>(l.rec_pq) + 10] = 5; return true; }},
+       [](auto* b, auto& l) { if (l.rec_pq < 0) return false; (*b)[static_cast<size_t>(l.rec_pq) + FILL(CODEBOOK_COUNT)] = 0; return true; }},
+      {"pq M > max", Status::kBadFillRecord,
+       [](auto* b, auto& l) { if (l.rec_pq < 0) return false; (*b)[static_cast<size_t>(l.rec_pq) + FILL(CODEBOOK_COUNT)] = YONO_MAX_SUBCODEBOOKS + 1; return true; }},
       {"pq codebook_first past table", Status::kBadFillRecord,
-       [](auto* b, auto& l) { if (l.rec_pq < 0) return false; Put16(b, static_cast<size_t>(l.rec_pq) + 12, l.cb_count); return true; }},
+       [](auto* b, auto& l) { if (l.rec_pq < 0) return false; Put16(b, static_cast<size_t>(l.rec_pq) + FILL(CODEBOOK_FIRST), l.cb_count); return true; }},
       {"pq index array past end", Status::kOutOfBounds,
-       [](auto* b, auto& l) { if (l.rec_pq < 0) return false; Put32(b, static_cast<size_t>(l.rec_pq) + 16, l.image_size - 1); return true; }},
+       [](auto* b, auto& l) { if (l.rec_pq < 0) return false; Put32(b, static_cast<size_t>(l.rec_pq) + FILL(SRC_OFFSET), l.image_size - 1); return true; }},
       {"pq index >= K", Status::kBadIndex,
        [](auto* b, auto& l) {
          if (l.rec_pq < 0) return false;
          const size_t r = static_cast<size_t>(l.rec_pq);
-         const uint32_t m = (*b)[r + 10];
-         const uint32_t cbf = Get16(*b, r + 12);
+         const uint32_t m = (*b)[r + FILL(CODEBOOK_COUNT)];
+         const uint32_t cbf = Get16(*b, r + FILL(CODEBOOK_FIRST));
          // Shrink every sub-codebook of this record to K=1 (consistently),
          // then any index > 0 is out of range; make index 0 of sub-vector 0 = 1.
          for (uint32_t q = 0; q < m; ++q) {
-           const size_t ce = l.cb_table + 16u * (cbf + q);
-           Put16(b, ce + 2, 1);
-           Put32(b, ce + 8, 2u * (*b)[ce + 1]);
+           const size_t ce = l.cb_table + YONO_CODEBOOK_ENTRY_SIZE * (cbf + q);
+           Put16(b, ce + CB(CODEWORD_COUNT), 1);
+           Put32(b, ce + CB(DATA_SIZE), 2u * (*b)[ce + CB(SUBVECTOR_LEN)]);
          }
-         (*b)[Get32(*b, r + 16)] = 1;
+         (*b)[Get32(*b, r + FILL(SRC_OFFSET))] = 1;
          return true;
        }},
       {"pq layout 1 P 0", Status::kBadFillRecord,
        [](auto* b, auto& l) { if (l.rec_pq < 0) return false; const size_t r = static_cast<size_t>(l.rec_pq);
-                              (*b)[r + 9] = 1; Put16(b, r + 14, 0); Put16(b, r + 20, 1); return true; }},
+                              (*b)[r + FILL(LAYOUT)] = YONO_LAYOUT_KERNEL_MAJOR; Put16(b, r + FILL(KERNEL_POSITIONS), 0); Put16(b, r + FILL(INNER_CHANNELS), 1); return true; }},
       {"pq layout 1 I 0", Status::kBadFillRecord,
        [](auto* b, auto& l) { if (l.rec_pq < 0) return false; const size_t r = static_cast<size_t>(l.rec_pq);
-                              (*b)[r + 9] = 1; Put16(b, r + 14, 1); Put16(b, r + 20, 0); return true; }},
+                              (*b)[r + FILL(LAYOUT)] = YONO_LAYOUT_KERNEL_MAJOR; Put16(b, r + FILL(KERNEL_POSITIONS), 1); Put16(b, r + FILL(INNER_CHANNELS), 0); return true; }},
       {"pq layout 1 length % (P*I)", Status::kBadFillRecord,
        [](auto* b, auto& l) { if (l.rec_pq < 0) return false; const size_t r = static_cast<size_t>(l.rec_pq);
-                              const uint32_t len = Get32(*b, r + 4);
-                              (*b)[r + 9] = 1; Put16(b, r + 14, 0xFFFF); Put16(b, r + 20, 0xFFFF);
+                              const uint32_t len = Get32(*b, r + FILL(LENGTH));
+                              (*b)[r + FILL(LAYOUT)] = YONO_LAYOUT_KERNEL_MAJOR; Put16(b, r + FILL(KERNEL_POSITIONS), 0xFFFF); Put16(b, r + FILL(INNER_CHANNELS), 0xFFFF);
                               return len % (0xFFFFu * 0xFFFFu) != 0; }},
   };
   int applied = 0;
@@ -347,7 +360,7 @@ int main(int argc, char** argv) {
   //    validation must catch whatever matters; no crash, no OOB.
   uint32_t accepted = 0, rejected = 0;
   {
-    const uint32_t meta_end = L.task_table + 64u * L.task_count;
+    const uint32_t meta_end = L.task_table + YONO_TASK_ENTRY_SIZE * L.task_count;
     auto flip_and_check = [&](uint32_t pos, uint8_t mask) {
       std::vector<uint8_t> b = orig;
       b[pos] ^= mask;
@@ -355,22 +368,22 @@ int main(int argc, char** argv) {
       if (OpenAndRebuild(b) == Status::kOk) ++accepted; else ++rejected;
     };
     // Every bit of the header and tables (they are small).
-    for (uint32_t pos = 16; pos < meta_end && pos < N; ++pos)
+    for (uint32_t pos = YONO_CRC_START; pos < meta_end && pos < N; ++pos)
       for (int bit = 0; bit < 8; ++bit) flip_and_check(pos, static_cast<uint8_t>(1u << bit));
     // Every bit of the first fill records.
     for (uint32_t r = 0; r < L.fill_count && r < 8; ++r)
-      for (uint32_t k = 0; k < 24; ++k)
+      for (uint32_t k = 0; k < YONO_FILL_RECORD_SIZE; ++k)
         for (int bit = 0; bit < 8; ++bit)
-          flip_and_check(L.fill_table + 24u * r + k, static_cast<uint8_t>(1u << bit));
+          flip_and_check(L.fill_table + YONO_FILL_RECORD_SIZE * r + k, static_cast<uint8_t>(1u << bit));
     // Sampled positions over the whole image.
     const uint32_t step = N / flip_budget + 1;
-    for (uint32_t pos = 16; pos < N; pos += step) flip_and_check(pos, static_cast<uint8_t>(1u << (Rand() % 8)));
+    for (uint32_t pos = YONO_CRC_START; pos < N; pos += step) flip_and_check(pos, static_cast<uint8_t>(1u << (Rand() % 8)));
     // Random 32-bit garbage in header / tables / fill records.
     for (int i = 0; i < 1000; ++i) {
       std::vector<uint8_t> b = orig;
       uint32_t pos;
-      if (L.fill_count && (i & 1)) pos = L.fill_table + Rand() % (24u * L.fill_count);
-      else pos = 16 + Rand() % (meta_end - 16);
+      if (L.fill_count && (i & 1)) pos = L.fill_table + Rand() % (YONO_FILL_RECORD_SIZE * L.fill_count);
+      else pos = YONO_CRC_START + Rand() % (meta_end - YONO_CRC_START);
       if (pos + 4 > N) continue;
       Put32(&b, pos, (i & 2) ? Rand() : (Rand() & 0xFF));
       FixCrc(&b);

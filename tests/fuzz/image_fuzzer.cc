@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "yono/image.h"
+#include "yono/image_format.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -123,11 +124,12 @@ void CheckOpenedImage(const yono_image* im, const yono_image* cached, const uint
     const char* name = yono_image_task_name(im, t);
     if (name == nullptr) Fail("task_name null", t, 0, 0);
     const size_t len = strlen(name);  // NUL inside the image (ASan checks)
-    if (len > 255) Fail("task name longer than 255", t, static_cast<int32_t>(len), 0);
+    if (len > YONO_MAX_NAME_LENGTH) Fail("task name longer than the limit", t, static_cast<int32_t>(len), 0);
     // find_task(name) finds this task or an earlier one of the same name, or
     // nothing when the stored name has a NUL inside (name_length > strlen:
     // such a name cannot be asked for as a C string).
-    const uint32_t name_length = Rd32(im->data + im->task_table + 64u * t + 4u);
+    const uint32_t name_length =
+        Rd32(im->data + im->task_table + YONO_TASK_ENTRY_SIZE * t + YONO_TASK_NAME_LENGTH_OFF);
     const int32_t found = yono_image_find_task(im, name);
     if (found < 0 ? len == name_length : static_cast<uint32_t>(found) > t)
       Fail("find_task", t, found, static_cast<int32_t>(name_length));

@@ -15,6 +15,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
+from yonoc.backend import format_spec as spec  # noqa: E402
 from yonoc.backend import image_format as fmt  # noqa: E402
 
 
@@ -28,10 +29,11 @@ def _name_with_nul() -> bytes:
     fills = [pq, fmt.Fill(40, 8, fmt.FillKind.RAW, payload=model[40:48])]
     fills += fmt.zero_fills(model, fills)
     data = bytearray(fmt.write_image(books, [fmt.Task("ab_cd", model, fills)]))
-    task_table = fmt.HEADER.unpack_from(data, 0)[9]
-    name_off = struct.unpack_from("<I", data, task_table)[0]
+    task_table = struct.unpack_from("<I", data, spec.HEADER.offset("task_table_offset"))[0]
+    name_off = struct.unpack_from("<I", data, task_table + spec.TASK_ENTRY.offset("name_offset"))[0]
     data[name_off + 2] = 0
-    struct.pack_into("<I", data, 12, fmt.crc32(bytes(data[16:])))
+    crc = fmt.crc32(bytes(data[spec.CRC_START:]))
+    struct.pack_into("<I", data, spec.HEADER.offset("crc32"), crc)
     return bytes(data)
 
 
