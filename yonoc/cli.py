@@ -241,7 +241,7 @@ def _codebook_opts(f):
     return f
 
 
-@main.command()
+@main.command(short_help="Compress MODELS into one flash image.")
 @_models_arg
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               callback=_out_file, help="Image file to write.")
@@ -366,13 +366,28 @@ def strict(obj):
     return report_strict(obj)
 
 
+def _read_image(path: str):
+    """A parsed image; its errors name the file (a user may pass several)."""
+    from .backend.image_format import read_image
+    from .errors import ImageError
+    from .fileio import read_input
+
+    data = read_input(path)
+    try:
+        return read_image(data)
+    except ImageError as e:
+        if str(e).startswith(path):
+            raise
+        raise ImageError(f"{path}: {e}") from None
+
+
 def _build_report(result) -> dict:
     from dataclasses import asdict
     return {"image_bytes": len(result.image), "codebook_bytes": result.codebook_bytes,
             "timings_s": result.timings, "models": [asdict(m) for m in result.models]}
 
 
-@main.command()
+@main.command(short_help="Show an image's models, sizes, fidelity.")
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True,
               help="Machine-readable output (strict JSON: null for infinite or absent figures).")
@@ -389,7 +404,7 @@ def inspect(image, as_json, tensors, as_csv):
 
     if as_json and as_csv:
         raise YonocError("--json and --csv: choose one")
-    r = inspect_image(read_image(read_input(image)), tensors=tensors or as_csv)
+    r = inspect_image(_read_image(image), tensors=tensors or as_csv)
     if as_csv:
         click.echo(tensors_csv(r), nl=False)
     elif as_json:
@@ -398,7 +413,7 @@ def inspect(image, as_json, tensors, as_csv):
         click.echo(format_tensors(r) if tensors else format_report(r))
 
 
-@main.command()
+@main.command(short_help="Rebuild every model of an image as .tflite.")
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Directory for <task>.tflite files.")
@@ -408,7 +423,7 @@ def extract(image, output):
     from .backend.image_format import read_image, rebuild
     from .fileio import read_input, write_atomic
 
-    img = read_image(read_input(image))
+    img = _read_image(image)
     models = [(t.name, rebuild(img, i)) for i, t in enumerate(img.tasks)]
     for name, _ in models:
         if os.sep in name or name in (".", "..") or (os.altsep and os.altsep in name):
@@ -422,7 +437,7 @@ def extract(image, output):
     click.echo(f"{output}: {len(models)} models")
 
 
-@main.command()
+@main.command(short_help="Append a model to an image (OTA-friendly).")
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
@@ -473,7 +488,7 @@ def add(image, model, output, mode, samples, snr, min_agreement, no_check, fallb
                f"{result.name!r} appended; bytes 64..{len(old)} of {image} unchanged")
 
 
-@main.command()
+@main.command(short_help="Write an HTML report of an image.")
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               callback=_out_file,
@@ -493,7 +508,7 @@ def report(image, output, target, flash, sram):
     from .report_html import render
 
     limits = budget.resolve(target, flash, sram)
-    r = inspect_image(read_image(read_input(image)), tensors=True)
+    r = inspect_image(_read_image(image), tensors=True)
     write_atomic(output, render(r, limits, os.path.basename(image)).encode())
     click.echo(f"{output}: report of {len(r['models'])} models")
 
@@ -505,7 +520,8 @@ def codebooks():
 
 @codebooks.command("learn")
 @_models_arg
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              callback=_out_file, help="Codebook file to write (.npz, for build --codebooks).")
 @_codebook_opts
 @click.option("--kernel-major", is_flag=True, help="Learn on spatially walked 3x3 kernels.")
 @_guard
@@ -521,7 +537,9 @@ def codebooks_learn(models, output, codewords, subvector_lengths, seed, kernel_m
     buf = io.BytesIO()
     cbs.to_npz(buf)
     write_atomic(output, buf.getvalue())
-    click.echo(f"{output}: {len(cbs.books)} codebooks from {len(ms)} models")
+    subs = sum(len(b.subs) for b in cbs.books)
+    click.echo(f"{output}: {subs} sub-codebooks ({len(cbs.books)} group/rate pairs) from "
+               f"{len(ms)} models")
 
 
 if __name__ == "__main__":

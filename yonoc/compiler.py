@@ -46,8 +46,8 @@ class ModelResult:
     finetuned: list = field(default_factory=list)  # layer indices stored raw, finetuned
     notes: build_notes.ModelNote | None = None  # what the image's build notes keep of it
     # --- how far the fidelity figures can be trusted (_judge)
-    fidelity: str = "measured"  # measured | constant (outputs ~constant: SNR says nothing) |
-    #                             unchecked (--no-check, int8)
+    fidelity: str = "measured"  # measured | near-constant (outputs barely vary: judged on
+    #   their varying part too) | constant (nothing measurable: kept raw) | unchecked
     agreement_generated: float | None = None  # top-1 agreement on the generated inputs
     warnings: list = field(default_factory=list)  # shown at default verbosity, in the report
 
@@ -271,16 +271,26 @@ def _judge(r: ModelResult, m, options: BuildOptions, measurement, evaluator, rea
         r.fidelity = "unchecked"
         return
     r.agreement_generated = measurement.agreement_generated
-    if not measurement.measurable or not evaluator.informative(options.target):
+    n = len(evaluator.samples)
+    if not measurement.measurable:
         r.fidelity, r.snr_db = "constant", None
         kept = (" so every weight stays raw" if options.mode == "yono" and not with_data
                 else "")
         r.warnings.append(
-            f"the original model gives (nearly) the same outputs for all {len(evaluator.samples)} "
-            f"check inputs: its output SNR cannot be measured{kept}; give real inputs "
-            f"(--samples {m.name}=FILE.npy) that tell its classes apart")
+            f"the original model gives the same outputs for all {n} check inputs: its output "
+            f"SNR cannot be measured{kept}; give real inputs that tell its outputs apart "
+            f"(--samples {m.name}=FILE.npy)")
         return
-    r.fidelity = "measured"
+    if evaluator.near_constant():
+        r.warnings.append(
+            f"the original model's outputs barely vary over the {n} check inputs (a model "
+            "ignoring its input would reach "
+            f"{fidelity.snr_db(evaluator.signal, evaluator.spread):.0f} dB): the target was "
+            "also required on their varying part"
+            + (f" ({measurement.snr_varying_db:.1f} dB)"
+               if measurement.snr_varying_db is not None else "")
+            + f"; real inputs (--samples {m.name}=FILE.npy) judge it better")
+    r.fidelity = "near-constant" if evaluator.near_constant() else "measured"
     if not real and not with_data:
         r.warnings.append("fidelity checked on generated inputs only (no real samples: "
                           f"--samples {m.name}=FILE.npy or {m.name}.sample.npy beside it)")

@@ -7,6 +7,12 @@ class YonocError(Exception):
     exit_code = 2
 
 
+class InputError(YonocError):
+    """An input file (model, image) that is missing or cannot be read (exit code 3)."""
+
+    exit_code = 3
+
+
 class ModelError(YonocError):
     """A .tflite input that cannot be read or used (exit code 3)."""
 

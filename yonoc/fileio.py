@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from .errors import YonocError
+from .errors import InputError, YonocError
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -36,4 +36,4 @@ def read_input(path: str) -> bytes:
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
-        raise YonocError(f"{path}: cannot read ({e.strerror})") from None
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None

@@ -134,6 +134,10 @@ def _sigint_ignored_by_children():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    # the first spawn starts multiprocessing's resource tracker, which unblocks SIGINT after
+    # starting it: a Ctrl-C after that, while still ignored here, would be lost
+    from multiprocessing import resource_tracker
+    resource_tracker.ensure_running()
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         handler = signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -28,6 +28,9 @@ from ..ir import ModelIR
 from .encode import RAW, rebuilt_model
 
 
+NEAR_CONSTANT_DB = 20.0  # output energy / energy of its variation over the samples
+
+
 @dataclass(frozen=True)
 class FidelityTarget:
     snr_db: float = 20.0
@@ -39,12 +42,16 @@ class Measurement:
     snr_db: float
     agreement: float | None  # None when no real samples or no class outputs
     agreement_generated: float | None = None  # top-1 on generated inputs: reported, not a target
-    measurable: bool = True  # False: reference outputs (near-)constant, the SNR says nothing
+    measurable: bool = True  # False: reference outputs constant over the samples
+    # near-constant reference outputs: SNR of the input-dependent part (see Evaluator.spread)
+    snr_varying_db: float | None = None
 
     def meets(self, target: FidelityTarget) -> bool:
         if not self.measurable:
             return False
         ok = self.snr_db >= target.snr_db
+        if self.snr_varying_db is not None:
+            ok = ok and self.snr_varying_db >= target.snr_db
         if self.agreement is not None:
             ok = ok and self.agreement >= target.min_agreement
         return ok
@@ -65,11 +72,13 @@ class Evaluator:
         self.spread = sum(float(np.sum((y - mean) ** 2)) for y in self.reference)
         self.evaluations = 0
 
-    def informative(self, target: FidelityTarget) -> bool:
-        """False when the reference outputs are so nearly constant over the samples that a
-        model ignoring its input (always outputting their mean) would meet the SNR target: an
-        SNR measured on these samples then proves nothing."""
-        return self.spread > 0 and snr_db(self.signal, self.spread) < target.snr_db
+    def near_constant(self) -> bool:
+        """True when the reference outputs vary over the samples by less than 1 % of their
+        energy: a model ignoring its input (always outputting their mean) would reach 20 dB,
+        so the plain output SNR proves little. Such models must also meet the target on the
+        input-dependent part of their outputs (Measurement.snr_varying_db). With constant
+        outputs (spread 0) nothing can be measured at all: `choose` keeps every weight raw."""
+        return snr_db(self.signal, self.spread) >= NEAR_CONSTANT_DB
 
     def _outputs(self, data: bytes, samples: list) -> list:
         raw = interpreter.run(data, samples, self.n_out, self.model.name)
@@ -97,7 +106,8 @@ class Evaluator:
                 agreement = float(np.mean(same[:self.real]))
             if len(same) > self.real:
                 generated = float(np.mean(same[self.real:]))
-        return Measurement(snr, agreement, generated, measurable=self.spread > 0)
+        varying = snr_db(self.spread, noise) if self.near_constant() else None
+        return Measurement(snr, agreement, generated, self.spread > 0, varying)
 
 
 def snr_db(signal: float, noise: float) -> float:
@@ -124,8 +134,8 @@ def choose(model: ModelIR, encodings: list, evaluator: Evaluator, target: Fideli
     def build(choices):
         return rebuilt_model(model, encodings, choices, erase_names)
 
-    if n and not evaluator.informative(target):
-        # (near-)constant outputs on every sample: no measurement can justify coding a weight
+    if n and evaluator.spread <= 0:
+        # constant outputs on every sample: no measurement can justify coding a weight
         m = evaluator.measure(build([RAW] * n))
         m.measurable = False
         return [RAW] * n, m
@@ -207,7 +217,9 @@ def _sensitivity(encodings, evaluator, target, build, m_raw, probe_samples=8, pr
             c[i] = nxt
         return c
 
-    target_noise = evaluator.signal / 10 ** (target.snr_db / 10)
+    # near-constant outputs: the noise budget is set by their varying part
+    energy = evaluator.spread if evaluator.near_constant() else evaluator.signal
+    target_noise = energy / 10 ** (target.snr_db / 10)
     tried = {}
 
     def attempt(factor):
