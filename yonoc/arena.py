@@ -2,9 +2,9 @@
 
 TFLM's record of what it used after `AllocateTensors` is below what allocation needs at its
 peak for some models, so the size is found by bisection on whether allocation succeeds. TFLM
-can crash (not just fail) on a too-small arena, so every probe runs in a worker process; a
-worker is reused for all probes of a model and restarted only when it dies (a death counts as
-"does not fit"). The margin rule is in docs/arena.md.
+can crash (not just fail) on a too-small arena, so every probe runs in a worker process: one
+per build process, reused for every probe of every model and restarted only when it dies (a
+death or a hang counts as "does not fit"). The margin rule is in docs/arena.md.
 """
 
 from __future__ import annotations
