@@ -25,6 +25,14 @@
 #define YONO_SIMD_X86 0
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define YONO_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define YONO_NOINLINE __declspec(noinline)
+#else
+#define YONO_NOINLINE
+#endif
+
 namespace yono {
 namespace internal {
 

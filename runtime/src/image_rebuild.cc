@@ -145,6 +145,17 @@ yono_status RebuildImpl(const yono_image* im, uint32_t task_index,
   return YONO_OK;
 }
 
+#if YONO_STACK_CACHE_BYTES > 0
+// Its own frame, so that YONO_STACK_CACHE_BYTES are on the stack only when
+// no codeword cache is attached.
+YONO_NOINLINE yono_status RebuildWithStackCache(const yono_image* im, uint32_t task_index,
+                                                uint8_t* dst, uint32_t dst_size,
+                                                uint32_t* written) {
+  int8_t cache[YONO_STACK_CACHE_BYTES];
+  return RebuildImpl(im, task_index, dst, dst_size, written, cache, YONO_STACK_CACHE_BYTES);
+}
+#endif
+
 }  // namespace
 
 extern "C" {
@@ -171,12 +182,11 @@ yono_status yono_image_rebuild(const yono_image* image, uint32_t task,
                                uint8_t* dst, uint32_t dst_size,
                                uint32_t* written) {
 #if YONO_STACK_CACHE_BYTES > 0
-  int8_t cache[YONO_STACK_CACHE_BYTES];
-  return RebuildImpl(image, task, dst, dst_size, written, cache,
-                     YONO_STACK_CACHE_BYTES);
-#else
-  return RebuildImpl(image, task, dst, dst_size, written, nullptr, 0);
+  // With an attached cache the stack workspace would go unused: skip its frame.
+  if (!IsOpen(image) || image->cw_cache == nullptr)
+    return RebuildWithStackCache(image, task, dst, dst_size, written);
 #endif
+  return RebuildImpl(image, task, dst, dst_size, written, nullptr, 0);
 }
 
 int yono_testing_simd_available(void) {
