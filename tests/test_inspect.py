@@ -163,3 +163,6 @@ test = "{ex}/digits_mlp.test.npz"
     assert m["accuracy_original"] == pytest.approx(b["accuracy_original"], abs=0.006)
     assert m["accuracy"] == pytest.approx(b["accuracy"], abs=0.006)
     assert m["epsilon"] == 1.5 and m["target_snr_db"] is None
+    text = run_yonoc("inspect", image).stdout
+    assert (f"digits_mlp: accuracy {m['accuracy_original']:.2f}% -> {m['accuracy']:.2f}%"
+            in text)

@@ -217,6 +217,11 @@ def format_report(r: dict) -> str:
             f"{m['tensors_compressed']:3d}/{m['tensors_raw']:<3d} {m['sram_model_bytes']:10d} "
             f"{m['arena_bytes']:8d} {_fmt(m.get('snr_db'), '.1f'):>6s} {agree:>6s} "
             f"{inputs:>10s}")
+    for m in r["models"]:  # models built with labelled data are judged on accuracy
+        if m.get("accuracy") is not None and m.get("accuracy_original") is not None:
+            eps = "" if m.get("epsilon") is None else f" (allowed loss {m['epsilon']:g} pt)"
+            lines.append(f"{m['name']}: accuracy {m['accuracy_original']:.2f}% -> "
+                         f"{m['accuracy']:.2f}% on its test data{eps}")
     lines += [
         "",
         f"codebooks: {r['codebooks']} sub-codebooks, {r['codebook_bytes']} bytes (fp16, shared)",
