@@ -181,3 +181,55 @@ def test_ctrl_c_during_a_build_leaves_no_file(tmp_path):
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists()
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".yonoc-")]
+
+
+def _two_small_models():
+    return [os.path.join(EXAMPLES, f"{n}.tflite") for n in ("digits_mlp", "imu_cnn1d")]
+
+
+def test_per_model_lines_arrive_while_the_build_runs(tmp_path):
+    """Default verbosity, stderr not a terminal: plain lines, each model's as it finishes."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "yonoc", "build", *_two_small_models(),
+                             "-o", str(tmp_path / "x.bin"), "-j", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if first is None and "TFLM runs" in line:
+            first = proc.poll()  # the other model is still being compiled
+    assert proc.wait() == 0
+    assert first is None, lines
+    assert lines[0].startswith("yonoc: learning codebooks")
+    done = [ln for ln in lines if "TFLM runs" in ln]
+    assert len(done) == 2 and all(ln.startswith("yonoc: ") for ln in lines)
+    assert "{" not in "".join(done)  # readable text, not Python dicts
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "yonoc", "build", *_two_small_models(),
+                             "-o", str(tmp_path / "x.bin"), "--mode", "int8"],
+                            stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert proc.wait() == 0
+    text = out.decode()
+    assert "compressing" in text and "100%" in text  # click's bar
+    assert text.count("TFLM runs") == 2  # the per-model lines, printed above the bar
+    assert "\x1b[?25h" in text  # the cursor the bar hid is shown again

@@ -90,8 +90,8 @@ class Bar:
     def __exit__(self, *exc):
         if self._bar is not None:
             _handler.bar = None
-            if exc[0] is not None:  # leave no half bar before the error / interrupt line
-                sys.stderr.write("\r\x1b[K")
+            if exc[0] is not None:  # no half bar before the error / interrupt line; cursor on
+                sys.stderr.write("\r\x1b[K\x1b[?25h")
                 sys.stderr.flush()
                 self._bar.finished = True
                 self._bar.render_finish = lambda: None

@@ -9,11 +9,15 @@ units (weights) and output-LSB units (biases) so one learning rate suits every l
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ..errors import YonocError
 from . import FinetuneData, FinetuneResult
 from .lift import build_lift, require_torch
+
+log = logging.getLogger("yonoc")
 
 
 class TorchFinetune:
@@ -54,7 +58,8 @@ class TorchFinetune:
         steps = max(1, data.epochs * -(-n // data.batch_size))
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         gen = torch.Generator().manual_seed(data.seed)
-        for _ in range(data.epochs):
+        for epoch in range(data.epochs):
+            total = 0.0
             perm = torch.randperm(n, generator=gen)
             for i in range(0, n, data.batch_size):
                 idx = perm[i:i + data.batch_size]
@@ -65,6 +70,9 @@ class TorchFinetune:
                 loss.backward()
                 opt.step()
                 sched.step()
+                total += float(loss) * len(idx)
+            log.info("%s: finetune S=%s epoch %d/%d, %s loss %.4g", getattr(model, "name", "?"),
+                     list(trainable), epoch + 1, data.epochs, loss_kind, total / n)
         return FinetuneResult(student.weight_values(),
                               student.bias_values() if data.train_biases else {})
 

@@ -17,6 +17,7 @@ Strategies:
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ from .. import interpreter
 from ..errors import FidelityError
 from ..ir import ModelIR
 from .encode import RAW, rebuilt_model
+
+log = logging.getLogger("yonoc")
 
 
 NEAR_CONSTANT_DB = 20.0  # output energy / energy of its variation over the samples
@@ -187,6 +190,7 @@ def _sensitivity(encodings, evaluator, target, build, m_raw, probe_samples=8, pr
         c = [RAW] * n
         c[i] = 0
         noise0.append(evaluator.noise(build(c), probe) * scale)
+        log.info("%s: sensitivity probe %d/%d", evaluator.model.name, i + 1, n)
         if probe_out is not None:
             probe_out[i] = snr_db(evaluator.signal, noise0[-1])
 
@@ -227,6 +231,8 @@ def _sensitivity(encodings, evaluator, target, build, m_raw, probe_samples=8, pr
         key = tuple(c)
         if key not in tried:
             tried[key] = evaluator.measure(build(c))
+            log.info("%s: fidelity search: %d weight bytes -> output SNR %.1f dB",
+                     evaluator.model.name, _bytes(encodings, c), tried[key].snr_db)
         return c, tried[key]
 
     # search the budget factor (log scale) for the cheapest allocation that measures as passing

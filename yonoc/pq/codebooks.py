@@ -14,6 +14,7 @@ is what the fidelity pass upgrades a sensitive tensor to before keeping it raw.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +22,8 @@ import numpy as np
 from ..errors import YonocError
 from ..ir import Group, WeightTensor
 from .kmeans import kmeans, nearest
+
+log = logging.getLogger("yonoc")
 
 CODEBOOK_FILE_VERSION = 1
 
@@ -159,6 +162,8 @@ def learn(tensors: list[WeightTensor], options: CodebookOptions) -> CodebookSet:
                     x = x[np.sort(rng.choice(len(x), options.max_training_vectors,
                                              replace=False))]
                 k = min(options.codewords, len(np.unique(x, axis=0)))
+                log.info("k-means: group %s, sub-vectors of %d, sub-codebook %d/%d: K=%d on %d "
+                         "vectors", group.name, s, j + 1, options.subcodebooks, k, len(x))
                 centroids, _ = kmeans(x, k, seed=seed, iterations=options.iterations)
                 subs.append(_integral(centroids))
             books.append(PQCodebook(group, s, subs))
