@@ -166,3 +166,16 @@ test = "{ex}/digits_mlp.test.npz"
     text = run_yonoc("inspect", image).stdout
     assert (f"digits_mlp: accuracy {m['accuracy_original']:.2f}% -> {m['accuracy']:.2f}%"
             in text)
+
+
+def test_inconsistent_notes_cost_the_figures_not_the_image(built, tmp_path):
+    """The firmware ignores the notes; inspect shows '-' rather than refusing the image."""
+    image, _ = built
+    data = bytearray(image.read_bytes())
+    off = fmt.read_image(bytes(data)).data.find(notes.MAGIC, 64)
+    data[off + 6] ^= 1  # model count no longer matches the task count
+    data[12:16] = fmt.crc32(memoryview(data)[16:]).to_bytes(4, "little")
+    bad = tmp_path / "bad_notes.bin"
+    bad.write_bytes(bytes(data))
+    r = _strict_loads(run_yonoc("inspect", bad, "--json").stdout)
+    assert all(m["notes"] is False and m["snr_db"] is None for m in r["models"])

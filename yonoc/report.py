@@ -6,7 +6,7 @@ import math
 
 from .backend import image_format as fmt
 from .backend import notes as build_notes
-from .errors import ModelError
+from .errors import ImageError, ModelError
 from .frontend import read_model_bytes
 
 _ALIGN = fmt.ALIGN
@@ -19,7 +19,10 @@ def _aligned(n: int) -> int:
 def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
     """Sizes and ratios computed from the image alone (it rebuilds every model to see them),
     fidelity figures from its build notes; with `tensors`, one row per weight tensor too."""
-    notes = build_notes.decode(image.notes, len(image.tasks))
+    try:
+        notes = build_notes.decode(image.notes, len(image.tasks))
+    except ImageError:  # the firmware ignores notes: bad ones cost the figures, not the image
+        notes = None
     models = []
     tot_orig = tot_w_orig = tot_w_img = 0
     cb_bytes = sum(_aligned(c.codewords.size * 2) for c in image.codebooks)
