@@ -53,8 +53,11 @@ def read_model_bytes(data: bytes, name: str, path: str = "<bytes>") -> ModelIR:
     except ModelError:
         raise
     except Exception as e:  # the flatbuffers runtime raises anything on garbage
-        raise ModelError(f"{path}: not a valid TFLite flatbuffer (truncated or corrupt: "
-                         f"{type(e).__name__})") from None
+        what = ("an offset or length points past the end of the file"
+                if type(e).__name__ in ("error", "IndexError", "OverflowError")
+                else type(e).__name__)  # struct.error and friends: data that is not there
+        raise ModelError(f"{path}: not a valid TFLite flatbuffer, truncated or corrupt ({what})"
+                         ) from None
 
 
 def _classify(op_name: str, shape: tuple[int, ...]) -> tuple[Group, int, int] | None:
