@@ -276,6 +276,7 @@ def test_lift_names_an_unsupported_operator():
 
 def test_em_beats_pq_m_on_a_small_model():
     pytest.importorskip("torch")
+    from yonoc.finetune.torch_hook import TorchFinetune
     model, train, test = _example("digits_resnet")
     _, encs = _coarse_encodings(model)
     data = em.load_data(model, em.DataSpec(train, test))
@@ -285,6 +286,6 @@ def test_em_beats_pq_m_on_a_small_model():
                          x_test, data.y_test)
     out = em.run(model, encs, data, em.EMOptions(epsilon=0.5, epochs=3, max_iterations=1,
                                                  fallback_raw=False),
-                 load_hook("torch"))
+                 TorchFinetune(threads=1))  # (tiny layers: more threads only contend)
     assert not out.fell_back
     assert out.final >= acc_pq + 5.0, (acc_pq, out.final)

@@ -31,7 +31,6 @@ than the original.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
@@ -314,18 +313,16 @@ def _log(model, step, metric):
              " (target met)" if step.passed else "")
 
 
-def default_threads(jobs: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(jobs, 1))
-
-
 def for_build(model: ModelIR, encodings: list[TensorEncodings], spec: DataSpec,
               options: BuildOptions, erase_names: bool) -> EMOutcome:
     """The compiler's entry: Algorithm 1 for one model of a build."""
     data = load_data(model, spec)
     hook = load_hook(options.finetune)
     if hasattr(hook, "threads") and getattr(hook, "threads", None) is None:
-        jobs = options.jobs or os.cpu_count() or 1
-        hook.threads = default_threads(min(jobs, max(len(options.data), 1)))
+        # one thread: the lifted layers are too small to gain from more (two threads on a
+        # busy 2-core machine were 10x slower, spinning), and the result must not depend on
+        # the machine's core count
+        hook.threads = 1
     em_opts = options.em
     if options.mode == "pq-mopt":  # ablation: first/last only, no heuristic, no safety net
         em_opts = replace(em_opts, heuristic=False, fallback_raw=False)
