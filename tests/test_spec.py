@@ -111,14 +111,17 @@ def test_cli_build_with_spec_and_a_custom_hook(tmp_path, monkeypatch):
     (tmp_path / "restorehook.py").write_text(HOOK)
     monkeypatch.syspath_prepend(str(tmp_path))
     ex = EXAMPLES
+    for part, n in (("train", 64), ("test", 200)):  # a subset: every EM step runs TFLM on it
+        with np.load(f"{ex}/digits_resnet.{part}.npz") as z:
+            np.savez(tmp_path / f"{part}.npz", x=z["x"][:n], y=z["y"][:n])
     spec = _write(tmp_path, f"""
 [build]
 epsilon = 1.0
 
 [[model]]
 path = "{ex}/digits_resnet.tflite"
-train = "{ex}/digits_resnet.train.npz"
-test = "{ex}/digits_resnet.test.npz"
+train = "{tmp_path}/train.npz"
+test = "{tmp_path}/test.npz"
 
 [[model]]
 path = "{ex}/imu_cnn1d.tflite"
