@@ -287,13 +287,13 @@ def _judge(r: ModelResult, m, options: BuildOptions, measurement, evaluator, rea
             "ignoring its input would reach "
             f"{fidelity.snr_db(evaluator.signal, evaluator.spread):.0f} dB): the target was "
             "also required on their varying part"
-            + (f" ({measurement.snr_varying_db:.1f} dB)"
+            + (f" ({_db(measurement.snr_varying_db)})"
                if measurement.snr_varying_db is not None else "")
             + f"; real inputs (--samples {m.name}=FILE.npy) judge it better")
     r.fidelity = "near-constant" if evaluator.near_constant() else "measured"
     if not real and not with_data:
-        r.warnings.append("fidelity checked on generated inputs only (no real samples: "
-                          f"--samples {m.name}=FILE.npy or {m.name}.sample.npy beside it)")
+        r.warnings.append("fidelity checked on generated inputs only (real ones: "
+                          f"--samples {m.name}=FILE.npy, or {m.name}.sample.npy beside it)")
     if not measurement.meets(options.target):
         why = {"pq-m": "pq-m codes every weight", "pq-s": "pq-s codes every weight",
                "pq-mopt": "pq-mopt keeps only what EM finetuning chose"}.get(options.mode, "")
@@ -350,6 +350,12 @@ def _report_model(r: ModelResult, options: BuildOptions) -> None:
         log.warning("%s: %s", r.name, w)
 
 
+def _db(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.1f} dB" if math.isfinite(v) else "lossless"
+
+
 def _summary(r: ModelResult) -> str:
     rates = ", ".join(f"{n} at {k[:-3]} bits/weight" if k != "raw" else f"{n} raw"
                       for k, n in r.rate_counts.items()) or "no weight tensors"
@@ -358,9 +364,7 @@ def _summary(r: ModelResult) -> str:
     elif r.fidelity == "constant":
         fid = f"output SNR not measurable (constant outputs on {r.samples} inputs)"
     else:
-        snr = f"{r.snr_db:.1f} dB" if r.snr_db is not None and math.isfinite(r.snr_db) \
-            else "lossless"
-        fid = f"output SNR {snr} on {r.samples} inputs"
+        fid = f"output SNR {_db(r.snr_db)} on {r.samples} inputs"
         if r.agreement is not None:
             fid += f", top-1 agreement {100 * r.agreement:.0f}% on the real ones"
         elif r.agreement_generated is not None:
