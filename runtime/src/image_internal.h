@@ -2,9 +2,8 @@
 //
 //   crc32.cc             CRC-32 (slicing-by-4)
 //   image_validate.cc    yono_image_open(): every check, once; accessors
-//   image_decode.cc      portable PQ decode (linear and kernel-major)
+//   image_decode.cc      portable PQ decode, Rebuild(), codeword caches, test hooks
 //   image_decode_x86.cc  host AVX-512 VBMI decode (x86-64 builds only)
-//   image_rebuild.cc     Rebuild(), the codeword caches, test hooks
 //
 // Field offsets, sizes, enum values and limits come from the generated
 // yono/image_format.h (yonoc/backend/format_spec.py).
@@ -151,12 +150,6 @@ struct Pq {
   bool k256;                           // every sub-codebook has K = 256
   const uint8_t* planes;  // SIMD byte planes of cw[0], cw[1] (kPlaneBytes), or null
 };
-
-// Vector-order elements [a, b) of a PQ record into out[0, b-a).
-void DecodeRange(const Pq& pq, uint32_t a, uint32_t b, uint8_t* out);
-// A layout-1 (kernel-major) record of `length` bytes into out[0, length).
-void DecodeKernelMajor(const Pq& pq, uint32_t length, uint32_t p_count,
-                       uint32_t i_count, uint8_t* out);
 
 #if YONO_SIMD_X86
 constexpr uint32_t kSimdStep = 128;  // sub-vectors per SIMD step (even)

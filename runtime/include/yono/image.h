@@ -108,8 +108,8 @@ yono_status yono_image_attach_codeword_cache(yono_image* image, uint8_t* cache,
 // without an attached cache, the YONO_STACK_CACHE_BYTES workspace dominate):
 //                                  no cache attached   cache attached / _ws
 //   Cortex-M7, arm-none-eabi-gcc 12.2 -O3 (tests/mcu/fw)  5752 B   1632 B / 1592 B
-//   Cortex-M7, -O2                                       5692 B   1572 B / 1532 B
-//   Cortex-M7, -Os                                       5656 B   1536 B / 1496 B
+//   Cortex-M7, -O2                                       5700 B   1580 B / 1540 B
+//   Cortex-M7, -Os                                       5664 B   1544 B / 1504 B
 //   x86-64 host, gcc 12 -O3 (AVX-512 path, 2 KiB planes)  8592 B   4464 B / 4440 B
 // With YONO_STACK_CACHE_BYTES=0 the "no cache" column drops by 4 KiB (and
 // decoding without a cache takes the slow per-codeword path). Open() needs
