@@ -111,6 +111,9 @@ yono_status yono_image_attach_codeword_cache(yono_image* image, uint8_t* cache,
 //   Cortex-M7, -O2                                       5700 B   1580 B / 1540 B
 //   Cortex-M7, -Os                                       5664 B   1544 B / 1504 B
 //   x86-64 host, gcc 12 -O3 (AVX-512 path, 2 KiB planes)  8592 B   4464 B / 4440 B
+// Measured on Cortex-M7 under QEMU (tests/mcu/fw/mcu_test.cc checks these
+// bounds): 4464 B / 384 B for the examples image, whose records are linear
+// (kernel-major records add the 1 KiB transpose buffer).
 // With YONO_STACK_CACHE_BYTES=0 the "no cache" column drops by 4 KiB (and
 // decoding without a cache takes the slow per-codeword path). Open() needs
 // about 250 B.

@@ -1,7 +1,10 @@
 // Cortex-M7 (QEMU mps2-an500) test: open the embedded image, rebuild every
 // task into a static 16-aligned region, check its CRC-32 against the image's
 // model_crc32 and against the host's CRC of `yonoc extract` output, and that
-// nothing past model_size was written. Prints PASS/FAIL; exit code 0/1.
+// nothing past model_size was written. Also measures the stack one Rebuild()
+// uses (painted stack), without and with an attached codeword cache, and
+// checks it against the figures documented in yono/image.h. Prints PASS/FAIL;
+// exit code 0/1.
 #include <stdio.h>
 #include <string.h>
 
@@ -16,7 +19,48 @@ extern const uint32_t yono_test_task_count;
 extern const uint32_t yono_test_expected_crc[];
 extern const uint32_t yono_test_region_size;
 extern uint8_t yono_test_region[];
+extern uint8_t __stack_limit[];  // mps2_an500.ld
 }
+
+namespace {
+
+// yono/image.h's figures for this build (-O3), plus libc memcpy/memset.
+constexpr uint32_t kDocumentedStack = 5752;
+constexpr uint32_t kDocumentedStackCached = 1632;
+constexpr uint32_t kLibcSlack = 64;
+constexpr uint8_t kPaint = 0x5C;
+
+inline uint8_t* StackPointer() {
+  uint8_t* sp;
+  __asm__ volatile("mov %0, sp" : "=r"(sp));
+  return sp;
+}
+
+// Paints the free stack below this function's frame.
+__attribute__((noinline)) void PaintStack() {
+  uint8_t* const end = StackPointer() - 64;
+  for (volatile uint8_t* p = __stack_limit; p < end; ++p) *p = kPaint;
+}
+
+// Bytes below `top` that were written since PaintStack().
+uint32_t StackUsed(const uint8_t* top) {
+  const uint8_t* p = __stack_limit;
+  while (p < top && *p == kPaint) ++p;
+  return static_cast<uint32_t>(top - p);
+}
+
+// Stack used by one Rebuild() of task t (its result is checked by the caller).
+__attribute__((noinline)) uint32_t MeasureRebuild(const yono::Image& image, uint32_t t) {
+  uint8_t* const top = StackPointer();
+  PaintStack();
+  uint32_t written = 0;
+  image.Rebuild(t, yono_test_region, yono_test_region_size, &written);
+  return StackUsed(top);
+}
+
+alignas(16) uint8_t g_cw_cache[64 * 1024];
+
+}  // namespace
 
 int main() {
   if (yono_test_skip) {
@@ -56,6 +100,26 @@ int main() {
            rs == yono::Status::kOk ? "" : yono::StatusString(rs));
     if (!ok) ++failures;
   }
+  // Stack of one Rebuild(), worst task, without and with an attached cache.
+  uint32_t used = 0, used_cached = 0;
+  for (uint32_t t = 0; t < image.task_count(); ++t) {
+    const uint32_t u = MeasureRebuild(image, t);
+    used = u > used ? u : used;
+  }
+  const bool can_cache = image.codeword_cache_size() <= sizeof g_cw_cache &&
+                         image.AttachCodewordCache(g_cw_cache, sizeof g_cw_cache) ==
+                             yono::Status::kOk;
+  for (uint32_t t = 0; can_cache && t < image.task_count(); ++t) {
+    const uint32_t u = MeasureRebuild(image, t);
+    used_cached = u > used_cached ? u : used_cached;
+  }
+  const bool stack_ok = used <= kDocumentedStack + kLibcSlack &&
+                        used_cached <= kDocumentedStackCached + kLibcSlack;
+  printf("stack of one Rebuild(): %lu B without a codeword cache, %lu B with one attached "
+         "(image.h: %lu / %lu B + libc) %s\n", (unsigned long)used, (unsigned long)used_cached,
+         (unsigned long)kDocumentedStack, (unsigned long)kDocumentedStackCached,
+         stack_ok ? "ok" : "FAIL");
+  if (!stack_ok) ++failures;
   printf(failures == 0 ? "PASS\n" : "FAIL (%d tasks)\n", failures);
   return failures == 0 ? 0 : 1;
 }
