@@ -199,8 +199,13 @@ def write_image(codebooks: list, tasks: list, notes: bytes = b"") -> bytes:
                          len(tasks), cb_table, task_table, max_model, max_arena, notes_off,
                          len(notes))
     buf[:HEADER.size] = header
-    struct.pack_into("<I", buf, CRC_AT, crc32(memoryview(buf)[spec.CRC_START:]))
+    seal_crc(buf)
     return bytes(buf)
+
+
+def seal_crc(buf: bytearray) -> None:
+    """Write the header CRC of a finished image; every writer (build, `add`) ends with this."""
+    struct.pack_into("<I", buf, CRC_AT, crc32(memoryview(buf)[spec.CRC_START:]))
 
 
 def _span(image_size, off, length, what):
