@@ -17,12 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import example_models, run_yonoc
 from yonoc.backend import format_spec as spec
 from yonoc.backend import image_format as fmt
 from yonoc.errors import ImageError, ModelError
 from yonoc.frontend import read_model_bytes
 from yonoc.report import inspect_image
+
+from conftest import example_models, run_yonoc
 
 N = int(os.environ.get("YONOC_FUZZ_EXAMPLES", "10000"))
 FUZZ = settings(max_examples=N, deadline=None, derandomize=True,

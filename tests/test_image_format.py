@@ -49,11 +49,11 @@ def test_kernel_major_scatter_matches_spec_formula():
     for j, k in enumerate(idx):
         vec[j * 4:(j + 1) * 4] = tables[j % 2][k]
     out = np.empty(f.length, np.int8)
-    P, I = 9, 4
+    n_pos, n_inner = 9, 4  # the spec's P and I
     for e in range(f.length):
-        o, r = divmod(e, I * P)
-        i, p = divmod(r, P)
-        out[o * P * I + p * I + i] = vec[e]
+        o, r = divmod(e, n_inner * n_pos)
+        i, p = divmod(r, n_pos)
+        out[o * n_pos * n_inner + p * n_inner + i] = vec[e]
     assert np.array_equal(out, fmt.decode_pq(f, entries))
 
 

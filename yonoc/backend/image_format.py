@@ -16,9 +16,20 @@ import numpy as np
 
 from ..errors import ImageError
 from . import format_spec as spec
-from .format_spec import (ALIGN, FORMAT_VERSION, MAGIC, MAX_CODEBOOKS, MAX_CODEWORDS,  # noqa: F401
-                          MAX_IMAGE_SIZE, MAX_NAME_LENGTH, MAX_SUBCODEBOOKS, MAX_SUBVECTOR_LEN,
-                          MAX_TASKS, FillKind, Layout)
+from .format_spec import (  # noqa: F401
+    ALIGN,
+    FORMAT_VERSION,
+    MAGIC,
+    MAX_CODEBOOKS,
+    MAX_CODEWORDS,
+    MAX_IMAGE_SIZE,
+    MAX_NAME_LENGTH,
+    MAX_SUBCODEBOOKS,
+    MAX_SUBVECTOR_LEN,
+    MAX_TASKS,
+    FillKind,
+    Layout,
+)
 
 MIN_ZERO_RUN = 32  # a ZERO record pays for itself on longer runs
 
