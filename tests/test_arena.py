@@ -14,12 +14,13 @@ import sys
 
 import pytest
 
-from conftest import example_models, run_yonoc, shared_models
 from yonoc import arena, budget
 from yonoc.arena_margin import arena_margin
 from yonoc.backend import image_format as fmt
 from yonoc.compiler import build
 from yonoc.options import BuildOptions
+
+from conftest import example_models, run_yonoc, shared_models
 
 pytest.importorskip("tflite_micro")
 

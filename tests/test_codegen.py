@@ -16,9 +16,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import example_models, run_yonoc, shared_models
 from yonoc.backend import codegen
 from yonoc.errors import YonocError
+
+from conftest import example_models, run_yonoc, shared_models
 
 GXX = shutil.which("g++")
 GCC = shutil.which("gcc")
