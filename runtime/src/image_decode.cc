@@ -133,7 +133,6 @@ void CopyFullGeneric(uint8_t* out, const uint8_t* idx, uint32_t count,
   }
 }
 
-
 // Sub-vectors [0, count) starting at sub-codebook m0, from the int8 cache.
 void CopyFullCached(uint8_t* out, const uint8_t* idx, uint32_t count,
                     const Pq& pq, uint32_t m0) {
@@ -162,7 +161,8 @@ void CopyFullCached(uint8_t* out, const uint8_t* idx, uint32_t count,
 
 // Vector-order elements [a, b) of a PQ record into out[0, b-a). Out of line
 // on purpose (see the top of this file).
-YONO_NOINLINE void DecodeRange(const Pq& pq, uint32_t a, uint32_t b, uint8_t* out) {
+YONO_NOINLINE void DecodeRange(const Pq& pq, uint32_t a, uint32_t b,
+                               uint8_t* out) {
   const uint32_t s = pq.s;
   uint32_t j = a / s;
   const uint32_t off = a - j * s;
@@ -193,16 +193,18 @@ YONO_NOINLINE void DecodeRange(const Pq& pq, uint32_t a, uint32_t b, uint8_t* ou
 
 // Layout 1: vector order walks [O, I, P], memory is [O, P, I]. Decodes
 // channel groups into a stack buffer and scatters them.
-YONO_NOINLINE void DecodeKernelMajor(const Pq& pq, uint32_t length, uint32_t p_count,
-                       uint32_t i_count, uint8_t* out) {
+YONO_NOINLINE void DecodeKernelMajor(const Pq& pq, uint32_t length,
+                                     uint32_t p_count, uint32_t i_count,
+                                     uint8_t* out) {
   uint8_t tmp[kTransposeBytes];
   const uint32_t pi = p_count * i_count;
   const uint32_t o_count = length / pi;
   if (p_count <= kTransposeBytes) {
     // Decode C channels (C*P contiguous vector-order values) at a time, then
     // write each kernel position's C bytes contiguously.
-    const uint32_t c_max =
-        i_count < kTransposeBytes / p_count ? i_count : kTransposeBytes / p_count;
+    const uint32_t c_max = i_count < kTransposeBytes / p_count
+                               ? i_count
+                               : kTransposeBytes / p_count;
     for (uint32_t o = 0; o < o_count; ++o) {
       uint8_t* out_o = out + o * pi;
       for (uint32_t i0 = 0; i0 < i_count; i0 += c_max) {
@@ -215,7 +217,8 @@ YONO_NOINLINE void DecodeKernelMajor(const Pq& pq, uint32_t length, uint32_t p_c
             const uint8_t* t = tmp + p;
             uint32_t ci = 0;
             for (; ci + 4 <= c; ci += 4) {
-              const uint32_t w = uint32_t{t[ci * 9]} | (uint32_t{t[ci * 9 + 9]} << 8) |
+              const uint32_t w = uint32_t{t[ci * 9]} |
+                                 (uint32_t{t[ci * 9 + 9]} << 8) |
                                  (uint32_t{t[ci * 9 + 18]} << 16) |
                                  (uint32_t{t[ci * 9 + 27]} << 24);
               memcpy(d + ci, &w, 4);
@@ -271,7 +274,8 @@ void ConvertCodebook(const uint8_t* half, uint32_t n, int8_t* dst) {
 
 const int8_t* CacheLookup(Cache* cache, uint32_t codebook) {
   for (uint32_t i = 0; i < cache->slots; ++i)
-    if (cache->slot_codebook[i] == codebook) return cache->buf + cache->slot_offset[i];
+    if (cache->slot_codebook[i] == codebook)
+      return cache->buf + cache->slot_offset[i];
   return nullptr;
 }
 
@@ -289,7 +293,8 @@ void PreparePq(const yono_image& im, const Fill& f, Cache* cache, Pq* pq) {
   pq->planes = nullptr;
   uint32_t need = 0;
   for (uint32_t m = 0; m < f.m; ++m) {
-    const Codebook cb = ReadCodebook(img, im.codebook_table, f.codebook_first + m);
+    const Codebook cb =
+        ReadCodebook(img, im.codebook_table, f.codebook_first + m);
     pq->half[m] = img + cb.data_offset;
     pq->k256 = pq->k256 && cb.k == YONO_MAX_CODEWORDS;
     need += cb.k * cb.s;
@@ -324,14 +329,15 @@ void PreparePq(const yono_image& im, const Fill& f, Cache* cache, Pq* pq) {
       pq->cw[m] = dst;
     }
     if (ok) return;
-    cache->slots = 0;  // full: start over (the record alone fits: need <= capacity)
+    // Full: start over (the record alone fits: need <= capacity).
+    cache->slots = 0;
     cache->used = 0;
   }
 }
 
-yono_status RebuildImpl(const yono_image* im, uint32_t task_index,
-                        uint8_t* dst, uint32_t dst_size, uint32_t* written,
-                        int8_t* cache_buf, uint32_t cache_size) {
+yono_status RebuildImpl(const yono_image* im, uint32_t task_index, uint8_t* dst,
+                        uint32_t dst_size, uint32_t* written, int8_t* cache_buf,
+                        uint32_t cache_size) {
   if (written != nullptr) *written = 0;
   if (!IsOpen(im)) return YONO_NOT_OPEN;
   if (task_index >= im->task_count) return YONO_NO_SUCH_TASK;
@@ -358,12 +364,8 @@ yono_status RebuildImpl(const yono_image* im, uint32_t task_index,
     }
     uint8_t* out = dst + f.dst;
     switch (f.kind) {
-      case YONO_FILL_KIND_ZERO:
-        memset(out, 0, f.length);
-        break;
-      case YONO_FILL_KIND_RAW:
-        memcpy(out, img + f.src, f.length);
-        break;
+      case YONO_FILL_KIND_ZERO: memset(out, 0, f.length); break;
+      case YONO_FILL_KIND_RAW: memcpy(out, img + f.src, f.length); break;
       default: {  // YONO_FILL_KIND_PQ (validated)
         Pq pq;
         PreparePq(*im, f, &cache, &pq);
@@ -380,7 +382,8 @@ yono_status RebuildImpl(const yono_image* im, uint32_t task_index,
     }
     cursor = f.dst + f.length;
   }
-  if (task.model_size > cursor) memcpy(dst + cursor, skel, task.model_size - cursor);
+  if (task.model_size > cursor)
+    memcpy(dst + cursor, skel, task.model_size - cursor);
   if (written != nullptr) *written = task.model_size;
   return YONO_OK;
 }
@@ -388,11 +391,13 @@ yono_status RebuildImpl(const yono_image* im, uint32_t task_index,
 #if YONO_STACK_CACHE_BYTES > 0
 // Its own frame, so that YONO_STACK_CACHE_BYTES are on the stack only when
 // no codeword cache is attached.
-YONO_NOINLINE yono_status RebuildWithStackCache(const yono_image* im, uint32_t task_index,
+YONO_NOINLINE yono_status RebuildWithStackCache(const yono_image* im,
+                                                uint32_t task_index,
                                                 uint8_t* dst, uint32_t dst_size,
                                                 uint32_t* written) {
   int8_t cache[YONO_STACK_CACHE_BYTES];
-  return RebuildImpl(im, task_index, dst, dst_size, written, cache, YONO_STACK_CACHE_BYTES);
+  return RebuildImpl(im, task_index, dst, dst_size, written, cache,
+                     YONO_STACK_CACHE_BYTES);
 }
 #endif
 
@@ -415,11 +420,13 @@ yono_status yono_image_attach_codeword_cache(yono_image* image, uint8_t* cache,
   if (!IsOpen(image)) return YONO_NOT_OPEN;
   image->cw_cache = nullptr;
   if (cache == nullptr) return YONO_OK;
-  if (size < yono_image_codeword_cache_size(image)) return YONO_REGION_TOO_SMALL;
+  if (size < yono_image_codeword_cache_size(image))
+    return YONO_REGION_TOO_SMALL;
   int8_t* dst = reinterpret_cast<int8_t*>(cache);
   for (uint32_t c = 0; c < image->codebook_count; ++c) {
     const Codebook cb = ReadCodebook(image->data, image->codebook_table, c);
-    ConvertCodebook(image->data + cb.data_offset, cb.k * cb.s, dst + c * image->cw_stride);
+    ConvertCodebook(image->data + cb.data_offset, cb.k * cb.s,
+                    dst + c * image->cw_stride);
   }
   image->cw_cache = dst;
   return YONO_OK;

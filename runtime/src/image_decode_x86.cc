@@ -29,10 +29,10 @@ namespace {
 #define YONO_TARGET_VBMI __attribute__((target("avx512f,avx512bw,avx512vbmi")))
 
 struct SimdConsts {
-  uint8_t split2[2][64]; // s=2 codebook -> planes: byte 2k+p
-  uint8_t split4[64];    // s=4: 128-bit lane p of the result = bytes 4k+p
-  uint8_t even4[2][64];  // s=4: even / odd indices of 128, in unpack order
-  uint8_t even2[2][64];  // same for s=2
+  uint8_t split2[2][64];  // s=2 codebook -> planes: byte 2k+p
+  uint8_t split4[64];     // s=4: 128-bit lane p of the result = bytes 4k+p
+  uint8_t even4[2][64];   // s=4: even / odd indices of 128, in unpack order
+  uint8_t even2[2][64];   // same for s=2
 };
 constexpr SimdConsts MakeSimdConsts() {
   SimdConsts c{};
@@ -61,7 +61,8 @@ constexpr SimdConsts MakeSimdConsts() {
 alignas(64) constexpr SimdConsts kSimd = MakeSimdConsts();
 
 // Planes of one K = 256 codebook: planes[p * 256 + k] = cw[k * s + p].
-YONO_TARGET_VBMI void BuildPlanes(const int8_t* cw, uint32_t s, uint8_t* planes) {
+YONO_TARGET_VBMI void BuildPlanes(const int8_t* cw, uint32_t s,
+                                  uint8_t* planes) {
   if (s == 2) {
     const __m512i e = _mm512_loadu_si512(kSimd.split2[0]);
     const __m512i o = _mm512_loadu_si512(kSimd.split2[1]);
@@ -69,17 +70,22 @@ YONO_TARGET_VBMI void BuildPlanes(const int8_t* cw, uint32_t s, uint8_t* planes)
       const __m512i a = _mm512_loadu_si512(cw + 128u * q);
       const __m512i b = _mm512_loadu_si512(cw + 128u * q + 64u);
       _mm512_storeu_si512(planes + 64u * q, _mm512_permutex2var_epi8(a, e, b));
-      _mm512_storeu_si512(planes + 256u + 64u * q, _mm512_permutex2var_epi8(a, o, b));
+      _mm512_storeu_si512(planes + 256u + 64u * q,
+                          _mm512_permutex2var_epi8(a, o, b));
     }
     return;
   }
   const __m512i split = _mm512_loadu_si512(kSimd.split4);
-  for (uint32_t q = 0; q < 4; ++q) {  // 64 codewords: a 4x4 transpose of 128-bit lanes
+  // 64 codewords per step: a 4x4 transpose of 128-bit lanes.
+  for (uint32_t q = 0; q < 4; ++q) {
     const int8_t* c = cw + 256u * q;
     const __m512i d0 = _mm512_permutexvar_epi8(split, _mm512_loadu_si512(c));
-    const __m512i d1 = _mm512_permutexvar_epi8(split, _mm512_loadu_si512(c + 64));
-    const __m512i d2 = _mm512_permutexvar_epi8(split, _mm512_loadu_si512(c + 128));
-    const __m512i d3 = _mm512_permutexvar_epi8(split, _mm512_loadu_si512(c + 192));
+    const __m512i d1 =
+        _mm512_permutexvar_epi8(split, _mm512_loadu_si512(c + 64));
+    const __m512i d2 =
+        _mm512_permutexvar_epi8(split, _mm512_loadu_si512(c + 128));
+    const __m512i d3 =
+        _mm512_permutexvar_epi8(split, _mm512_loadu_si512(c + 192));
     const __m512i t0 = _mm512_shuffle_i64x2(d0, d1, 0x44);
     const __m512i t1 = _mm512_shuffle_i64x2(d0, d1, 0xEE);
     const __m512i t2 = _mm512_shuffle_i64x2(d2, d3, 0x44);
@@ -93,7 +99,8 @@ YONO_TARGET_VBMI void BuildPlanes(const int8_t* cw, uint32_t s, uint8_t* planes)
 }
 
 // 256-entry byte lookup of 64 indices in one plane (4 zmm).
-YONO_TARGET_VBMI inline __m512i Lookup256(const __m512i* t, __m512i x, __mmask64 hi) {
+YONO_TARGET_VBMI inline __m512i Lookup256(const __m512i* t, __m512i x,
+                                          __mmask64 hi) {
   const __m512i lo = _mm512_permutex2var_epi8(t[0], x, t[1]);
   const __m512i up = _mm512_permutex2var_epi8(t[2], x, t[3]);
   return _mm512_mask_blend_epi8(hi, lo, up);
@@ -101,16 +108,19 @@ YONO_TARGET_VBMI inline __m512i Lookup256(const __m512i* t, __m512i x, __mmask64
 
 // The S planes of one codebook (BuildPlanes layout) into registers.
 template <uint32_t S>
-YONO_TARGET_VBMI inline void LoadPlanes(const uint8_t* planes, __m512i (*t)[4]) {
+YONO_TARGET_VBMI inline void LoadPlanes(const uint8_t* planes,
+                                        __m512i (*t)[4]) {
   for (uint32_t p = 0; p < S; ++p)
-    for (uint32_t h = 0; h < 4; ++h) t[p][h] = _mm512_load_si512(planes + 256u * p + 64u * h);
+    for (uint32_t h = 0; h < 4; ++h)
+      t[p][h] = _mm512_load_si512(planes + 256u * p + 64u * h);
 }
 
 // count (a multiple of 128) sub-vectors of s = 2; index j uses planes pe for
 // even j, po for odd j. Even and odd indices are split first so each lookup
 // serves one codebook.
-YONO_TARGET_VBMI void DecodeSimd2(uint8_t* out, const uint8_t* idx, uint32_t count,
-                                  const uint8_t* pe, const uint8_t* po) {
+YONO_TARGET_VBMI void DecodeSimd2(uint8_t* out, const uint8_t* idx,
+                                  uint32_t count, const uint8_t* pe,
+                                  const uint8_t* po) {
   __m512i e[2][4], o[2][4];
   LoadPlanes<2>(pe, e);
   LoadPlanes<2>(po, o);
@@ -124,24 +134,30 @@ YONO_TARGET_VBMI void DecodeSimd2(uint8_t* out, const uint8_t* idx, uint32_t cou
     const __mmask64 he = _mm512_movepi8_mask(xe), ho = _mm512_movepi8_mask(xo);
     const __m512i e0 = Lookup256(e[0], xe, he), e1 = Lookup256(e[1], xe, he);
     const __m512i o0 = Lookup256(o[0], xo, ho), o1 = Lookup256(o[1], xo, ho);
-    const __m512i ue[2] = {_mm512_unpacklo_epi8(e0, e1), _mm512_unpackhi_epi8(e0, e1)};
-    const __m512i uo[2] = {_mm512_unpacklo_epi8(o0, o1), _mm512_unpackhi_epi8(o0, o1)};
+    const __m512i ue[2] = {_mm512_unpacklo_epi8(e0, e1),
+                           _mm512_unpackhi_epi8(e0, e1)};
+    const __m512i uo[2] = {_mm512_unpacklo_epi8(o0, o1),
+                           _mm512_unpackhi_epi8(o0, o1)};
     uint8_t* d = out + 2u * j;
     for (uint32_t g = 0; g < 2; ++g) {
       _mm512_storeu_si512(d + 128u * g, _mm512_unpacklo_epi16(ue[g], uo[g]));
-      _mm512_storeu_si512(d + 128u * g + 64u, _mm512_unpackhi_epi16(ue[g], uo[g]));
+      _mm512_storeu_si512(d + 128u * g + 64u,
+                          _mm512_unpackhi_epi16(ue[g], uo[g]));
     }
   }
 }
 
 // One codebook's four planes of s = 4, looked up for 64 indices and
 // interleaved into 16-byte groups: w[g] lane L dword i <- position 16L+4g+i.
-YONO_TARGET_VBMI inline void Lookup4(const __m512i (*t)[4], __m512i x, __m512i* w) {
+YONO_TARGET_VBMI inline void Lookup4(const __m512i (*t)[4], __m512i x,
+                                     __m512i* w) {
   const __mmask64 hi = _mm512_movepi8_mask(x);
   __m512i p[4];
   for (uint32_t q = 0; q < 4; ++q) p[q] = Lookup256(t[q], x, hi);
-  const __m512i u0 = _mm512_unpacklo_epi8(p[0], p[1]), u1 = _mm512_unpackhi_epi8(p[0], p[1]);
-  const __m512i v0 = _mm512_unpacklo_epi8(p[2], p[3]), v1 = _mm512_unpackhi_epi8(p[2], p[3]);
+  const __m512i u0 = _mm512_unpacklo_epi8(p[0], p[1]),
+                u1 = _mm512_unpackhi_epi8(p[0], p[1]);
+  const __m512i v0 = _mm512_unpacklo_epi8(p[2], p[3]),
+                v1 = _mm512_unpackhi_epi8(p[2], p[3]);
   w[0] = _mm512_unpacklo_epi16(u0, v0);
   w[1] = _mm512_unpackhi_epi16(u0, v0);
   w[2] = _mm512_unpacklo_epi16(u1, v1);
@@ -150,8 +166,9 @@ YONO_TARGET_VBMI inline void Lookup4(const __m512i (*t)[4], __m512i x, __m512i* 
 
 // s = 4, 128 sub-vectors per step: even and odd indices are split first so
 // every lookup serves one codebook.
-YONO_TARGET_VBMI void DecodeSimd4(uint8_t* out, const uint8_t* idx, uint32_t count,
-                                  const uint8_t* pe, const uint8_t* po) {
+YONO_TARGET_VBMI void DecodeSimd4(uint8_t* out, const uint8_t* idx,
+                                  uint32_t count, const uint8_t* pe,
+                                  const uint8_t* po) {
   __m512i e[4][4], o[4][4];
   LoadPlanes<4>(pe, e);
   LoadPlanes<4>(po, o);
@@ -166,7 +183,8 @@ YONO_TARGET_VBMI void DecodeSimd4(uint8_t* out, const uint8_t* idx, uint32_t cou
     uint8_t* d = out + 4u * j;
     for (uint32_t g = 0; g < 4; ++g) {
       _mm512_storeu_si512(d + 128u * g, _mm512_unpacklo_epi32(we[g], wo[g]));
-      _mm512_storeu_si512(d + 128u * g + 64u, _mm512_unpackhi_epi32(we[g], wo[g]));
+      _mm512_storeu_si512(d + 128u * g + 64u,
+                          _mm512_unpackhi_epi32(we[g], wo[g]));
     }
   }
 }
@@ -206,4 +224,3 @@ void DecodeSimd(const Pq& pq, uint8_t* out, const uint8_t* idx, uint32_t count,
 }  // namespace internal
 }  // namespace yono
 #endif  // YONO_SIMD_X86
-

@@ -142,13 +142,14 @@ inline int8_t HalfToInt8(uint16_t h) {
 
 // One PQ record's decode state.
 struct Pq {
-  const uint8_t* idx;                  // index array
-  uint32_t s;                          // subvector_len
-  uint32_t m;                          // sub-codebook count M
-  const int8_t* cw[kMaxSubCodebooks];  // int8 codewords (cache) or null
+  const uint8_t* idx;                     // index array
+  uint32_t s;                             // subvector_len
+  uint32_t m;                             // sub-codebook count M
+  const int8_t* cw[kMaxSubCodebooks];     // int8 codewords (cache) or null
   const uint8_t* half[kMaxSubCodebooks];  // binary16 codewords (slow path)
-  bool k256;                           // every sub-codebook has K = 256
-  const uint8_t* planes;  // SIMD byte planes of cw[0], cw[1] (kPlaneBytes), or null
+  bool k256;                              // every sub-codebook has K = 256
+  // SIMD byte planes of cw[0], cw[1] (kPlaneBytes), or null.
+  const uint8_t* planes;
 };
 
 #if YONO_SIMD_X86

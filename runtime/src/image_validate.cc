@@ -16,11 +16,13 @@ yono_status ValidateTask(const yono_image& im, uint32_t t) {
   const uint32_t size = im.size;
   const Task task = ReadTask(img, im.task_table, t);
 
-  if (task.name_length < 1 || task.name_length > YONO_MAX_NAME_LENGTH) return YONO_BAD_TASK;
+  if (task.name_length < 1 || task.name_length > YONO_MAX_NAME_LENGTH)
+    return YONO_BAD_TASK;
   if (!InBounds(task.name_offset, uint64_t{task.name_length} + 1, size))
     return YONO_OUT_OF_BOUNDS;
   if (img[task.name_offset + task.name_length] != 0) return YONO_BAD_TASK;
-  for (uint32_t i = 0; i < task.name_length; ++i)  // names are C strings: no NUL inside
+  // Names are C strings: no NUL inside.
+  for (uint32_t i = 0; i < task.name_length; ++i)
     if (img[task.name_offset + i] == 0) return YONO_BAD_TASK;
   if (task.model_size > im.max_model_size) return YONO_BAD_HEADER;
   if (task.arena_size > im.max_arena_size) return YONO_BAD_HEADER;
@@ -73,7 +75,8 @@ yono_status ValidateTask(const yono_image& im, uint32_t t) {
         if (!InBounds(f.src, n, size)) return YONO_OUT_OF_BOUNDS;
         const uint8_t* idx = img + f.src;
         bool all_full = true;  // K = 256: every one-byte index is valid
-        for (uint32_t m = 0; m < f.m; ++m) all_full = all_full && k[m] == YONO_MAX_CODEWORDS;
+        for (uint32_t m = 0; m < f.m; ++m)
+          all_full = all_full && k[m] == YONO_MAX_CODEWORDS;
         if (all_full) {
           // nothing to scan
         } else if (f.m == 1) {
@@ -91,8 +94,7 @@ yono_status ValidateTask(const yono_image& im, uint32_t t) {
         }
         break;
       }
-      default:
-        return YONO_BAD_FILL_RECORD;
+      default: return YONO_BAD_FILL_RECORD;
     }
   }
   if (filled + task.skeleton_size != task.model_size) return YONO_BAD_TASK;
@@ -132,8 +134,10 @@ yono_status yono_image_open(yono_image* image, const uint8_t* data,
   if (size < YONO_HEADER_SIZE) return YONO_TOO_SMALL;
   if (memcmp(data + YONO_HEADER_MAGIC_OFF, YONO_MAGIC, YONO_MAGIC_SIZE) != 0)
     return YONO_BAD_MAGIC;
-  if (Rd16(data + YONO_HEADER_FORMAT_VERSION_OFF) != YONO_FORMAT_VERSION) return YONO_BAD_VERSION;
-  if (Rd16(data + YONO_HEADER_HEADER_SIZE_OFF) != YONO_HEADER_SIZE) return YONO_BAD_HEADER;
+  if (Rd16(data + YONO_HEADER_FORMAT_VERSION_OFF) != YONO_FORMAT_VERSION)
+    return YONO_BAD_VERSION;
+  if (Rd16(data + YONO_HEADER_HEADER_SIZE_OFF) != YONO_HEADER_SIZE)
+    return YONO_BAD_HEADER;
   const uint32_t image_size = Rd32(data + YONO_HEADER_IMAGE_SIZE_OFF);
   if (image_size < YONO_HEADER_SIZE) return YONO_BAD_HEADER;
   if (image_size > size) return YONO_TOO_SMALL;
@@ -156,9 +160,11 @@ yono_status yono_image_open(yono_image* image, const uint8_t* data,
   const uint32_t notes_offset = Rd32(data + YONO_HEADER_NOTES_OFFSET_OFF);
   const uint32_t notes_size = Rd32(data + YONO_HEADER_NOTES_SIZE_OFF);
   if (notes_size == 0 && notes_offset != 0) return YONO_BAD_HEADER;
-  if (!InBounds(notes_offset, notes_size, image_size)) return YONO_OUT_OF_BOUNDS;
+  if (!InBounds(notes_offset, notes_size, image_size))
+    return YONO_OUT_OF_BOUNDS;
   if (!InBounds(im.codebook_table,
-                uint64_t{im.codebook_count} * YONO_CODEBOOK_ENTRY_SIZE, image_size) ||
+                uint64_t{im.codebook_count} * YONO_CODEBOOK_ENTRY_SIZE,
+                image_size) ||
       !InBounds(im.task_table, uint64_t{im.task_count} * YONO_TASK_ENTRY_SIZE,
                 image_size))
     return YONO_OUT_OF_BOUNDS;
