@@ -146,6 +146,34 @@ class _Layout:
         return off
 
 
+def put_task(lay: _Layout, t: Task) -> bytes:
+    """Lay out one task's name, skeleton, payloads and fill table; returns its task-table row.
+    Shared by write_image and `yonoc add` (backend/append.py) so both serialise alike."""
+    name = t.name.encode("utf-8")
+    if not 1 <= len(name) <= MAX_NAME_LENGTH:
+        raise ImageError(f"task name {t.name!r}: 1..{MAX_NAME_LENGTH} UTF-8 bytes")
+    name_off = lay.put(name + b"\0")
+    fills = sorted(t.fills, key=lambda f: f.dst_offset)
+    skeleton, cursor = [], 0
+    for f in fills:
+        if f.dst_offset < cursor or f.length <= 0 or f.dst_offset + f.length > len(t.model):
+            raise ImageError(f"task {t.name!r}: overlapping or out-of-range fill records")
+        skeleton.append(t.model[cursor:f.dst_offset])
+        cursor = f.dst_offset + f.length
+    skeleton.append(t.model[cursor:])
+    skel = b"".join(skeleton)
+    skel_off = lay.put(skel)
+    rows = []
+    for f in fills:
+        src = lay.put(f.payload) if f.kind != FillKind.ZERO else 0
+        rows.append(FILL_RECORD.pack(f.dst_offset, f.length, f.kind, f.layout,
+                                     f.codebook_count, 0, f.codebook_first,
+                                     f.kernel_positions, src, f.inner_channels, 0))
+    fill_off = lay.put(b"".join(rows)) if rows else _align(lay.end)
+    return TASK_ENTRY.pack(name_off, len(name), len(t.model), crc32(t.model), skel_off,
+                           len(skel), fill_off, len(fills), t.arena_size, 0, t.original_size)
+
+
 def write_image(codebooks: list, tasks: list, notes: bytes = b"") -> bytes:
     """Serialise codebooks, tasks and the opaque build notes (placed last, so an image without
     notes is laid out exactly as before). Raises ImageError if a format limit is exceeded."""
@@ -168,32 +196,7 @@ def write_image(codebooks: list, tasks: list, notes: bytes = b"") -> bytes:
         blob = np.ascontiguousarray(cb.codewords, "<f2").tobytes()
         cb_rows.append(CODEBOOK_ENTRY.pack(cb.group, s, k, lay.put(blob), len(blob), 0))
 
-    task_rows = []
-    for t in tasks:
-        name = t.name.encode("utf-8")
-        if not 1 <= len(name) <= MAX_NAME_LENGTH:
-            raise ImageError(f"task name {t.name!r}: 1..{MAX_NAME_LENGTH} UTF-8 bytes")
-        name_off = lay.put(name + b"\0")
-        fills = sorted(t.fills, key=lambda f: f.dst_offset)
-        skeleton, cursor = [], 0
-        for f in fills:
-            if f.dst_offset < cursor or f.length <= 0 or f.dst_offset + f.length > len(t.model):
-                raise ImageError(f"task {t.name!r}: overlapping or out-of-range fill records")
-            skeleton.append(t.model[cursor:f.dst_offset])
-            cursor = f.dst_offset + f.length
-        skeleton.append(t.model[cursor:])
-        skel = b"".join(skeleton)
-        skel_off = lay.put(skel)
-        rows = []
-        for f in fills:
-            src = lay.put(f.payload) if f.kind != FillKind.ZERO else 0
-            rows.append(FILL_RECORD.pack(f.dst_offset, f.length, f.kind, f.layout,
-                                         f.codebook_count, 0, f.codebook_first,
-                                         f.kernel_positions, src, f.inner_channels, 0))
-        fill_off = lay.put(b"".join(rows)) if rows else _align(lay.end)
-        task_rows.append(TASK_ENTRY.pack(name_off, len(name), len(t.model), crc32(t.model),
-                                         skel_off, len(skel), fill_off, len(fills),
-                                         t.arena_size, 0, t.original_size))
+    task_rows = [put_task(lay, t) for t in tasks]
     notes = bytes(notes)
     notes_off = lay.put(notes) if notes else 0
     size = _align(lay.end)
