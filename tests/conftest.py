@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import glob
 import os
+import pathlib
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -72,3 +74,27 @@ def shared_real_samples(tmp_path) -> dict:
 
 
 needs_shared = pytest.mark.skipif(not shared_models(), reason="../shared/models not present")
+
+
+@dataclass(frozen=True)
+class Built:
+    """An image built by the CLI, with its --report and its `yonoc extract` output."""
+
+    dir: pathlib.Path
+    image: pathlib.Path
+    report: pathlib.Path
+    rebuilt: pathlib.Path  # <task name>.tflite per model
+
+
+@pytest.fixture(scope="session")
+def examples_built(tmp_path_factory) -> Built:
+    """The example models built once per session with the default options (TFLM fidelity
+    check): for every test that reads this image rather than tests a build of its own.
+    Tests must not write into its folder."""
+    if len(example_models()) < 3:
+        pytest.skip("example models missing")
+    d = tmp_path_factory.mktemp("examples_default")
+    built = Built(d, d / "image.bin", d / "report.json", d / "rebuilt")
+    run_yonoc("build", *example_models(), "-o", built.image, "--report", built.report)
+    run_yonoc("extract", built.image, "-o", built.rebuilt)
+    return built

@@ -26,11 +26,8 @@ def _strict_loads(text):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    d = tmp_path_factory.mktemp("inspect")
-    image, report = d / "image.bin", d / "report.json"
-    run_yonoc("build", *example_models(), "-o", image, "--report", report, "-j", "2")
-    return image, json.loads(report.read_text())
+def built(examples_built):
+    return examples_built.image, json.loads(examples_built.report.read_text())
 
 
 def test_csv_lists_every_weight_tensor_of_every_model(built):
