@@ -467,7 +467,7 @@ def test_tflm_signal_op_model_is_checked_and_compressed_around_it(tmp_path):
 
 def test_unknown_custom_op_is_refused_in_check_mode_with_a_clear_message(tmp_path):
     path = write(tmp_path, "vendor", custom_op_model("VendorFFT", None))
-    p = run_yonoc("build", path, "-o", tmp_path / "img.bin", check=False)
+    p = run_yonoc("build", path, "-o", tmp_path / "img.bin", "-q", check=False)  # no progress
     assert p.returncode == ModelError.exit_code
     assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
     assert "vendor: the TFLM interpreter cannot run this model" in p.stderr

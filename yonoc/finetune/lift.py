@@ -13,6 +13,7 @@ The lift is for training only: accuracy is always measured on the int8 model in 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,7 +34,7 @@ SUPPORTED_OPS = (
 )
 
 
-def require_torch():
+def require_torch() -> ModuleType:
     try:
         import torch
     except ImportError:
@@ -66,6 +67,20 @@ def _same_pad(size, k, stride, dil):
     out = -(-size // stride)
     total = max((out - 1) * stride + (k - 1) * dil + 1 - size, 0)
     return total // 2, total - total // 2
+
+
+def conv_window(x, kh: int, kw: int, options: dict) -> tuple:
+    """(x padded as TFLite pads it, strides, dilations) for a kh x kw convolution window over
+    NCHW `x` with a CONV_2D / DEPTHWISE_CONV_2D operator's options."""
+    import torch.nn.functional as F
+
+    sh, sw = options.get("stride_h", 1), options.get("stride_w", 1)
+    dh, dw = options.get("dilation_h", 1) or 1, options.get("dilation_w", 1) or 1
+    if options.get("padding") == "SAME":
+        ph = _same_pad(x.shape[2], kh, sh, dh)
+        pw = _same_pad(x.shape[3], kw, sw, dw)
+        x = F.pad(x, (pw[0], pw[1], ph[0], ph[1]))
+    return x, (sh, sw), (dh, dw)
 
 
 def build_lift(model: ModelIR, weights: Sequence[np.ndarray] | None = None,
@@ -235,14 +250,8 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
                 else:
                     wk = w.permute(3, 0, 1, 2)  # [C*m, 1, H, W]
                     groups = x.shape[1]
-                kh, kw = wk.shape[2], wk.shape[3]
-                sh, sw = o.get("stride_h", 1), o.get("stride_w", 1)
-                dh, dw = o.get("dilation_h", 1) or 1, o.get("dilation_w", 1) or 1
-                if o.get("padding") == "SAME":
-                    ph = _same_pad(x.shape[2], kh, sh, dh)
-                    pw = _same_pad(x.shape[3], kw, sw, dw)
-                    x = F.pad(x, (pw[0], pw[1], ph[0], ph[1]))
-                y = F.conv2d(x, wk, b, (sh, sw), 0, (dh, dw), groups)
+                x, stride, dilation = conv_window(x, wk.shape[2], wk.shape[3], o)
+                y = F.conv2d(x, wk, b, stride, 0, dilation, groups)
                 return _act(torch, y.permute(0, 2, 3, 1), o.get("activation"))
             if name == "FULLY_CONNECTED":
                 w = self._in(env, ins[1])
@@ -381,7 +390,7 @@ def _head_tensor(graph: Graph):
     return -1, None
 
 
-def lift_matches(model: ModelIR, inputs: list, dtype=None):
+def lift_matches(model: ModelIR, inputs: list[np.ndarray], dtype=None) -> list[np.ndarray]:
     """Run the lift on int8 (or float) `inputs` and return per-sample dequantised outputs."""
     torch = require_torch()
     mod = build_lift(model, dtype=dtype or torch.float64)

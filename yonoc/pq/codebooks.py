@@ -46,7 +46,7 @@ class CodebookOptions:
 class PQCodebook:
     group: Group
     subvector_len: int
-    subs: list  # M arrays [K, s] float32, integral values in [-128, 127]
+    subs: list[np.ndarray]  # M arrays [K, s] float32, integral values in [-128, 127]
 
     @property
     def codewords(self) -> int:
@@ -89,9 +89,9 @@ class PQCodebook:
 class CodebookSet:
     """The codebooks of one image (shared) or of one model (pq-s), coarsest rate first."""
 
-    books: list  # of PQCodebook
+    books: list[PQCodebook]
 
-    def rates(self, group: Group) -> list:
+    def rates(self, group: Group) -> list[PQCodebook]:
         return [b for b in self.books if b.group == group]
 
     def to_npz(self, path_or_file) -> None:

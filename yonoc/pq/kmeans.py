@@ -12,7 +12,8 @@ import numpy as np
 _CHUNK = 16384
 
 
-def nearest(x: np.ndarray, centroids: np.ndarray, chunk: int = _CHUNK):
+def nearest(x: np.ndarray, centroids: np.ndarray, chunk: int = _CHUNK
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Index of the nearest centroid for every row of x, and the squared distance to it."""
     x = np.ascontiguousarray(x, np.float32)
     c = np.ascontiguousarray(centroids, np.float32)
@@ -50,7 +51,7 @@ def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = 25,
-           init_sample: int = 20000, tol: float = 1e-6):
+           init_sample: int = 20000, tol: float = 1e-6) -> tuple[np.ndarray, float]:
     """Cluster the rows of x into k centroids. Returns (centroids [k, d] float32, inertia).
 
     k-means++ runs on a seeded sample of at most `init_sample` rows (it is O(n k)); Lloyd
