@@ -273,6 +273,10 @@ def _codebook_opts(f):
 @click.option("--no-notes", "no_notes", is_flag=True,
               help="Leave the build notes (per-model/per-tensor fidelity for `inspect`, a few "
                    "bytes per tensor) out of the image.")
+@click.option("--encode", "encode_mode", default="output+bias", show_default=True,
+              type=click.Choice(["nearest", "output", "output+bias"], case_sensitive=False),
+              help="Codeword choice: nearest in weight space, output-aware on calibration "
+                   "activations, or output-aware with bias correction.")
 @click.option("--target", type=click.Choice(sorted(TARGETS), case_sensitive=False),
               help="MCU preset whose flash/SRAM the result must fit.")
 @click.option("--flash", type=_Size(),
@@ -303,7 +307,7 @@ def _codebook_opts(f):
 def build(models, output, mode, frozen, codewords, subvector_lengths, seed, samples, snr,
           min_agreement, no_check, fallback, keep_names, kernel_major, report_path, target,
           flash, sram, jobs, spec_path, finetune, epsilon, emit_c, prefix, verbose, no_notes,
-          quiet):
+          quiet, encode_mode):
     """Compress MODELS (.tflite) into one image (or the models of --spec)."""
     from . import progress
     top_v, top_q = click.get_current_context().find_root().obj or (0, False)
@@ -321,7 +325,7 @@ def build(models, output, mode, frozen, codewords, subvector_lengths, seed, samp
         mode=mode, codebook=_codebook_options(codewords, subvector_lengths, seed),
         frozen_codebooks=frozen, target=FidelityTarget(snr, min_agreement), check=not no_check,
         fallback=fallback, samples=_parse_samples(samples), erase_names=not keep_names,
-        kernel_major=kernel_major, jobs=jobs, notes=not no_notes)
+        kernel_major=kernel_major, jobs=jobs, notes=not no_notes, encode=encode_mode.lower())
     models = list(models)
     if spec_path or finetune or epsilon is not None:  # --- build spec / EM finetuning
         opts, models = _apply_spec(spec_path, opts, models, mode, frozen, finetune, epsilon)

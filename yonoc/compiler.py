@@ -20,7 +20,7 @@ from .errors import YonocError
 from .frontend import read_model
 from .interpreter import measure_arena
 from .options import MODES, BuildOptions
-from .passes import em, encode, fidelity
+from .passes import em, encode, fidelity, output_aware
 from .pq import codebooks as pq
 from .samples import find_sample_files, load_samples, samples_for
 
@@ -231,10 +231,16 @@ def _compile_model(args):
     choices = [0 if e.rates else encode.RAW for e in encs]
     measurement, evaluator, samples_desc = None, None, "none"
     real, alone = 0, {}  # --- build notes: real inputs, per-tensor probe SNRs
+    # --- output-aware codes and bias correction (passes/output_aware.py)
+    cal, held_out = None, None
+    if encs and options.mode in ("yono", "pq-mopt") and options.encode != "nearest":
+        cal = output_aware.for_build(m, encs, options, explicit)
+        encs = cal.encodings if cal is not None else encs
     # --- EM finetuning (Algorithm 1, passes/em.py): models with data, yono / pq-mopt modes
     patches, em_out = None, None
     if encs and options.mode in ("yono", "pq-mopt") and m.name in dict(options.data):
-        em_out = em.for_build(m, encs, dict(options.data)[m.name], options, erase)
+        em_out = em.for_build(m, encs, dict(options.data)[m.name], options, erase,
+                              output_aware.float_biases(m, cal) if cal is not None else None)
         encs, choices, patches = em_out.encodings, em_out.choices, em_out.patches
     if options.check:
         samples, real = samples_for(m, explicit, options.generated_samples, options.max_samples)
@@ -244,10 +250,15 @@ def _compile_model(args):
             measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase,
                                                                  patches))
         elif options.mode == "yono" and encs:
-            choices, measurement = fidelity.choose(m, encs, evaluator, options.target,
-                                                   options.fallback, erase, probe=alone)
+            # checked again on inputs that chose neither codes nor rates (output_aware.py)
+            choices, measurement, held_out, _ = output_aware.choose_with_margin(
+                m, encs, evaluator, output_aware.held_out_evaluator(m, options), options,
+                erase, alone, cal.patches if cal is not None else (lambda c: {}))
+            patches = cal.patches(choices) if cal is not None else None
         elif encs:
-            measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase))
+            patches = cal.patches(choices) if cal is not None else None
+            measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase,
+                                                                 patches))
     # smallest arena TFLM allocates the model in, plus margin (yonoc/arena.py); 0 only when
     # tflite-micro is missing or cannot run the model, whether or not --no-check
     arena = measure_arena(m.data, name=m.name) if options.measure_arena else 0
@@ -257,6 +268,8 @@ def _compile_model(args):
     result.notes = build_notes.model_note(
         m, task.model, measurement, real,
         len(evaluator.samples) - real if evaluator is not None else 0, options, em_out, alone)
+    if held_out is not None:
+        result.notes.held_out_snr_db = held_out.snr_db
     if em_out is not None:
         result.accuracy_original, result.accuracy = em_out.original, em_out.final
         result.finetuned = list(em_out.trainable) if not em_out.fell_back else []

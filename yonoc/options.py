@@ -27,6 +27,9 @@ class BuildOptions:
     measure_arena: bool = True
     jobs: int = 0  # worker processes for the per-model passes; 0 = one per core
     notes: bool = True  # build notes in the image (per-model/per-tensor fidelity; --no-notes)
+    # codeword choice (passes/output_aware.py): "nearest" in weight space, "output" (GPTQ-style
+    # on calibration activations) or "output+bias" (plus bias correction); yono / pq-mopt
+    encode: str = "output+bias"
     # --- EM finetuning (Algorithm 1, passes/em.py); models with data in yono / pq-mopt modes
     data: tuple = ()  # ((model name, passes.em.DataSpec), ...), from a build spec
     finetune: str | None = None  # hook: "torch" (default), module:callable, entry point name

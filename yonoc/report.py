@@ -99,7 +99,7 @@ def _finite(v):
 def _model_notes(n) -> dict:
     """Per-model fidelity from the build notes; None (shown "-") when the image has none."""
     keys = ("snr_db", "agreement", "inputs_real", "inputs_generated", "accuracy_original",
-            "accuracy", "target_snr_db", "target_agreement", "epsilon")
+            "accuracy", "target_snr_db", "target_agreement", "epsilon", "held_out_snr_db")
     if n is None:
         return {"notes": False, **{k: None for k in keys}}
     return {"notes": True, "snr_db": n.snr_db if n.checked else None,
@@ -108,7 +108,9 @@ def _model_notes(n) -> dict:
             "inputs_generated": n.generated_inputs if n.checked else None,
             "accuracy_original": n.accuracy_original, "accuracy": n.accuracy,
             "target_snr_db": n.target_snr_db, "target_agreement": n.target_agreement,
-            "epsilon": n.epsilon}
+            "epsilon": n.epsilon,
+            # on inputs that chose neither codes nor rates (passes/output_aware.py)
+            "held_out_snr_db": n.held_out_snr_db if n.checked else None}
 
 
 def _group_name(group: int) -> str:
@@ -208,7 +210,8 @@ def tensors_csv(r: dict) -> str:
 
 def format_report(r: dict) -> str:
     lines = [f"{'model':40s} {'ops':>4s} {'original':>9s} {'in image':>9s} {'ratio':>6s} "
-             f"{'PQ/raw':>7s} {'SRAM model':>10s} {'arena':>8s} {'SNR dB':>6s} {'agree':>6s} "
+             f"{'PQ/raw':>7s} {'SRAM model':>10s} {'arena':>8s} {'SNR dB':>6s} {'held':>5s} "
+             f"{'agree':>6s} "
              f"{'inputs':>10s}"]
     for m in r["models"]:
         agree = "-" if m.get("agreement") is None else f"{100 * m['agreement']:.1f}%"
@@ -218,7 +221,8 @@ def format_report(r: dict) -> str:
             f"{m['name'][:40]:40s} {sum(m['operators'].values()):4d} {m['original_bytes']:9d} "
             f"{m['image_bytes']:9d} {m['ratio']:5.2f}x "
             f"{m['tensors_compressed']:3d}/{m['tensors_raw']:<3d} {m['sram_model_bytes']:10d} "
-            f"{m['arena_bytes']:8d} {_fmt(m.get('snr_db'), '.1f'):>6s} {agree:>6s} "
+            f"{m['arena_bytes']:8d} {_fmt(m.get('snr_db'), '.1f'):>6s} "
+            f"{_fmt(m.get('held_out_snr_db'), '.1f'):>5s} {agree:>6s} "
             f"{inputs:>10s}")
     for m in r["models"]:  # models built with labelled data are judged on accuracy
         if m.get("accuracy") is not None and m.get("accuracy_original") is not None:

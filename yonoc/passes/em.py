@@ -125,10 +125,13 @@ def first_last(layers) -> list:
 def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, options: EMOptions,
         hook: FinetuneHook | str | None = None, target: FidelityTarget | None = None,
         erase_names: bool = True, evaluator: Evaluator | None = None,
-        progress: Callable[[EMStep], None] | None = None) -> EMOutcome:
+        progress: Callable[[EMStep], None] | None = None,
+        biases0: dict | None = None) -> EMOutcome:
     """Algorithm 1 for one model. `hook`: a finetune hook or its name (default: torch).
 
     `encodings` are left as they are: the E-step's codes come back in `EMOutcome.encodings`.
+    `biases0`: {layer index: float real-domain bias} to start from (bias correction of the
+    coded layers, passes/output_aware.py); patched like finetuned biases.
     """
     hook = hook if callable(hook) else load_hook(hook)
     n = len(encodings)
@@ -178,7 +181,7 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
 
     shadow = {}  # E-step targets trained through the codebook (file order, flat); else original
     current = {}  # finetuned float weights of layers in S (file order, flat)
-    biases = {}  # finetuned float biases
+    biases = dict(biases0 or {})  # finetuned (or corrected) float biases
 
     def float_weights():
         out = []
@@ -314,7 +317,8 @@ def _log(model, step, metric):
 
 
 def for_build(model: ModelIR, encodings: list[TensorEncodings], spec: DataSpec,
-              options: BuildOptions, erase_names: bool) -> EMOutcome:
+              options: BuildOptions, erase_names: bool, biases0: dict | None = None
+              ) -> EMOutcome:
     """The compiler's entry: Algorithm 1 for one model of a build."""
     data = load_data(model, spec)
     hook = load_hook(options.finetune)
@@ -326,4 +330,5 @@ def for_build(model: ModelIR, encodings: list[TensorEncodings], spec: DataSpec,
     em_opts = options.em
     if options.mode == "pq-mopt":  # ablation: first/last only, no heuristic, no safety net
         em_opts = replace(em_opts, heuristic=False, fallback_raw=False)
-    return run(model, encodings, data, em_opts, hook, options.target, erase_names)
+    return run(model, encodings, data, em_opts, hook, options.target, erase_names,
+               biases0=biases0)

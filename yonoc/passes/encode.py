@@ -7,7 +7,7 @@ model bytes. Turning codes into image records is the backend's job (backend/lowe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,15 +33,36 @@ class RateEncoding:
 class TensorEncodings:
     tensor: WeightTensor
     rates: list[RateEncoding]  # coarsest first
+    _raw: int | None = field(default=None, init=False, repr=False, compare=False)
 
     def bytes_at(self, choice: int) -> int:
-        return self.tensor.size if choice == RAW else self.rates[choice].index_bytes
+        return self.raw_bytes() if choice == RAW else self.rates[choice].index_bytes
+
+    def raw_bytes(self) -> int:
+        """What the image pays for the tensor stored raw: its zero runs become ZERO records
+        (backend), so a mostly-zero (pruned) tensor is nearly free raw and must not be coded
+        for the bytes it seems to save."""
+        if self._raw is None:
+            self._raw = stored_raw_bytes(self.tensor.values)
+        return self._raw
 
     def rebuilt_at(self, choice: int) -> np.ndarray:
         return self.tensor.values if choice == RAW else self.rates[choice].rebuilt
 
     def error_at(self, choice: int) -> float:
         return 0.0 if choice == RAW else self.rates[choice].sq_error
+
+
+def stored_raw_bytes(values: np.ndarray) -> int:
+    """Bytes left in the skeleton after ZERO records (one fill record per run) take the zero
+    runs of at least MIN_ZERO_RUN bytes (backend/image_format.zero_fills)."""
+    from ..backend.image_format import FILL_RECORD, MIN_ZERO_RUN
+
+    z = np.asarray(values).reshape(-1) == 0
+    d = np.diff(np.concatenate(([0], z.astype(np.int8), [0])))
+    runs = np.flatnonzero(d == -1) - np.flatnonzero(d == 1)
+    runs = runs[runs >= MIN_ZERO_RUN]
+    return int(z.size - runs.sum() + FILL_RECORD.size * len(runs))
 
 
 def set_layout(models: list[ModelIR], kernel_major: bool) -> list[ModelIR]:

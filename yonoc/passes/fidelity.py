@@ -121,21 +121,30 @@ def snr_db(signal: float, noise: float) -> float:
     return 10.0 * math.log10(signal / noise)
 
 
+def _worth_coding(e) -> bool:
+    """A tensor whose raw bytes cost no more than its coarsest codes (zero runs: encode.py
+    raw_bytes) stays raw."""
+    return bool(e.rates) and e.bytes_at(0) < e.bytes_at(RAW)
+
+
 def _bytes(encodings, choices) -> int:
     return sum(e.bytes_at(c) for e, c in zip(encodings, choices))
 
 
 def choose(model: ModelIR, encodings: list, evaluator: Evaluator, target: FidelityTarget,
-           strategy: str = "sensitivity", erase_names: bool = True, probe: dict | None = None):
+           strategy: str = "sensitivity", erase_names: bool = True, probe: dict | None = None,
+           patches=None):
     """Per-tensor choices meeting the target with the fewest bytes found. Returns
     (choices, Measurement). `probe`, if given, receives {tensor index: output SNR (dB) with
     only that tensor coded at the coarsest rate} for the tensors the sensitivity probe
-    measured (the build notes keep them)."""
+    measured (the build notes keep them). `patches(choices)`, if given, gives the byte
+    patches of a choice (bias correction of the coded layers: passes/output_aware.py)."""
     n = len(encodings)
-    coarse = [0 if e.rates else RAW for e in encodings]
+    coarse = [0 if _worth_coding(e) else RAW for e in encodings]
 
     def build(choices):
-        return rebuilt_model(model, encodings, choices, erase_names)
+        return rebuilt_model(model, encodings, choices, erase_names,
+                             patches(choices) if patches else None)
 
     if n and evaluator.spread <= 0:
         # constant outputs on every sample: no measurement can justify coding a weight
@@ -184,7 +193,7 @@ def _sensitivity(encodings, evaluator, target, build, m_raw, probe_samples=8, pr
     scale = evaluator.signal / signal_probe if signal_probe > 0 else 1.0
     noise0 = []
     for i, e in enumerate(encodings):
-        if not e.rates:
+        if not _worth_coding(e):
             noise0.append(0.0)
             continue
         c = [RAW] * n
@@ -202,7 +211,7 @@ def _sensitivity(encodings, evaluator, target, build, m_raw, probe_samples=8, pr
         return noise0[i] * ratio
 
     def allocate(budget):
-        c = [0 if e.rates else RAW for e in encodings]
+        c = [0 if _worth_coding(e) else RAW for e in encodings]
         total = sum(est(i, c[i]) for i in range(n))
         while total > budget:
             best, best_gain = None, -1.0
