@@ -234,7 +234,7 @@ def _codebook_opts(f):
                      help="k-means seed.")(f)
     f = click.option("--subvector-lengths", "subvector_lengths", multiple=True,
                      metavar="G=S[,S..]",
-                     help="Rates per group, e.g. A=4,2 (group A: 3x3 kernels, B: 1x1/FC); "
+                     help="Rates per group, e.g. A=4,2 (group A: 3x3 kernels, B: the rest); "
                           "bits per weight = 8/S.")(f)
     f = click.option("--codewords", default=256, show_default=True, type=click.IntRange(1, 256),
                      help="K codewords per sub-codebook (indices are one byte).")(f)
@@ -266,7 +266,7 @@ def _codebook_opts(f):
               show_default=True, help="How the fidelity pass picks what to keep finer/raw.")
 @click.option("--keep-names", is_flag=True, help="Keep tensor names in the rebuilt models.")
 @click.option("--kernel-major", is_flag=True,
-              help="Vectorise 3x3 kernels spatially (paper) instead of in memory order: "
+              help="Vectorise kernels spatially (paper) instead of in memory order: "
                    "+0.1-0.4 dB, slower task switch.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), callback=_out_file,
               help="Also write the build report as JSON (strict: null for absent figures).")

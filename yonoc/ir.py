@@ -19,7 +19,7 @@ class Group(IntEnum):
     """Which shared codebook pair a weight tensor is encoded with (paper §2.3)."""
 
     CONV3X3 = 0  # W1: 3x3 CONV_2D and 3x3 DEPTHWISE_CONV_2D kernels
-    POINTWISE = 1  # W2: 1x1 CONV_2D and FULLY_CONNECTED matrices
+    POINTWISE = 1  # W2: 1x1 CONV_2D and FULLY_CONNECTED matrices, and every other kernel shape
 
 
 class Layout(IntEnum):
@@ -38,8 +38,8 @@ class WeightTensor:
     shape: tuple[int, ...]
     group: Group
     layout: Layout
-    kernel_positions: int  # P = H*W of a 3x3 kernel ([O, P, I] in the file), 1 otherwise
-    inner_channels: int  # I of a 3x3 kernel, 1 otherwise
+    kernel_positions: int  # P = H*W of a conv kernel ([O, P, I] in the file), 1 for 1x1/FC
+    inner_channels: int  # I of a conv/depthwise kernel with P > 1, 1 otherwise
     offset: int  # byte offset of the payload in the original file
     values: np.ndarray  # int8, flat, in file order
     scales: np.ndarray  # float32, per channel (len 1 if per-tensor)
