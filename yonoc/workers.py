@@ -2,32 +2,40 @@
 
 Not concurrent.futures: its feeder thread can block for ever writing a large task to workers a
 Ctrl-C has killed, and leaving its `with` block waits for the running tasks (up to a whole
-model's fidelity search). Here each worker has one pipe; a task goes only to an idle worker
-(waiting in recv), the main process waits on the pipes with a timeout so a signal is handled
+model's fidelity search). Here each worker has one socket; a task goes only to an idle worker
+(waiting in recv), the main process waits on the sockets with a timeout so a signal is handled
 at once, and any exception, KeyboardInterrupt included, kills the workers.
 
-Only the main process reacts to Ctrl-C (the terminal sends SIGINT to the whole process group):
-workers start with SIGINT ignored (`_sigint_ignored_by_children`), so there is no window during
-their start-up either. Their log records travel on the same pipe and are logged by the
-main process, so they keep the `yonoc:` prefix and reach the terminal in one piece.
+Only the main process reacts to Ctrl-C (the terminal sends SIGINT to the whole process group).
+A worker is started as `sh -c "trap '' INT; exec python ..."`: the shell ignores SIGINT before
+Python starts, an ignored signal stays ignored across exec, and Python then installs no
+KeyboardInterrupt handler, so no Ctrl-C can print a worker traceback, not even while it imports
+(a Ctrl-C in the shell's first millisecond ends it silently; the main process got it too). The
+main process never ignores SIGINT itself: a signal that arrives while workers start is not lost
+(ignoring it there while other threads run lost it, 6 times in 20 tries).
+Log records from workers travel on the same socket and are logged by the main process, so they
+keep the `yonoc:` prefix and reach the terminal in one piece.
 """
 
 from __future__ import annotations
 
-import contextlib
+import importlib
 import logging
-import multiprocessing
+import os
 import pickle
 import signal
-import threading
+import socket
+import subprocess
+import sys
 import traceback
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 
 from .errors import YonocError
 
 log = logging.getLogger("yonoc")
 
 POLL_S = 0.2
+_CHILD = "from yonoc.workers import _worker_main; _worker_main()"
 
 
 class WorkerDied(YonocError):
@@ -46,12 +54,16 @@ class _PipeHandler(logging.Handler):
             self.handleError(record)
 
 
-def _worker(conn, fn, level):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _worker_main():
+    """Child side: argv = fd, "module:function", log level."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already ignored (sh trap); stays so
+    conn = Connection(int(sys.argv[1]))
+    module, name = sys.argv[2].split(":")
+    fn = getattr(importlib.import_module(module), name)
     logger = logging.getLogger("yonoc")
     logger.handlers[:] = [_PipeHandler(conn)]
     logger.propagate = False
-    logger.setLevel(level)
+    logger.setLevel(int(sys.argv[3]))
     while True:
         try:
             msg = conn.recv()
@@ -75,41 +87,49 @@ def _worker(conn, fn, level):
             return
 
 
+def _start(fn) -> tuple:
+    parent, child = socket.socketpair()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    target = f"{fn.__module__}:{fn.__qualname__}"
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", "trap '' INT; exec \"$@\"", "yonoc-worker", sys.executable, "-c",
+         _CHILD, str(child.fileno()), target, str(log.getEffectiveLevel())],
+        pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env)
+    child.close()
+    return proc, Connection(parent.detach())
+
+
 def run(fn, items: list, jobs: int, on_result, order=None) -> None:
-    """fn(item) for every item in `jobs` spawned processes; on_result(index, result) in the main
-    process as each finishes. `order`: indices in the order to hand them out."""
-    ctx = multiprocessing.get_context("spawn")
+    """fn(item) for every item in `jobs` worker processes; on_result(index, result) in the main
+    process as each finishes. `fn`: a module-level function. `order`: indices in the order to
+    hand them out."""
     queue = list(order if order is not None else range(len(items)))
     workers = []  # [process, connection, index being worked on or None]
     try:
-        with _sigint_ignored_by_children():
-            for _ in range(min(jobs, len(queue))):
-                parent, child = ctx.Pipe()
-                p = ctx.Process(target=_worker, args=(child, fn, log.getEffectiveLevel()),
-                                daemon=True)
-                p.start()
-                child.close()
-                workers.append([p, parent, None])
+        for _ in range(min(jobs, len(queue))):
+            workers.append([*_start(fn), None])
         while queue or any(w[2] is not None for w in workers):
             for w in workers:
                 if w[2] is None and queue:
                     w[2] = queue.pop(0)
                     w[1].send((w[2], items[w[2]]))
             busy = [w for w in workers if w[2] is not None]
-            ready = set(wait([w[1] for w in busy] + [w[0].sentinel for w in busy], POLL_S))
+            ready = set(wait([w[1] for w in busy], POLL_S))
             for w in busy:
                 if w[1] in ready:
                     _receive(w, on_result)
-                elif w[0].sentinel in ready and not w[1].poll():
-                    raise WorkerDied(f"a worker process died (exit code {w[0].exitcode}) "
-                                     "while compiling; out of memory? try -j 1")
     except BaseException as e:
         if isinstance(e, KeyboardInterrupt):
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: still clean up
         for w in workers:
             w[0].kill()
         for w in workers:
-            w[0].join(1.0)
+            try:
+                w[0].wait(1.0)
+            except subprocess.TimeoutExpired:
+                pass
             w[1].close()
         raise
     for w in workers:
@@ -118,43 +138,21 @@ def run(fn, items: list, jobs: int, on_result, order=None) -> None:
         except OSError:
             pass
     for w in workers:
-        w[0].join(5.0)
-        if w[0].is_alive():
-            w[0].kill()
-        w[1].close()
-
-
-@contextlib.contextmanager
-def _sigint_ignored_by_children():
-    """Children spawned inside start with SIGINT ignored: an ignored signal stays ignored
-    across exec and Python then installs no KeyboardInterrupt handler, so a Ctrl-C while a
-    worker imports cannot print a traceback. Meanwhile SIGINT is blocked in the main process
-    (Linux keeps a blocked signal pending even while ignored): a Ctrl-C that comes during the
-    spawn is raised when the block ends, not lost."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    # the first spawn starts multiprocessing's resource tracker, which unblocks SIGINT after
-    # starting it: a Ctrl-C after that, while still ignored here, would be lost
-    from multiprocessing import resource_tracker
-    resource_tracker.ensure_running()
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, handler)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            w[0].wait(5.0)
+        except subprocess.TimeoutExpired:
+            w[0].kill()
+            w[0].wait()
+        w[1].close()
 
 
 def _receive(w, on_result) -> None:
     try:
         msg = w[1].recv()
-    except EOFError:
-        raise WorkerDied(f"a worker process died (exit code {w[0].exitcode}) while "
-                         "compiling; out of memory? try -j 1") from None
+    except (EOFError, OSError):
+        code = w[0].wait()
+        raise WorkerDied(f"a worker process died (exit code {code}) while compiling; out of "
+                         "memory? try -j 1") from None
     if msg[0] == "log":
         log.log(msg[1], "%s", msg[2])
     elif msg[0] == "done":
