@@ -21,7 +21,7 @@ from conftest import EXAMPLES, SHARED
 
 # the lift tracks TFLM's int8 arithmetic up to fixed-point requantisation rounding:
 # dequantised outputs within this many output LSBs (max / mean), same top-1 class
-LIFT_MAX_LSB = 2.0
+LIFT_MAX_LSB = 2.0 + 1e-4  # + float32 rounding of the dequantised outputs
 LIFT_MEAN_LSB = 0.5
 
 

@@ -117,10 +117,12 @@ def test_cli_build_with_spec_and_a_custom_hook(tmp_path, monkeypatch):
     spec = _write(tmp_path, f"""
 [build]
 epsilon = 1.0
+rate_search = false   # Algorithm 1 literally: S stays raw, carrying the hook's weights
 
 [[model]]
 path = "{ex}/digits_resnet.tflite"
 train = "{tmp_path}/train.npz"
+val = "{tmp_path}/test.npz"   # decisions on all 200 (the split would leave 100)
 test = "{tmp_path}/test.npz"
 
 [[model]]
@@ -133,8 +135,9 @@ path = "{ex}/imu_cnn1d.tflite"
     assert res.exit_code == 0, res.output
     models = {m["name"]: m for m in json.loads(report.read_text())["models"]}
     r = models["digits_resnet"]
-    assert r["accuracy"] >= r["accuracy_original"] - 1.0
-    assert r["finetuned"] and r["rate_counts"].get("raw", 0) == len(r["finetuned"])
+    assert r["accuracy"] >= r["accuracy_original"] - 1.0, res.output
+    assert r["finetuned"], res.output
+    assert r["rate_counts"].get("raw", 0) == len(r["finetuned"])
     assert models["imu_cnn1d"]["accuracy"] is None  # no data: data-free fidelity mode
     # the image rebuilds to a model carrying the restored (original) weights of S
     from yonoc.backend.image_format import read_image, rebuild

@@ -41,8 +41,10 @@ class ModelResult:
     evaluations: int
     arena_size: int
     # --- EM finetuning (passes/em.py); None/0 for models built without data
-    accuracy_original: float | None = None  # % on the model's test data, TFLM int8
+    accuracy_original: float | None = None  # % on the model's val data (decisions), TFLM int8
     accuracy: float | None = None  # % of the rebuilt model (or SNR dB when distilled)
+    test_accuracy_original: float | None = None  # % on held-out test data (reported only)
+    test_accuracy: float | None = None
     finetuned: list = field(default_factory=list)  # layer indices stored raw, finetuned
     notes: build_notes.ModelNote | None = None  # what the image's build notes keep of it
     # --- how far the fidelity figures can be trusted (_judge)
@@ -272,6 +274,8 @@ def _compile_model(args):
         result.notes.held_out_snr_db = held_out.snr_db
     if em_out is not None:
         result.accuracy_original, result.accuracy = em_out.original, em_out.final
+        result.test_accuracy_original, result.test_accuracy = (em_out.test_original,
+                                                               em_out.test_final)
         result.finetuned = list(em_out.trainable) if not em_out.fell_back else []
     _judge(result, m, options, measurement, evaluator, real, em_out is not None)
     return task, result
@@ -382,5 +386,11 @@ def _summary(r: ModelResult) -> str:
             fid += f", top-1 agreement {100 * r.agreement:.0f}% on the real ones"
         elif r.agreement_generated is not None:
             fid += f", top-1 agreement {100 * r.agreement_generated:.0f}% on the generated ones"
-    return (f"{r.weight_bytes} -> {r.weight_image_bytes} weight bytes ({rates}); {fid}; "
+    acc = ""
+    if r.accuracy is not None and r.accuracy_original is not None and r.notes is not None \
+            and not r.notes.distilled:  # --- EM with labels: val decides, test is reported
+        acc = f"; accuracy val {r.accuracy_original:.1f}% -> {r.accuracy:.1f}%"
+        if r.test_accuracy is not None:
+            acc += f", test {r.test_accuracy_original:.1f}% -> {r.test_accuracy:.1f}%"
+    return (f"{r.weight_bytes} -> {r.weight_image_bytes} weight bytes ({rates}); {fid}{acc}; "
             f"{r.evaluations} TFLM runs")

@@ -99,7 +99,8 @@ def _finite(v):
 def _model_notes(n) -> dict:
     """Per-model fidelity from the build notes; None (shown "-") when the image has none."""
     keys = ("snr_db", "agreement", "inputs_real", "inputs_generated", "accuracy_original",
-            "accuracy", "target_snr_db", "target_agreement", "epsilon", "held_out_snr_db")
+            "accuracy", "target_snr_db", "target_agreement", "epsilon", "held_out_snr_db",
+            "test_accuracy_original", "test_accuracy")
     if n is None:
         return {"notes": False, **{k: None for k in keys}}
     return {"notes": True, "snr_db": n.snr_db if n.checked else None,
@@ -110,7 +111,10 @@ def _model_notes(n) -> dict:
             "target_snr_db": n.target_snr_db, "target_agreement": n.target_agreement,
             "epsilon": n.epsilon,
             # on inputs that chose neither codes nor rates (passes/output_aware.py)
-            "held_out_snr_db": n.held_out_snr_db if n.checked else None}
+            "held_out_snr_db": n.held_out_snr_db if n.checked else None,
+            # held-out test data, reported only (the build decided on validation data)
+            "test_accuracy_original": n.test_accuracy_original,
+            "test_accuracy": n.test_accuracy}
 
 
 def _group_name(group: int) -> str:
@@ -227,8 +231,11 @@ def format_report(r: dict) -> str:
     for m in r["models"]:  # models built with labelled data are judged on accuracy
         if m.get("accuracy") is not None and m.get("accuracy_original") is not None:
             eps = "" if m.get("epsilon") is None else f" (allowed loss {m['epsilon']:g} pt)"
+            test = ("" if m.get("test_accuracy") is None else
+                    f"; {m['test_accuracy_original']:.2f}% -> {m['test_accuracy']:.2f}% on its "
+                    "test data (reported only)")
             lines.append(f"{m['name']}: accuracy {m['accuracy_original']:.2f}% -> "
-                         f"{m['accuracy']:.2f}% on its test data{eps}")
+                         f"{m['accuracy']:.2f}% on its validation data{eps}{test}")
     lines += [
         "",
         f"codebooks: {r['codebooks']} sub-codebooks, {r['codebook_bytes']} bytes (fp16, shared)",

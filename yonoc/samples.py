@@ -74,16 +74,19 @@ def samples_for(model: ModelIR, explicit: dict, generated: int, limit: int):
 class DataSpec:
     """Where one model's data lives (from a build spec); loaded by `load_data`.
 
-    `train` and `test`: .npz files with float32 `x` (model's float input domain) and int64
-    `y`. Without labels (`y` absent, or `inputs` = .npy/.npz of unlabelled inputs) the model
-    is finetuned by distillation and judged on fidelity; without `test`, the last quarter of
-    the (unlabelled) inputs is held out for evaluation.
+    `train`, `val` and `test`: .npz files with float32 `x` (model's float input domain) and
+    int64 `y`. `val` judges epsilon and every build decision; `test` is only reported, so a
+    build cannot fit its own measurement. Labelled data without `val`: the test set is split
+    (seeded, half each) and the build says so. Without labels (`y` absent, or `inputs` =
+    .npy/.npz of unlabelled inputs) the model is finetuned by distillation and judged on
+    fidelity; without `test`, the last quarter of the (unlabelled) inputs is held out.
     """
 
     train: str | None = None
     test: str | None = None
     inputs: str | None = None
     epsilon: float | None = None
+    val: str | None = None
 
 
 @dataclass
@@ -95,10 +98,40 @@ class ModelData:
     x_test: np.ndarray
     y_test: np.ndarray | None
     epsilon: float | None = None  # per-model override of EMOptions.epsilon
+    # validation data: what the build decides on; None: decide on (x_test, y_test) (direct
+    # callers and distillation); with val, test is reported only
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    split: str = ""  # how val was made when the spec gave none ("" = given or not needed)
 
     @property
     def labelled(self) -> bool:
         return self.y_train is not None and self.y_test is not None
+
+    def decide(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The data every build decision is judged on."""
+        return (self.x_test, self.y_test) if self.x_val is None else (self.x_val, self.y_val)
+
+    @property
+    def reports_test(self) -> bool:
+        """Held-out test data apart from the decision data (reported only)."""
+        return self.x_val is not None and self.labelled
+
+
+VAL_SPLIT_SEED = 0
+
+
+def split_val(x: np.ndarray, y: np.ndarray, seed: int = VAL_SPLIT_SEED):
+    """(x_val, y_val, x_test, y_test): a seeded half/half split of a labelled test set,
+    stratified by label so both halves keep the class mix."""
+    rng = np.random.default_rng(seed)
+    val = np.zeros(len(y), bool)
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        val[idx[:(len(idx) + 1) // 2]] = True
+    if val.all() or not val.any():  # one example: nothing to split
+        return x, y, x, y
+    return x[val], y[val], x[~val], y[~val]
 
 
 
@@ -174,4 +207,14 @@ def load_data(model: ModelIR, spec: DataSpec) -> ModelData:
         x, xt, yt = x[:cut], x[cut:] if cut < len(x) else x, None
     if y is None:
         yt = None  # distillation is judged on fidelity even if test labels exist
-    return ModelData(x, y, xt, yt, spec.epsilon)
+        return ModelData(x, y, xt, yt, spec.epsilon)
+    if spec.val:
+        xv, yv = load_npz(spec.val, need_labels=True)
+        xv = check_data_shape(model, xv, spec.val)
+        return ModelData(x, y, xt, yt, spec.epsilon, xv, yv)
+    if yt is None:  # unlabelled test data: judged on fidelity (em.py), nothing to split
+        return ModelData(x, y, xt, yt, spec.epsilon)
+    xv, yv, xt, yt = split_val(xt, yt)
+    split = (f"no val data: test split (seed {VAL_SPLIT_SEED}) into {len(yv)} val (decisions) "
+             f"+ {len(yt)} test (reported)")
+    return ModelData(x, y, xt, yt, spec.epsilon, xv, yv, split)

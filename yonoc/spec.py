@@ -7,14 +7,15 @@
     codebooks = "cb.npz"   # frozen codebooks (optional)
     epochs = 16            # EM finetuning knobs: epochs, lr, batch_size, seed, init,
                            # train_biases, frozen_biases, reassign, loss, max_train,
-                           # max_iterations (see yonoc.passes.em.EMOptions)
+                           # max_iterations, rate_search (see yonoc.passes.em.EMOptions)
     snr = 20.0             # data-free fidelity target (models without labels)
     min_agreement = 0.99
 
     [[model]]
     path = "models/kws.tflite"
     train = "models/kws.train.npz"   # x: float32 inputs, y: int64 labels
-    test = "models/kws.test.npz"
+    val = "models/kws.val.npz"       # judges epsilon and every decision
+    test = "models/kws.test.npz"     # reported only (no val: test is split, seeded)
     epsilon = 0.3                    # optional override
 
     [[model]]
@@ -42,10 +43,10 @@ from .passes.fidelity import FidelityTarget
 
 _BUILD_KEYS = {"mode", "epsilon", "finetune", "codebooks", "epochs", "lr", "batch_size", "seed",
                "init", "train_biases", "frozen_biases", "reassign", "loss", "max_train",
-               "max_iterations", "snr", "min_agreement", "fallback"}
-_MODEL_KEYS = {"path", "train", "test", "inputs", "epsilon", "samples"}
+               "max_iterations", "snr", "min_agreement", "fallback", "rate_search"}
+_MODEL_KEYS = {"path", "train", "val", "test", "inputs", "epsilon", "samples"}
 _EM_KEYS = {"epsilon", "epochs", "lr", "batch_size", "seed", "init", "train_biases",
-            "frozen_biases", "reassign", "loss", "max_train", "max_iterations"}
+            "frozen_biases", "reassign", "loss", "max_train", "max_iterations", "rate_search"}
 _EM_CHOICES = {"init": ("original", "reconstructed"), "reassign": ("original", "finetuned"),
                "loss": ("auto", "ce", "bce", "kl", "mse")}
 
@@ -97,7 +98,7 @@ def load_spec(path: str) -> Spec:
     for key, allowed in _EM_CHOICES.items():
         if key in build and build[key] not in allowed:
             raise YonocError(f"{path}: [build] {key} must be one of {', '.join(allowed)}")
-    for key in ("train_biases", "frozen_biases"):
+    for key in ("train_biases", "frozen_biases", "rate_search"):
         if key in build and not isinstance(build[key], bool):
             raise YonocError(f"{path}: [build] {key} must be true or false")
     models = doc.get("model", [])
@@ -117,17 +118,21 @@ def load_spec(path: str) -> Spec:
         eps = entry.get("epsilon")
         if eps is not None and (not isinstance(eps, (int, float)) or eps < 0):
             raise YonocError(f"{path}: {where}: epsilon must be a non-negative number")
-        files = {key: resolve(entry[key], f"{where} {key}") for key in ("train", "test", "inputs")
-                 if key in entry}
+        files = {key: resolve(entry[key], f"{where} {key}")
+                 for key in ("train", "val", "test", "inputs") if key in entry}
         if files:
             if "train" in files and "inputs" in files:
                 raise YonocError(f"{path}: {where}: give train (labelled) or inputs "
                                  "(unlabelled), not both")
             if "test" in files and not ({"train", "inputs"} & set(files)):
                 raise YonocError(f"{path}: {where}: test data needs train = or inputs = too")
+            if "val" in files and not ("train" in files and "test" in files):
+                raise YonocError(f"{path}: {where}: val data needs train = and test = too "
+                                 "(labelled data)")
             data.append((name, DataSpec(files.get("train"), files.get("test"),
                                         files.get("inputs"),
-                                        float(eps) if eps is not None else None)))
+                                        float(eps) if eps is not None else None,
+                                        files.get("val"))))
         if "samples" in entry:
             samples.append((name, resolve(entry["samples"], f"{where} samples")))
     return Spec(path, paths, build, tuple(data), tuple(samples))

@@ -5,8 +5,9 @@ original models are gone is how faithful the build was: per model the measured o
 top-1 agreement, how many check inputs were real, accuracies and the target; per weight
 tensor the SNR of the stored weights against the original int8 ones and the output SNR the
 tensor caused when coded alone (the sensitivity probe). They travel in the image's opaque
-notes blob as fixed little-endian records (docs/image-format.md, "Build notes"): 24 bytes per
-model and 8 per weight tensor, deterministic, so the same build gives the same bytes.
+notes blob as fixed little-endian records (docs/image-format.md, "Build notes"): 28 bytes per
+model (version 2: the held-out test accuracies appended; version 1, 24 bytes, is still read)
+and 8 per weight tensor, deterministic, so the same build gives the same bytes.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import numpy as np
 
 from ..errors import ImageError
 
-NOTES_VERSION = 1
+NOTES_VERSION = 2
 HEADER = struct.Struct("<4sBBH")  # magic, version, reserved, model count
-MODEL = struct.Struct("<HBBhHHHhhhHhh")  # 24 bytes
+MODEL_V1 = struct.Struct("<HBBhHHHhhhHhh")  # 24 bytes
+MODEL = struct.Struct("<HBBhHHHhhhHhhhh")  # 28 bytes: v1 + test accuracy original, rebuilt
 TENSOR = struct.Struct("<Ihh")  # 8 bytes
 MAGIC = b"YNTS"
-assert (HEADER.size, MODEL.size, TENSOR.size) == (8, 24, 8)
+assert (HEADER.size, MODEL_V1.size, MODEL.size, TENSOR.size) == (8, 24, 28, 8)
 
 # fixed-point sentinels: i16 figures are hundredths (dB, percent, percentage points)
 NONE16 = -0x8000
@@ -56,6 +58,9 @@ class ModelNote:
     target_agreement: float | None = None
     epsilon: float | None = None  # accuracy target (pt) of a model built with data
     held_out_snr_db: float | None = None
+    # % on the held-out test data (reported only; the build decides on validation data)
+    test_accuracy_original: float | None = None
+    test_accuracy: float | None = None
     tensors: list = field(default_factory=list)  # of TensorNote, in model file order
 
 
@@ -99,7 +104,8 @@ def encode(models: list) -> bytes:
             _count(len(m.tensors)), flags, 0, _q16(m.snr_db), _qu16(m.agreement),
             _count(m.real_inputs), _count(m.generated_inputs), _q16(m.accuracy_original),
             _q16(m.accuracy), _q16(m.target_snr_db), _qu16(m.target_agreement),
-            _q16(m.epsilon), _q16(m.held_out_snr_db)))
+            _q16(m.epsilon), _q16(m.held_out_snr_db), _q16(m.test_accuracy_original),
+            _q16(m.test_accuracy)))
         out += [TENSOR.pack(t.offset, _q16(t.weight_snr_db), _q16(t.alone_snr_db))
                 for t in m.tensors[:0xFFFF]]
     return b"".join(out)
@@ -112,18 +118,20 @@ def decode(blob: bytes, task_count: int) -> list | None:
     if len(blob) < HEADER.size:
         raise ImageError("corrupt image: build notes are truncated")
     magic, version, _, count = HEADER.unpack_from(blob, 0)
-    if magic != MAGIC or version != NOTES_VERSION:
+    if magic != MAGIC or version not in (1, NOTES_VERSION):
         return None  # notes of another kind or version: not ours to read, not an error
+    record = MODEL if version == NOTES_VERSION else MODEL_V1
     if count != task_count:
         raise ImageError(f"corrupt image: build notes cover {count} models, image has "
                          f"{task_count}")
     pos, models = HEADER.size, []
     for _ in range(count):
-        if pos + MODEL.size > len(blob):
+        if pos + record.size > len(blob):
             raise ImageError("corrupt image: build notes are truncated")
-        (n, flags, _, snr, agr, real, gen, acc0, acc, tsnr, tagr, eps,
-         held) = MODEL.unpack_from(blob, pos)
-        pos += MODEL.size
+        (n, flags, _, snr, agr, real, gen, acc0, acc, tsnr, tagr, eps, held,
+         *test) = record.unpack_from(blob, pos)
+        test = test or [NONE16, NONE16]
+        pos += record.size
         if pos + n * TENSOR.size > len(blob):
             raise ImageError("corrupt image: build notes are truncated")
         tensors = [TensorNote(o, _d16(w), _d16(a))
@@ -134,6 +142,7 @@ def decode(blob: bytes, task_count: int) -> list | None:
             real_inputs=real, generated_inputs=gen, accuracy_original=_d16(acc0),
             accuracy=_d16(acc), distilled=bool(flags & DISTILLED), target_snr_db=_d16(tsnr),
             target_agreement=_du16(tagr), epsilon=_d16(eps), held_out_snr_db=_d16(held),
+            test_accuracy_original=_d16(test[0]), test_accuracy=_d16(test[1]),
             tensors=tensors))
     return models
 
@@ -175,6 +184,8 @@ def model_note(model, rebuilt: bytes, measurement, real: int, generated: int, op
     if em_out is not None:
         note.accuracy_original, note.accuracy = em_out.original, em_out.final
         note.distilled = em_out.metric != "accuracy"
+        note.test_accuracy_original = em_out.test_original
+        note.test_accuracy = em_out.test_final
         if em_out.metric == "accuracy":  # judged on accuracy, not on the SNR target
             eps = dict(options.data)[model.name].epsilon
             note.epsilon = options.em.epsilon if eps is None else eps

@@ -13,6 +13,15 @@ codebooks):
    heuristic (mode `yono`), add to S the layer with the largest ||W - What||^2 / N (eq. 3).
    The loop ends when within epsilon or when every layer has been tried.
 
+Rates inside the loop (`rate_search`, the default; off in mode `pq-mopt` for the ablation):
+the eq. 3 step moves the worst layer to its next finer rate (any number of rates,
+`TensorEncodings.rates`, coarsest first) and adds it to S (raw, finetuned) only from the finest
+one; once within epsilon every finetuned layer of S is coded again from its finetuned weights,
+largest first, at the coarsest rate that still holds epsilon (no rate holds: it stays raw).
+
+Every decision is judged on validation data (`ModelData.decide`); a separate test set is only
+reported (`EMOutcome.test_original`, `.test_final`), never used by the build.
+
 Layers in S are stored raw: their finetuned float weights are re-quantised to int8 with the
 tensor's own per-channel scales (clipped to [-127, 127]) and their biases to int32 (scale =
 input scale x weight scale), written into the rebuilt model as byte patches; with
@@ -75,6 +84,9 @@ class EMOptions(Training):
     max_train: int = 20000  # training examples used per finetune call (seeded subset)
     max_iterations: int | None = None  # cap on loop iterations (default L - 2, Algorithm 1)
     precheck: bool = True  # skip finetuning when the plain reconstruction already passes
+    # rates inside the loop: eq. 3 steps a layer to its next finer rate before raw, and S is
+    # coded again once the target is met; False: Algorithm 1 read literally (coarsest or raw)
+    rate_search: bool = True
     fallback_raw: bool = True  # target missed at the end: keep the model as it was
 
 
@@ -97,6 +109,10 @@ class EMOutcome:
     trainable: list[int]  # final S
     steps: list[EMStep] = field(default_factory=list)
     fell_back: bool = False  # loop ended without meeting the target: model kept original
+    test_original: float | None = None  # % on the held-out test data (reported only)
+    test_final: float | None = None  # % of the rebuilt model on it
+    recoded: list[int] = field(default_factory=list)  # finetuned layers coded again
+    split: str = ""  # how the validation data was made, when the spec gave none
 
 
 def accuracy(model: ModelIR, data: bytes, x: list, y: np.ndarray) -> float:
@@ -140,14 +156,15 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
     eps = options.epsilon if data.epsilon is None else data.epsilon
     target = target or FidelityTarget()
 
-    # the evaluation: accuracy on labelled test data, else fidelity on the test inputs
-    x_test = model_inputs(model, data.x_test)
+    # the evaluation: accuracy on labelled validation data, else fidelity on its inputs
+    x_dec, y_dec = data.decide()
+    x_test = model_inputs(model, x_dec)
     if data.labelled:
         metric = "accuracy"
-        acc_orig = accuracy(model, model.data, x_test, data.y_test)
+        acc_orig = accuracy(model, model.data, x_test, y_dec)
 
         def evaluate(blob):
-            a = accuracy(model, blob, x_test, data.y_test)
+            a = accuracy(model, blob, x_test, y_dec)
             return a, acc_orig - eps <= a + 1e-9
     else:
         metric = "fidelity"
@@ -166,12 +183,24 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
         x_tr = x_tr[keep]
         y_tr = None if y_tr is None else np.asarray(y_tr)[keep]
 
-    # per-layer state: codes (coarsest rate), reconstructed and current float weights
+    # per-layer state: rate (coarsest first), its codes, reconstructed and current weights
+    level = [0] * n
     books = [e.rates[0].book if e.rates else None for e in encodings]
     scales = [channel_scales(e.tensor) for e in encodings]
     originals = [e.tensor.values.astype(np.float64) * scales[i]
                  for i, e in enumerate(encodings)]
     codes = [e.rates[0].indices if e.rates else None for e in encodings]
+
+    def set_level(i, r, weights=None):
+        """Layer i to rate r: its codes from the encodings, or for `weights` (float, file
+        order, e.g. a finetuned layer coded again) nearest codewords of that rate."""
+        level[i], books[i] = r, encodings[i].rates[r].book
+        if weights is None:
+            codes[i] = encodings[i].rates[r].indices
+        else:
+            t = encodings[i].tensor
+            values = (weights / scales[i]).astype(np.float32)
+            codes[i] = books[i].encode(replace(t, values=values).vector_order())
 
     def reconstruct(i):
         e = encodings[i]
@@ -215,7 +244,7 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
         biases.update(res.biases)
 
     def state(trainable):
-        choices = [RAW if (i in trainable or books[i] is None) else 0 for i in range(n)]
+        choices = [RAW if (i in trainable or books[i] is None) else level[i] for i in range(n)]
         patches = {}
         for i in trainable:
             t = encodings[i].tensor
@@ -230,8 +259,9 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
                 patches[li.bias_offset] = b.tobytes()
         # a PQ tensor's rebuilt bytes come from the encodings: keep codes in sync (E-step)
         for i in range(n):
-            if choices[i] == 0 and encodings[i].rates[0].indices is not codes[i]:
-                encodings[i].rates[0] = replace(encodings[i].rates[0], indices=codes[i],
+            r = choices[i]
+            if r != RAW and encodings[i].rates[r].indices is not codes[i]:
+                encodings[i].rates[r] = replace(encodings[i].rates[r], indices=codes[i],
                                                 rebuilt=reconstruct(i))
         return choices, patches
 
@@ -254,7 +284,9 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
         steps.append(EMStep([], score, ok))
         _log(model, steps[-1], metric)
         if ok:
-            return EMOutcome(encodings, choices, patches, metric, acc_orig, score, ok, [], steps)
+            return _report_test(model, data, EMOutcome(
+                encodings, choices, patches, metric, acc_orig, score, ok, [], steps,
+                split=data.split), erase_names)
     # lines 1-8: initial finetuning of the first and last layers
     def m_step():
         """Finetune S with the rest frozen, then measure the rebuilt model in TFLM."""
@@ -267,7 +299,13 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
         return result
 
     choices, patches, score, ok = m_step()
-    iterations = max(n - 2, 0) if options.max_iterations is None else options.max_iterations
+    rates = [len(e.rates) for e in encodings]
+    if options.max_iterations is not None:
+        iterations = options.max_iterations
+    elif options.rate_search:  # every coded layer may step through its rates, then raw
+        iterations = sum(rates[k] for k in range(n) if k not in S and rates[k])
+    else:
+        iterations = max(n - 2, 0)
     i = 0
     while not ok and i < iterations:
         i += 1
@@ -288,13 +326,42 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
             rest = [k for k in range(n) if k not in S and books[k] is not None]
             if not rest:
                 break
-            S = sorted(S + [max(rest, key=eq3_error)])
+            worst = max(rest, key=eq3_error)
+            if options.rate_search and level[worst] + 1 < rates[worst]:
+                set_level(worst, level[worst] + 1)  # a finer rate before raw
+            else:
+                S = sorted(S + [worst])
+    recoded = []
+    if ok and options.rate_search:
+        # finetuned layers coded again from their finetuned weights: largest first, the
+        # coarsest rate that still holds the target (each try: one evaluation, no training)
+        for i in sorted(S, key=lambda k: -encodings[k].tensor.size):
+            if not rates[i] or i not in current:
+                continue
+            keep = (level[i], books[i], codes[i])
+            rest_S = [k for k in S if k != i]
+            for r in range(rates[i]):
+                set_level(i, r, current[i])
+                c, p, sc, good = measure(rest_S)
+                if good:
+                    break
+            if good:
+                S = rest_S
+                del current[i]
+                recoded.append(i)
+                choices, patches, score = c, p, sc
+                steps.append(EMStep(list(S), score, True))
+                _log(model, steps[-1], metric)
+            else:
+                level[i], books[i], codes[i] = keep
+        if recoded:
+            choices, patches = state(S)
     fell_back = False
     if not ok and options.fallback_raw:
         fell_back = True
         # the data-free allocation (rates + raw, judged on the model's own inputs in TFLM)
         # before giving up: it keeps the original values of whatever it leaves raw
-        samples = model_inputs(model, data.x_test)[:32]
+        samples = model_inputs(model, x_dec)[:32]
         free, _ = fidelity_choose(model, encodings, Evaluator(model, samples, len(samples)),
                                   target, "sensitivity", erase_names)
         choices, patches = free, {}
@@ -306,8 +373,20 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
             choices = [RAW] * n
             score, ok = evaluate(rebuilt_model(model, encodings, choices, erase_names, patches))
             log.warning("%s: EM finetuning did not reach the target; kept raw", model.name)
-    return EMOutcome(encodings, choices, patches, metric, acc_orig, score, ok, list(S), steps,
-                     fell_back)
+    out = EMOutcome(encodings, choices, patches, metric, acc_orig, score, ok, list(S), steps,
+                    fell_back, recoded=recoded, split=data.split)
+    return _report_test(model, data, out, erase_names)
+
+
+def _report_test(model, data, out: EMOutcome, erase_names: bool) -> EMOutcome:
+    """Accuracy of the original and of the chosen rebuild on the held-out test data: reported
+    only, after every decision is made."""
+    if data.reports_test:
+        x = model_inputs(model, data.x_test)
+        blob = rebuilt_model(model, out.encodings, out.choices, erase_names, out.patches)
+        out.test_original = accuracy(model, model.data, x, data.y_test)
+        out.test_final = accuracy(model, blob, x, data.y_test)
+    return out
 
 
 def _log(model, step, metric):
@@ -328,7 +407,9 @@ def for_build(model: ModelIR, encodings: list[TensorEncodings], spec: DataSpec,
         # the machine's core count
         hook.threads = 1
     em_opts = options.em
+    if data.split:
+        log.warning("%s: %s", model.name, data.split)
     if options.mode == "pq-mopt":  # ablation: first/last only, no heuristic, no safety net
-        em_opts = replace(em_opts, heuristic=False, fallback_raw=False)
+        em_opts = replace(em_opts, heuristic=False, fallback_raw=False, rate_search=False)
     return run(model, encodings, data, em_opts, hook, options.target, erase_names,
                biases0=biases0)
