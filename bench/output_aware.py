@@ -173,11 +173,15 @@ def bench_calibration_only(out: list, jobs: int) -> None:
 
 
 def main():
+    global ENCODINGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--write")
     ap.add_argument("--only", choices=("shared", "examples"))
     ap.add_argument("--jobs", type=int, default=0)
+    ap.add_argument("--encodings", default=",".join(ENCODINGS),
+                    help="comma-separated subset of " + ", ".join(ENCODINGS))
     a = ap.parse_args()
+    ENCODINGS = tuple(a.encodings.split(","))
     out = ["## Output-aware encoding (bench/output_aware.py)\n"]
     if a.only in (None, "shared"):
         bench_data_free(out, a.jobs)
