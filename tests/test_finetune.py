@@ -289,3 +289,27 @@ def test_em_beats_pq_m_on_a_small_model():
                  TorchFinetune(threads=1))  # (tiny layers: more threads only contend)
     assert not out.fell_back
     assert out.final >= acc_pq + 5.0, (acc_pq, out.final)
+
+
+def test_torch_hook_early_stopping_keeps_the_best_epoch(caplog):
+    """patience: training stops once the validation loss stops improving, and the weights of
+    the best epoch come back (not those of the last epoch run)."""
+    pytest.importorskip("torch")
+    from yonoc.finetune.torch_hook import TorchFinetune
+    model, train, test = _example("digits_mlp")
+    data = em.load_data(model, em.DataSpec(train, test))
+    x = em.float_inputs(model, data.x_train[:128])
+    xv = em.float_inputs(model, data.x_val[:100])
+    ws = [(t.values * encode.channel_scales(t)).reshape(t.shape) for t in model.weights]
+    hook = TorchFinetune(threads=1)
+    # a learning rate far too large: the validation loss rises after the first epochs
+    knobs = dict(epochs=12, lr=400.0, train_biases=False, frozen_biases=False)
+    full = hook(model, [0], ws, FinetuneData(x, data.y_train[:128], **knobs))
+    with caplog.at_level("INFO", logger="yonoc"):
+        early = hook(model, [0], ws, FinetuneData(x, data.y_train[:128], patience=2,
+                                                  x_val=xv, y_val=data.y_val[:100], **knobs))
+    stops = [r.getMessage() for r in caplog.records if "early stop" in r.getMessage()]
+    assert len(stops) == 1
+    epochs_run = sum("finetune S=[0] epoch" in r.getMessage() for r in caplog.records)
+    assert epochs_run < 12
+    assert not np.array_equal(early.weights[0], full.weights[0])

@@ -7,7 +7,8 @@
     codebooks = "cb.npz"   # frozen codebooks (optional)
     epochs = 16            # EM finetuning knobs: epochs, lr, batch_size, seed, init,
                            # train_biases, frozen_biases, reassign, loss, max_train,
-                           # max_iterations, rate_search (see yonoc.passes.em.EMOptions)
+                           # max_iterations, rate_search,
+                           # patience (see yonoc.passes.em.EMOptions)
     snr = 20.0             # data-free fidelity target (models without labels)
     min_agreement = 0.99
 
@@ -43,10 +44,12 @@ from .passes.fidelity import FidelityTarget
 
 _BUILD_KEYS = {"mode", "epsilon", "finetune", "codebooks", "epochs", "lr", "batch_size", "seed",
                "init", "train_biases", "frozen_biases", "reassign", "loss", "max_train",
-               "max_iterations", "snr", "min_agreement", "fallback", "rate_search"}
+               "max_iterations", "snr", "min_agreement", "fallback", "rate_search",
+               "patience"}
 _MODEL_KEYS = {"path", "train", "val", "test", "inputs", "epsilon", "samples"}
 _EM_KEYS = {"epsilon", "epochs", "lr", "batch_size", "seed", "init", "train_biases",
-            "frozen_biases", "reassign", "loss", "max_train", "max_iterations", "rate_search"}
+            "frozen_biases", "reassign", "loss", "max_train", "max_iterations", "rate_search",
+            "patience"}
 _EM_CHOICES = {"init": ("original", "reconstructed"), "reassign": ("original", "finetuned"),
                "loss": ("auto", "ce", "bce", "kl", "mse")}
 
@@ -92,7 +95,7 @@ def load_spec(path: str) -> Spec:
     for key in ("epsilon", "lr", "snr", "min_agreement"):
         if key in build and (not isinstance(build[key], (int, float)) or build[key] < 0):
             raise YonocError(f"{path}: [build] {key} must be a non-negative number")
-    for key in ("epochs", "batch_size", "seed", "max_train"):
+    for key in ("epochs", "batch_size", "seed", "max_train", "patience"):
         if key in build and (not isinstance(build[key], int) or build[key] < 0):
             raise YonocError(f"{path}: [build] {key} must be a non-negative integer")
     for key, allowed in _EM_CHOICES.items():

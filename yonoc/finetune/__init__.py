@@ -70,6 +70,9 @@ class Training:
     # "original" it took digits_resnet from 5 raw layers to first/last only
     # (docs/paper-tables.md)
     frozen_biases: bool = True
+    # early stopping: stop after this many epochs without a lower loss on the validation data
+    # (`FinetuneData.x_val`) and keep the best epoch's weights; 0: off, every epoch runs
+    patience: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,9 @@ class FinetuneData(Training):
     y: np.ndarray | None  # int64 labels [N]; None: distil from the original model (teacher)
     biases: Mapping[int, np.ndarray] = field(default_factory=dict)  # current float biases
     temperature: float = 2.0  # distillation softening
+    # validation inputs/labels for early stopping (`patience`); None: no early stopping
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
     # {layer index: CodedLayer} for trainable layers whose forward weights must stay on the
     # codebook (E-step); a hook that ignores it trains them raw, which only weakens the E-step
     coded: Mapping[int, CodedLayer] = field(default_factory=dict)

@@ -4,7 +4,10 @@ Labelled data: cross-entropy on the logits (the input of a final SOFTMAX, else t
 binary cross-entropy for a single LOGISTIC output). Unlabelled data: distillation from the
 original model as teacher, KL divergence on temperature-softened logits for class outputs,
 MSE for regression outputs. Adam with a cosine schedule; parameters are kept in int8-step
-units (weights) and output-LSB units (biases) so one learning rate suits every layer.
+units (weights) and output-LSB units (biases) so one learning rate suits every layer. With
+`patience` and validation data, training stops once the validation loss has not improved for
+that many epochs and the best epoch's weights are returned (a long run on a small training
+set otherwise overfits the few layers in S).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class TorchFinetune:
         x = torch.as_tensor(np.asarray(data.x, np.float32))
         n = x.shape[0]
         loss_kind = data.loss
+        teacher = None
         classy = student.head is not None and student.head[0] >= 0
         if data.y is not None and loss_kind in ("auto", "ce", "bce"):
             target = torch.as_tensor(np.asarray(data.y, np.int64))
@@ -54,6 +58,19 @@ class TorchFinetune:
                                     for i in range(0, n, 256)])
             if loss_kind == "auto":
                 loss_kind = "kl" if classy and target.shape[1] > 1 else "mse"
+        val = None
+        if data.patience and data.x_val is not None and len(data.x_val):
+            xv = torch.as_tensor(np.asarray(data.x_val, np.float32))
+            if data.y is not None and data.y_val is not None and loss_kind in ("ce", "bce"):
+                tv = torch.as_tensor(np.asarray(data.y_val, np.int64))
+            else:
+                with torch.no_grad():
+                    teacher = teacher or build_lift(model)
+                    tv = torch.cat([teacher(xv[i:i + 256])[1].reshape(
+                        min(256, len(xv) - i), -1) for i in range(0, len(xv), 256)])
+            val = (xv, tv)
+        best = (float("inf"), None, None)
+        stale = 0
         opt = torch.optim.Adam(params, lr=data.lr)
         steps = max(1, data.epochs * -(-n // data.batch_size))
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -73,6 +90,26 @@ class TorchFinetune:
                 total += float(loss) * len(idx)
             log.info("%s: finetune S=%s epoch %d/%d, %s loss %.4g", getattr(model, "name", "?"),
                      list(trainable), epoch + 1, data.epochs, loss_kind, total / n)
+            if val is not None:
+                with torch.no_grad():
+                    xv, tv = val
+                    vl = sum(float(_loss(torch, loss_kind,
+                                         student(xv[i:i + 256])[1].reshape(
+                                             min(256, len(xv) - i), -1),
+                                         tv[i:i + 256], data.temperature)) * min(256, len(xv) - i)
+                             for i in range(0, len(xv), 256)) / len(xv)
+                if vl < best[0] - 1e-9:
+                    best = (vl, student.weight_values(),
+                            student.bias_values() if data.train_biases else {})
+                    stale = 0
+                else:
+                    stale += 1
+                    if stale >= data.patience:
+                        log.info("%s: early stop after epoch %d (val loss %.4g, best %.4g)",
+                                 getattr(model, "name", "?"), epoch + 1, vl, best[0])
+                        break
+        if best[1] is not None:
+            return FinetuneResult(best[1], best[2])
         return FinetuneResult(student.weight_values(),
                               student.bias_values() if data.train_biases else {})
 

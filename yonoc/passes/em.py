@@ -175,6 +175,7 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
             m = ev.measure(blob)
             return m.snr_db, m.meets(target)
 
+    x_val_f = float_inputs(model, x_dec)  # early stopping (`patience`) on the decision data
     # training set (a seeded subset if large), in the model's float input domain
     x_tr, y_tr = float_inputs(model, data.x_train), data.y_train
     if len(x_tr) > options.max_train:
@@ -231,6 +232,8 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
         knobs = {f.name: getattr(options, f.name) for f in fields(Training)}
         fd = FinetuneData(
             x=x_tr, y=y_tr, biases=dict(biases), **knobs,
+            x_val=x_val_f if options.patience else None,
+            y_val=y_dec if options.patience else None,
             coded={i: CodedLayer(tuple(np.array(b, np.float32) for b in books[i].subs),
                                  books[i].subvector_len,
                                  encodings[i].tensor.vector_permutation()) for i in coded})
