@@ -224,7 +224,7 @@ def test_sram_check_without_tflite_micro_says_so(tmp_path):
     assert p.returncode == 6 and "cannot check SRAM" in p.stderr and not out.exists()
     run_yonoc("build", m, "-o", out, "--no-check", "--emit-c", tmp_path, env=env)
     assert fmt.read_image(out.read_bytes()).tasks[0].arena_size == 0
-    assert "#define YONO_TENSOR_ARENA_MEASURED 0" in (tmp_path / "yono_image.h").read_text()
+    assert "#define APP_TENSOR_ARENA_MEASURED 0" in (tmp_path / "app_image.h").read_text()
 
 
 @pytest.mark.skipif(GXX is None, reason="g++ not installed")

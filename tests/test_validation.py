@@ -54,6 +54,7 @@ BAD = {
     "spec-missing": (["--spec", "{tmp}/nope.toml"], "does not exist"),
     "labels-out-of-range": (["--spec", "{tmp}/spec.toml"], "label 42"),
     "unknown-option": (["--colour"], "No such option"),
+    "prefix-is-the-runtimes": (["--emit-c", "{tmp}", "--prefix", "yono"], "collide"),
 }
 
 

@@ -298,7 +298,7 @@ def _codebook_opts(f):
 @click.option("--emit-c", "emit_c", type=click.Path(file_okay=False), callback=_out_dir,
               help="Also write <prefix>_image.h/.cc and <prefix>_ops.h (TFLM op resolver) "
                    "into this directory.")
-@click.option("--prefix", default="yono", show_default=True,
+@click.option("--prefix", default="app", show_default=True,
               help="C identifier prefixing every generated symbol (with --emit-c).")
 @click.option("-v", "--verbose", count=True,
               help="-v: details (fidelity steps, EM, epochs), -vv: debug.")

@@ -154,6 +154,9 @@ def check_prefix(prefix: str) -> str:
     if not prefix or not _IDENT.match(prefix):
         raise YonocError(f"--prefix {prefix!r}: must be a C identifier (letters, digits, _; "
                          "not starting with a digit)")
+    if prefix.lower() == "yono":
+        raise YonocError("--prefix 'yono' is the runtime's own prefix (yono_image, YONO_...): "
+                         "the generated names would collide; choose another, e.g. app")
     if prefix.startswith("__") or re.match(r"^_[A-Z]", prefix):
         raise YonocError(f"--prefix {prefix!r}: identifiers starting with __ or _<capital> are "
                          "reserved in C and C++")
