@@ -87,7 +87,7 @@ class TorchFinetune:
                 loss.backward()
                 opt.step()
                 sched.step()
-                total += float(loss) * len(idx)
+                total += float(loss.detach()) * len(idx)
             log.info("%s: finetune S=%s epoch %d/%d, %s loss %.4g", getattr(model, "name", "?"),
                      list(trainable), epoch + 1, data.epochs, loss_kind, total / n)
             if val is not None:

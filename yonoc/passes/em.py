@@ -50,6 +50,7 @@ from .. import interpreter
 from ..finetune import CodedLayer, FinetuneData, FinetuneHook, Training, call_hook, load_hook
 from ..finetune.graph import layer_map
 from ..ir import ModelIR
+from ..progress import PROGRESS
 from ..samples import (  # noqa: F401  (DataSpec, load_npz: re-exported for specs, benches)
     DataSpec,
     ModelData,
@@ -393,9 +394,10 @@ def _report_test(model, data, out: EMOutcome, erase_names: bool) -> EMOutcome:
 
 
 def _log(model, step, metric):
+    """One line per EM step at the default verbosity: a step can take a minute (progress)."""
     unit = "%" if metric == "accuracy" else " dB"
-    log.info("%s: EM S=%s -> %.2f%s%s", model.name, step.trainable, step.score, unit,
-             " (target met)" if step.passed else "")
+    log.log(PROGRESS, "%s: EM S=%s -> %.2f%s%s", model.name, step.trainable, step.score, unit,
+            " (target met)" if step.passed else "")
 
 
 def for_build(model: ModelIR, encodings: list[TensorEncodings], spec: DataSpec,
