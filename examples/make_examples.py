@@ -204,8 +204,13 @@ RESULTS = []
 
 
 def finish(name, modality, arch, model, x_tr, y_tr, x_te, y_te, rep_x,
-           max_train_saved=MAX_TRAIN_SAVED):
-    """Convert, evaluate, and write all artefacts of one model."""
+           max_train_saved=MAX_TRAIN_SAVED, val=None, store=np.float32):
+    """Convert, evaluate, and write all artefacts of one model.
+
+    `val`: (x, y) of a validation split (written as <name>.val.npz: the build's
+    epsilon and every decision use it; the test split is reported only).
+    `store`: dtype of the saved inputs (float16 keeps inputs rounded to 1/256
+    exact and halves the files)."""
     x_tr = np.asarray(x_tr, np.float32)
     x_te = np.asarray(x_te, np.float32)
     y_tr = np.asarray(y_tr, np.int64)
@@ -235,8 +240,14 @@ def finish(name, modality, arch, model, x_tr, y_tr, x_te, y_te, rep_x,
         xs, ys = x_tr[keep], y_tr[keep]
     else:
         xs, ys = x_tr, y_tr
-    np.savez_compressed(os.path.join(OUT, name + ".train.npz"), x=xs, y=ys)
-    np.savez_compressed(os.path.join(OUT, name + ".test.npz"), x=x_te, y=y_te)
+    np.savez_compressed(os.path.join(OUT, name + ".train.npz"),
+                        x=xs.astype(store), y=ys)
+    np.savez_compressed(os.path.join(OUT, name + ".test.npz"),
+                        x=x_te.astype(store), y=y_te)
+    if val is not None:
+        np.savez_compressed(os.path.join(OUT, name + ".val.npz"),
+                            x=np.asarray(val[0], np.float32).astype(store),
+                            y=np.asarray(val[1], np.int64))
     np.save(os.path.join(OUT, name + ".sample.npy"),
             quantize_input(x_te[:N_SAMPLE], tfl))
 
@@ -583,6 +594,192 @@ def make_kws_dscnn():
 
 # --------------------------------------------------------------------------
 
+# --------------------------------------------------------------------------
+# Second set (issue 9): other architectures and modalities, each with a
+# train / val / test split (val: the build's decisions; test: reported only)
+# --------------------------------------------------------------------------
+
+def three_way(x, y, seed, val=0.2, test=0.2):
+    """Stratified train / val / test split with a fixed seed."""
+    from sklearn.model_selection import train_test_split
+    x_tr, x_rest, y_tr, y_rest = train_test_split(
+        x, y, test_size=val + test, random_state=seed, stratify=y)
+    x_va, x_te, y_va, y_te = train_test_split(
+        x_rest, y_rest, test_size=test / (val + test), random_state=seed,
+        stratify=y_rest)
+    return x_tr, y_tr, x_va, y_va, x_te, y_te
+
+
+def digits_3way(seed):
+    """sklearn digits (8x8, pixel / 16), stratified split 60/20/20."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0)[..., None]
+    return three_way(x, d.target.astype(np.int64), seed)
+
+
+def fit_augmented(m, x_tr, y_tr, epochs, bs, lr, rng, max_shift=1):
+    compile_model(m, lr, epochs * int(np.ceil(len(x_tr) / bs)))
+    for ep in range(epochs):
+        xa = shift_augment(x_tr, rng, max_shift) if max_shift else x_tr
+        m.fit(xa, y_tr, batch_size=bs, epochs=1, verbose=0, shuffle=True)
+
+
+def make_digits_mobilenet():
+    """MobileNet-v1 style: 3x3 stem, depthwise-separable blocks with ReLU6."""
+    seed_everything(SEED + 11)
+    x_tr, y_tr, x_va, y_va, x_te, y_te = digits_3way(SEED + 11)
+    inp = keras.Input((8, 8, 1))
+    x = bn_relu(layers.Conv2D(32, 3, padding="same", use_bias=False)(inp), True)
+    for ch, stride in ((64, 1), (96, 1), (128, 2), (160, 1), (192, 2)):
+        x = bn_relu(layers.DepthwiseConv2D(3, strides=stride, padding="same",
+                                           use_bias=False)(x), True)
+        x = bn_relu(layers.Conv2D(ch, 1, use_bias=False)(x), True)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(x)
+    out = layers.Dense(10)(x)
+    m = keras.Model(inp, out, name="digits_mobilenet")
+    rng = np.random.default_rng(SEED + 11)
+    fit_augmented(m, x_tr, y_tr, 80, 32, 3e-3, rng, 1)
+    return finish("digits_mobilenet", "image (8x8 grey)",
+                  "MobileNet-style: 3x3 stem + 5 depthwise-separable blocks "
+                  "(ReLU6), GAP, dense", m, x_tr, y_tr, x_te, y_te,
+                  x_tr[:300], val=(x_va, y_va))
+
+
+def make_digits_resnet5():
+    """ResNet with 5x5 kernels (and a 5x5 stem)."""
+    seed_everything(SEED + 12)
+    x_tr, y_tr, x_va, y_va, x_te, y_te = digits_3way(SEED + 12)
+
+    def block(x, ch, stride):
+        sc = x
+        y = bn_relu(layers.Conv2D(ch, 5, strides=stride, padding="same",
+                                  use_bias=False)(x))
+        y = layers.BatchNormalization()(
+            layers.Conv2D(ch, 5, padding="same", use_bias=False)(y))
+        if stride != 1 or sc.shape[-1] != ch:
+            sc = layers.BatchNormalization()(
+                layers.Conv2D(ch, 1, strides=stride, use_bias=False)(sc))
+        return layers.ReLU()(layers.Add()([y, sc]))
+
+    inp = keras.Input((8, 8, 1))
+    x = bn_relu(layers.Conv2D(16, 5, padding="same", use_bias=False)(inp))
+    x = block(x, 16, 1)
+    x = block(x, 32, 2)
+    x = block(x, 48, 2)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(x)
+    out = layers.Dense(10)(x)
+    m = keras.Model(inp, out, name="digits_resnet5")
+    rng = np.random.default_rng(SEED + 12)
+    fit_augmented(m, x_tr, y_tr, 50, 32, 2e-3, rng, 1)
+    return finish("digits_resnet5", "image (8x8 grey)",
+                  "ResNet with 5x5 kernels: 5x5 stem + 3 residual blocks "
+                  "(16/32/48 ch), 1x1 projections, GAP, dense", m,
+                  x_tr, y_tr, x_te, y_te, x_tr[:300], val=(x_va, y_va))
+
+
+def make_cancer_mlp():
+    """Tabular: Wisconsin breast cancer (sklearn, offline), 30 features."""
+    from sklearn.datasets import load_breast_cancer
+    seed_everything(SEED + 13)
+    d = load_breast_cancer()
+    x_tr, y_tr, x_va, y_va, x_te, y_te = three_way(
+        d.data.astype(np.float32), d.target.astype(np.int64), SEED + 13)
+    mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-6
+    x_tr, x_va, x_te = [((a - mu) / sd).astype(np.float32)
+                        for a in (x_tr, x_va, x_te)]
+    inp = keras.Input((30,))
+    x = inp
+    for units in (192, 192, 96):
+        x = layers.Dropout(0.3)(layers.ReLU()(layers.Dense(units)(x)))
+    out = layers.Dense(2)(x)
+    m = keras.Model(inp, out, name="cancer_mlp")
+    fit_augmented(m, x_tr, y_tr, 60, 32, 1e-3, None, 0)
+    return finish("cancer_mlp", "tabular (30 features)",
+                  "MLP 30-192-192-96-2", m, x_tr, y_tr, x_te, y_te,
+                  x_tr[:300], val=(x_va, y_va))
+
+
+AUDIO_CLASSES = ("tone", "two_tone", "chirp_up", "chirp_down", "am_tone",
+                 "clicks")
+
+
+def audio_event(kind, rng):
+    """1 s of synthetic 16 kHz audio of one event class, random parameters,
+    random placement, white or pink noise at 0-25 dB SNR."""
+    n = int(rng.uniform(0.3, 0.8) * SR)
+    t = np.arange(n) / SR
+    f0 = rng.uniform(200, 3000)
+    if kind == "tone":
+        w = np.sin(2 * np.pi * f0 * t)
+    elif kind == "two_tone":
+        w = np.sin(2 * np.pi * f0 * t) + np.sin(2 * np.pi * f0
+                                                * rng.uniform(1.2, 1.8) * t)
+    elif kind in ("chirp_up", "chirp_down"):
+        f1 = f0 * rng.uniform(1.5, 3.0)
+        w = scipy.signal.chirp(t, *((f0, t[-1], f1) if kind == "chirp_up"
+                                     else (f1, t[-1], f0)))
+    elif kind == "am_tone":
+        w = np.sin(2 * np.pi * f0 * t) * (1 + np.sin(2 * np.pi
+                                                     * rng.uniform(4, 12) * t))
+    else:  # clicks: decaying noise bursts at a random rate
+        w = np.zeros(n)
+        for s in np.arange(0, n, int(SR / rng.uniform(5, 15))):
+            k = min(400, n - s)
+            w[s:s + k] += rng.normal(size=k) * np.exp(-np.arange(k) / 60)
+    w = w * np.hanning(n)
+    return place_and_noise(w.astype(np.float32), rng, rng.uniform(0, 25))
+
+
+def make_audio_cnn1d():
+    """1-D CNN over 49 frames of 10 MFCCs of synthetic audio events
+    (Conv2D with (5, 1) and (3, 1) kernels on a [49, 1, 10] layout)."""
+    seed_everything(SEED + 14)
+    rng = np.random.default_rng(SEED + 14)
+    per = 200
+    feats, labels = [], []
+    for c, kind in enumerate(AUDIO_CLASSES):
+        for _ in range(per):
+            feats.append(mfcc(audio_event(kind, rng)))
+            labels.append(c)
+    x = np.stack(feats).astype(np.float32)
+    y = np.asarray(labels, np.int64)
+    x_tr, y_tr, x_va, y_va, x_te, y_te = three_way(x, y, SEED + 14)
+    mu, sd = x_tr.mean((0, 1)), x_tr.std((0, 1)) + 1e-6
+    x_tr, x_va, x_te = [np.round((a - mu) / sd * 256) / 256
+                        for a in (x_tr, x_va, x_te)]
+    x_tr, x_va, x_te = [a[:, :, None, :].astype(np.float32)
+                        for a in (x_tr, x_va, x_te)]
+
+    def tconv(x, ch, k, stride=1):
+        return bn_relu(layers.Conv2D(ch, (k, 1), strides=(stride, 1),
+                                     padding="same", use_bias=False)(x))
+
+    inp = keras.Input((49, 1, 10))
+    x = tconv(inp, 48, 5)
+    x = tconv(x, 64, 5, 2)
+    x = tconv(x, 96, 3)
+    x = tconv(x, 96, 3, 2)
+    x = bn_relu(layers.Conv2D(128, 1, use_bias=False)(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(x)
+    out = layers.Dense(len(AUDIO_CLASSES))(x)
+    m = keras.Model(inp, out, name="audio_cnn1d")
+    fit_augmented(m, x_tr, y_tr, 30, 64, 2e-3, None, 0)
+    return finish("audio_cnn1d", "audio (49 x 10 MFCCs, synthetic events)",
+                  "1-D CNN: (5,1)/(3,1) temporal convs, 1x1, GAP, dense", m,
+                  x_tr, y_tr, x_te, y_te, x_tr[:300], max_train_saved=400,
+                  val=(x_va, y_va), store=np.float16)
+
+
+SECOND_SET = {"digits_mobilenet": make_digits_mobilenet,
+              "digits_resnet5": make_digits_resnet5,
+              "cancer_mlp": make_cancer_mlp,
+              "audio_cnn1d": make_audio_cnn1d}
+
+
 def main():
     only = set(sys.argv[1:])
     t0 = time.time()
@@ -597,6 +794,9 @@ def main():
         make_imu_cnn1d()
     if not only or "kws_dscnn" in only:
         make_kws_dscnn()
+    for name, make in SECOND_SET.items():
+        if not only or name in only:
+            make()
 
     print("\n| model | input | params | int8 .tflite bytes | float train/test "
           "| int8 train/test |")
