@@ -25,7 +25,7 @@ fidelity pass picks, so patches are computed per choice (`Calibrated.patches`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -81,6 +81,9 @@ def calibrate(model, encodings: list, stats: dict, mode: str) -> Calibrated:
                 continue
             rates.append(_rate(enc.tensor, r.book, idx))
         aware += any(a is not b for a, b in zip(rates, enc.rates))
+        errs = [output_error(enc.tensor, r.rebuilt, st) for r in rates]
+        if all(e is not None for e in errs):  # what the fidelity pass's estimates scale by
+            rates = [replace(r, sq_error=e) for r, e in zip(rates, errs)]
         enc = TensorEncodings(enc.tensor, rates)
         out.append(enc)
         if layers is not None and layers[i].bias_offset is not None:
@@ -95,6 +98,28 @@ def _rate(t, book, idx) -> RateEncoding:
     rebuilt = t.from_vector_order(book.decode(idx, t.size))
     err = (rebuilt.astype(np.float32) - t.values.astype(np.float32)) * channel_scales(t)
     return RateEncoding(book, idx, rebuilt, float(np.dot(err, err)), len(idx))
+
+
+def output_error(t, rebuilt: np.ndarray, st: LayerStats) -> float | None:
+    """Summed squared output error of the coded layer on the calibration inputs, real domain
+    (sum over rows of d H d^T): the fidelity pass scales a tensor's probed output noise from
+    one rate to another by this ratio instead of the weight-space error's, which output-aware
+    codes no longer follow."""
+    d = (t.values.astype(np.float64) - rebuilt.astype(np.float64)) \
+        * channel_scales(t).astype(np.float64)
+    if st.kind == MATRIX:
+        c = st.hessian.shape[0]
+        if t.size % c:
+            return None
+        d = d.reshape(-1, c)
+        return float(np.einsum("oc,cd,od->", d, st.hessian, d))
+    p, oc = t.shape[1] * t.shape[2], t.shape[3]
+    cin = st.hessian.shape[0]
+    if oc % cin or st.hessian.shape[1] != p:
+        return None
+    d = d.reshape(p, oc).T  # [OC, P]
+    h = st.hessian[np.arange(oc) // (oc // cin)]
+    return float(np.einsum("op,opq,oq->", d, h, d))
 
 
 def encode_output_aware(t, book, st: LayerStats, cache: dict | None = None
