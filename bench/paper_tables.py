@@ -14,6 +14,13 @@ and used to compress the others (`--codebooks`) in pq-m and yono modes.
     python bench/paper_tables.py                       # print the tables
     python bench/paper_tables.py --write docs/paper-tables.md
     python bench/paper_tables.py --models examples/models --epsilon 0.5 --modes yono pq-m
+    python bench/paper_tables.py --protocol --epsilon 0.5 --write docs/paper-tables.md
+
+`--protocol` (issue 9): only the yono build under the val/test protocol (`<name>.val.npz`
+decides, else the test set is split seeded; test accuracy reported only), per model ratio,
+rates, val and test accuracy, layers finetuned, plus leave-one-out builds (codebooks frozen
+from the other examples, --loo-only for those alone); with --write the section alone goes to
+the file, between markers, for docs/paper-tables.md.
 
 Needs torch for pq-mopt / yono (pip install 'yonoc[torch]').
 """
@@ -72,6 +79,92 @@ def run_mode(mode, examples, eps, em_opts, frozen=None, jobs=0):
     t = time.perf_counter()
     res = build([p for _, p, _, _ in examples], opts)
     return res, time.perf_counter() - t
+
+
+def val_path(train_path):
+    v = train_path[:-len(".train.npz")] + ".val.npz"
+    return v if os.path.isfile(v) else None
+
+
+def run_protocol(examples, eps, em_opts, frozen=None, jobs=0):
+    data = tuple((n, em.DataSpec(tr, te, None, eps, val_path(tr))) for n, _, tr, te in examples)
+    opts = BuildOptions(mode="yono", data=data, em=em_opts, frozen_codebooks=frozen,
+                        check=False, jobs=jobs, measure_arena=False)
+    t = time.perf_counter()
+    res = build([p for _, p, _, _ in examples], opts)
+    return res, time.perf_counter() - t
+
+
+def _rates(r) -> str:
+    return ", ".join(f"{n}x{k.replace('bpw', '')}" if k != "raw" else f"{n}xraw"
+                     for k, n in r.rate_counts.items())
+
+
+def protocol_rows(res):
+    rows = []
+    for r in res.models:
+        rows.append([r.name, f"{r.weight_bytes / max(r.weight_image_bytes, 1):.2f}x", _rates(r),
+                     f"{r.accuracy_original:.2f} -> {r.accuracy:.2f}",
+                     f"{r.test_accuracy_original:.2f} -> {r.test_accuracy:.2f}"
+                     if r.test_accuracy is not None else "-",
+                     ", ".join(str(i) for i in r.finetuned) or "-"])
+    return rows
+
+
+def protocol_verdict(res, eps, bar_loss=0.5, bar_ratio=4.0):
+    ms = [r for r in res.models if r.test_accuracy is not None]
+    loss = float(np.mean([r.test_accuracy_original - r.test_accuracy for r in ms]))
+    ratio = sum(r.weight_bytes for r in ms) / sum(r.weight_image_bytes for r in ms)
+    outside = [r.name for r in ms if r.accuracy_original - r.accuracy > eps + 1e-9]
+    ok = loss <= bar_loss and ratio >= bar_ratio and not outside
+    return (f"**against the bar** (>= {bar_ratio}x on int8 weight bytes at <= {bar_loss} pt "
+            f"mean test loss, every model within epsilon = {eps} pt on val): {ratio:.2f}x, "
+            f"mean test loss {loss:.2f} pt, "
+            + (f"outside epsilon on val: {', '.join(outside)}" if outside
+               else "every model within epsilon on val")
+            + (" - **met**." if ok else " - **not met**."))
+
+
+PROTOCOL_BEGIN, PROTOCOL_END = "<!-- protocol: begin -->", "<!-- protocol: end -->"
+
+
+def protocol_main(args, examples, every):
+    em_opts = em.EMOptions(epsilon=args.epsilon, epochs=args.epochs)
+    header = ["model", "weight ratio", "rates (count x bpw)", "val acc orig -> rebuilt",
+              "test acc orig -> rebuilt", "finetuned (raw) layers"]
+    res, secs = (run_protocol(examples, args.epsilon, em_opts, jobs=args.jobs)
+                 if not args.loo_only else (None, 0))
+    out = [] if res is None else [
+           "## The val/test protocol (issue 9)", "",
+           f"`python bench/paper_tables.py --protocol --epsilon {args.epsilon:g}`: yono mode, "
+           f"one image of all {len(examples)} examples, epsilon {args.epsilon:g} pt per model "
+           "judged on validation data (`<name>.val.npz`, else the test set split seeded "
+           "half/half); test accuracy is reported only, never used by the build. Rates inside "
+           f"Algorithm 1 (`rate_search`). Build time {secs:.0f} s (check off, {args.jobs or 'all'} "
+           "jobs).", "", table(protocol_rows(res), header), "", protocol_verdict(res, args.epsilon),
+           ""]
+    if args.loo or args.loo_only:
+        rows = []
+        for k, ex in enumerate(tqdm(examples, desc="leave-one-out", unit="model")):
+            others = [e for e in every if e[0] != ex[0]]  # every other example
+            with tempfile.TemporaryDirectory() as tmp:
+                cb_path = os.path.join(tmp, "frozen.npz")
+                cbs = learn_codebooks(load_models([p for _, p, _, _ in others]),
+                                      CodebookOptions())
+                buf = io.BytesIO()
+                cbs.to_npz(buf)
+                with open(cb_path, "wb") as f:
+                    f.write(buf.getvalue())
+                r1, _ = run_protocol([ex], args.epsilon, em_opts, frozen=cb_path, jobs=1)
+            rows += protocol_rows(r1)
+        out += ["### Leave-one-out (codebooks frozen without the model)", "",
+                "Each model compressed alone with codebooks learned on the other examples.", "",
+                table(rows, header), ""]
+    text = "\n".join(out)
+    print(text)
+    if args.write:  # a section of its own between markers: the rest of the file stays
+        with open(args.write, "w") as f:
+            f.write(PROTOCOL_BEGIN + "\n" + text + "\n" + PROTOCOL_END + "\n")
 
 
 def table(rows, header):
@@ -151,11 +244,22 @@ def main(argv=None):
                     help="skip the label-free (distillation) vs data-free comparison")
     ap.add_argument("--jobs", type=int, default=0)
     ap.add_argument("--write", help="write the tables as markdown here")
+    ap.add_argument("--protocol", action="store_true",
+                    help="only the yono build under the val/test protocol (issue 9)")
+    ap.add_argument("--loo", action="store_true",
+                    help="with --protocol: leave-one-out builds too")
+    ap.add_argument("--loo-only", action="store_true",
+                    help="with --protocol: only the leave-one-out builds")
+    ap.add_argument("--only", nargs="*", help="example names to use (default: all)")
     args = ap.parse_args(argv)
 
-    examples = find_examples(args.models)
+    examples = every = find_examples(args.models)
+    if args.only:
+        examples = [e for e in examples if e[0] in args.only]
     if not examples:
         sys.exit(f"no examples with .train.npz/.test.npz in {args.models}")
+    if args.protocol:
+        return protocol_main(args, examples, every)
     em_opts = em.EMOptions(epsilon=args.epsilon, epochs=args.epochs)
     models = {m.name: m for m in load_models([p for _, p, _, _ in examples])}
     tests = {}
