@@ -38,8 +38,14 @@ def test_encode_decode_matches_image_decoder_including_tail(length):
     for book in cs.rates(Group.POINTWISE):
         idx = book.encode(vals)
         ours = book.decode(idx, length)
-        fill = fmt.Fill(0, length, fmt.FillKind.PQ, 0, 0, len(book.subs), 0, 0, idx.tobytes())
-        entries = [fmt.CodebookEntry(1, s) for s in book.subs]
+        if book.base is None:
+            fill = fmt.Fill(0, length, fmt.FillKind.PQ, 0, 0, len(book.subs), 0, 0, idx.tobytes())
+            entries = [fmt.CodebookEntry(1, s) for s in book.subs]
+        else:  # residual rate: base stage's codebooks first, then the residual's
+            m = len(book.base.subs)
+            fill = fmt.Fill(0, length, fmt.FillKind.PQ_RESIDUAL, 0, 0, m, 0, 0, idx.tobytes(),
+                            residual_first=m, residual_count=len(book.subs))
+            entries = [fmt.CodebookEntry(1, s) for s in book.base.subs + book.subs]
         assert np.array_equal(fmt.decode_pq(fill, entries), ours)
 
 
@@ -50,7 +56,8 @@ def test_finer_rate_has_lower_error():
     for book in cs.rates(Group.POINTWISE):
         rec = book.decode(book.encode(t.vector_order()), t.size)
         errs.append(float(np.sum((rec.astype(float) - t.values) ** 2)))
-    assert len(errs) == 2 and errs[1] < errs[0]
+    # 2, 4 and 6 (the residual rate) bits per weight
+    assert len(errs) == 3 and errs[2] < errs[1] < errs[0]
 
 
 def test_kernel_major_vector_order_round_trips():

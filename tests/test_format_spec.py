@@ -37,7 +37,8 @@ def test_committed_c_header_is_generated_from_the_spec():
 
 def test_check_mode_reports_a_stale_header(tmp_path, monkeypatch, capsys):
     stale = tmp_path / "image_format.h"
-    stale.write_text(spec.c_header().replace("YONO_FORMAT_VERSION 2u", "YONO_FORMAT_VERSION 1u"))
+    stale.write_text(spec.c_header().replace(f"YONO_FORMAT_VERSION {spec.FORMAT_VERSION}u",
+                                             "YONO_FORMAT_VERSION 1u"))
     monkeypatch.setattr(spec, "HEADER_PATH", stale)
     assert spec.main(["--check"]) == 1
     assert "stale" in capsys.readouterr().err

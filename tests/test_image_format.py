@@ -185,3 +185,67 @@ def test_too_many_tasks_and_too_large_images_are_clear_errors(monkeypatch):
     monkeypatch.setattr(fmt, "MAX_IMAGE_SIZE", 1000)  # the u32 limit, scaled down
     with pytest.raises(ImageError, match="4 GiB"):
         fmt.write_image([], [fmt.Task("big", bytes(2000), [])])
+
+
+# --------------------------------------------------------------- PQ_RESIDUAL (issue 9 part 2)
+
+def _residual_image(**lie) -> bytes:
+    """One task with a linear PQ_RESIDUAL record whose sums saturate at both ends."""
+    base = np.array([[120, -120, 5, -5], [0, 1, 2, 3]], np.float32)
+    res = np.array([[20, -20], [-9, 9], [0, 1]], np.float32)
+    books = [fmt.CodebookEntry(0, base), fmt.CodebookEntry(0, res)]
+    f = fmt.Fill(16, 8, fmt.FillKind.PQ_RESIDUAL, 0, 0, 1, payload=bytes([0, 1, 0, 1, 2, 0]),
+                 residual_first=1, residual_count=1)
+    model = bytearray(range(1, 65))
+    model[16:24] = fmt.decode_pq(f, books).tobytes()
+    for k, v in lie.items():
+        setattr(f, k, v)
+    return fmt.write_image(books, [fmt.Task("r", bytes(model), [f])])
+
+
+def test_residual_record_sums_two_stages_with_saturation():
+    image = fmt.read_image(_residual_image())
+    f = image.tasks[0].fills[0]
+    assert f.kind == fmt.FillKind.PQ_RESIDUAL and (f.residual_first, f.residual_count) == (1, 1)
+    assert len(f.payload) == 2 + 4  # ceil(8/4) first-stage + ceil(8/2) residual indices
+    got = np.frombuffer(fmt.rebuild(image, 0)[16:24], np.int8)
+    # [120,-120,5,-5] + [20,-20,-9,9] saturates; [0,1,2,3] + [0,1,20,-20]
+    assert got.tolist() == [127, -128, -4, 4, 0, 2, 22, -17]
+
+
+@pytest.mark.parametrize("lie,message", [
+    ({"residual_count": 0}, "names missing codebooks"),
+    ({"residual_first": 2}, "names missing codebooks"),
+    ({"payload": bytes([0, 1, 0, 1, 3, 0])}, "index past its codebook"),
+])
+def test_reader_refuses_a_bad_residual_stage(lie, message):
+    with pytest.raises(ImageError, match=message):
+        fmt.read_image(_residual_image(**lie))
+
+
+def test_residual_indices_must_lie_inside_the_image():
+    data = bytearray(_residual_image())
+    rec = next(i for i in range(len(data) - 24) if data[i + 8] == fmt.FillKind.PQ_RESIDUAL
+               and data[i:i + 8] == bytes([16, 0, 0, 0, 8, 0, 0, 0]))
+    # first stage's 2 indices end at the image end: the residual's 4 lie past it
+    struct.pack_into("<I", data, rec + 16, len(data) - 2)
+    struct.pack_into("<I", data, 12, fmt.crc32(bytes(data[16:])))
+    with pytest.raises(ImageError, match="outside the image"):
+        fmt.read_image(bytes(data))
+
+
+def test_residual_rate_survives_a_codebook_file(tmp_path):
+    from yonoc.ir import Group
+    from yonoc.pq.codebooks import CodebookOptions, CodebookSet, learn
+    rng = np.random.default_rng(3)
+    from yonoc.ir import Layout, WeightTensor
+    t = WeightTensor("t", "FULLY_CONNECTED", (32, 64), Group.POINTWISE, Layout.LINEAR, 1, 1, 0,
+                     rng.integers(-90, 90, 2048).astype(np.int8), np.ones(1, np.float32), 0)
+    cs = learn([t], CodebookOptions(codewords=16, iterations=5))
+    fine = cs.rates(Group.POINTWISE)[-1]
+    assert fine.base is cs.rates(Group.POINTWISE)[1] and fine.bits_per_weight == 6.0
+    cs.to_npz(tmp_path / "cb.npz")
+    back = CodebookSet.from_npz(str(tmp_path / "cb.npz")).rates(Group.POINTWISE)[-1]
+    assert back.base is not None and back.bits_per_weight == 6.0
+    v = t.vector_order()
+    assert np.array_equal(back.encode(v), fine.encode(v))

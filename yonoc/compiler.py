@@ -208,15 +208,20 @@ def drop_unused_codebooks(entries: list, tasks: list):
     """Keep only the sub-codebooks some PQ record uses (e.g. a finer rate no tensor needed),
     renumbering the records; the order of the kept ones does not change."""
     used = set()
+    pq_kinds = (fmt.FillKind.PQ, fmt.FillKind.PQ_RESIDUAL)
     for t in tasks:
         for f in t.fills:
-            if f.kind == fmt.FillKind.PQ:
+            if f.kind in pq_kinds:
                 used.update(range(f.codebook_first, f.codebook_first + f.codebook_count))
+            if f.kind == fmt.FillKind.PQ_RESIDUAL:
+                used.update(range(f.residual_first, f.residual_first + f.residual_count))
     new_index = {old: new for new, old in enumerate(sorted(used))}
     for t in tasks:
         for f in t.fills:
-            if f.kind == fmt.FillKind.PQ:
+            if f.kind in pq_kinds:
                 f.codebook_first = new_index[f.codebook_first]
+            if f.kind == fmt.FillKind.PQ_RESIDUAL:
+                f.residual_first = new_index[f.residual_first]
     return [e for i, e in enumerate(entries) if i in used], tasks
 
 

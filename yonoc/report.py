@@ -33,7 +33,7 @@ def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
             operators, weights = ir.operators, ir.weights
         except ModelError:
             operators, weights = {}, []
-        pq_fills = [f for f in t.fills if f.kind == fmt.FillKind.PQ]
+        pq_fills = [f for f in t.fills if f.kind in (fmt.FillKind.PQ, fmt.FillKind.PQ_RESIDUAL)]
         pq_at = {f.dst_offset: f for f in pq_fills}
         w_orig = sum(w.size for w in weights)
         w_img = sum(_aligned(len(pq_at[w.offset].payload)) if w.offset in pq_at else w.size
@@ -124,7 +124,8 @@ def _group_name(group: int) -> str:
 def tensor_rows(image: fmt.Image, task, weights: list, note) -> list:
     """One row per weight tensor the frontend finds in the rebuilt model: its operator, shape
     and kernel group (frontend), rate and bytes (fill records), fidelity (build notes)."""
-    pq_at = {f.dst_offset: f for f in task.fills if f.kind == fmt.FillKind.PQ}
+    pq_at = {f.dst_offset: f for f in task.fills
+             if f.kind in (fmt.FillKind.PQ, fmt.FillKind.PQ_RESIDUAL)}
     by_offset = {tn.offset: tn for tn in note.tensors} if note else {}
     probe = {o: tn.alone_snr_db for o, tn in by_offset.items()
              if tn.alone_snr_db is not None}
@@ -137,8 +138,10 @@ def tensor_rows(image: fmt.Image, task, weights: list, note) -> list:
         f = pq_at.get(w.offset)
         tn = by_offset.get(w.offset)
         if f is not None:
-            s = image.codebooks[f.codebook_first].subvector_len
-            rate, bpw, after = f"{8 / s:g}bpw", 8 / s, len(f.payload)
+            bpw = 8 / image.codebooks[f.codebook_first].subvector_len
+            if f.kind == fmt.FillKind.PQ_RESIDUAL:  # + the residual stage
+                bpw += 8 / image.codebooks[f.residual_first].subvector_len
+            rate, after = f"{bpw:g}bpw", len(f.payload)
         else:
             rate, bpw, after = "raw", 8.0, w.size
         share = None

@@ -9,6 +9,9 @@
 // the examples image was 15-20% slower (bench/switch_time.cc, stack_us).
 #include <stdint.h>
 #include <string.h>
+#if defined(__ARM_FEATURE_SIMD32)
+#include <arm_acle.h>
+#endif
 
 #include "image_internal.h"
 #include "yono/image.h"
@@ -20,6 +23,7 @@ namespace internal {
 namespace {
 
 constexpr uint32_t kTransposeBytes = 1024;  // stack buffer for layout 1
+constexpr uint32_t kResidualChunk = 256;    // stack buffer for PQ_RESIDUAL
 
 // One codeword as int8 into out[0, n) starting at value `from`.
 inline void CodewordSlow(const Pq& pq, uint32_t m, uint32_t k, uint32_t from,
@@ -191,11 +195,44 @@ YONO_NOINLINE void DecodeRange(const Pq& pq, uint32_t a, uint32_t b,
   if (a < b) Codeword(pq, m, pq.idx[j], 0, b - a, out);
 }
 
+// out[t] = saturate_int8(out[t] + r[t]): the residual stage's sum.
+inline void SaturatingAdd(uint8_t* out, const uint8_t* r, uint32_t n) {
+  uint32_t t = 0;
+#if defined(__ARM_FEATURE_SIMD32)
+  for (; t + 4 <= n; t += 4) {  // QADD8: four saturating int8 adds
+    int8x4_t a, b;
+    memcpy(&a, out + t, 4);
+    memcpy(&b, r + t, 4);
+    a = __qadd8(a, b);
+    memcpy(out + t, &a, 4);
+  }
+#endif
+  for (; t < n; ++t) {  // hosts: compilers vectorise this (x86: PADDSB)
+    int32_t v = static_cast<int8_t>(out[t]) + static_cast<int8_t>(r[t]);
+    v = v < -128 ? -128 : (v > 127 ? 127 : v);
+    out[t] = static_cast<uint8_t>(v);
+  }
+}
+
+// Vector-order elements [a, b) of a record with an optional residual stage
+// (res: PQ_RESIDUAL) into out[0, b-a).
+YONO_NOINLINE void DecodeStages(const Pq& pq, const Pq* res, uint32_t a,
+                                uint32_t b, uint8_t* out) {
+  DecodeRange(pq, a, b, out);
+  if (res == nullptr) return;
+  uint8_t tmp[kResidualChunk];
+  for (uint32_t e = a; e < b; e += kResidualChunk) {
+    const uint32_t n = (b - e < kResidualChunk) ? b - e : kResidualChunk;
+    DecodeRange(*res, e, e + n, tmp);
+    SaturatingAdd(out + (e - a), tmp, n);
+  }
+}
+
 // Layout 1: vector order walks [O, I, P], memory is [O, P, I]. Decodes
 // channel groups into a stack buffer and scatters them.
-YONO_NOINLINE void DecodeKernelMajor(const Pq& pq, uint32_t length,
-                                     uint32_t p_count, uint32_t i_count,
-                                     uint8_t* out) {
+YONO_NOINLINE void DecodeKernelMajor(const Pq& pq, const Pq* res,
+                                     uint32_t length, uint32_t p_count,
+                                     uint32_t i_count, uint8_t* out) {
   uint8_t tmp[kTransposeBytes];
   const uint32_t pi = p_count * i_count;
   const uint32_t o_count = length / pi;
@@ -210,7 +247,7 @@ YONO_NOINLINE void DecodeKernelMajor(const Pq& pq, uint32_t length,
       for (uint32_t i0 = 0; i0 < i_count; i0 += c_max) {
         const uint32_t c = (i_count - i0 < c_max) ? i_count - i0 : c_max;
         const uint32_t e0 = o * pi + i0 * p_count;
-        DecodeRange(pq, e0, e0 + c * p_count, tmp);
+        DecodeStages(pq, res, e0, e0 + c * p_count, tmp);
         if (p_count == 9) {
           for (uint32_t p = 0; p < 9; ++p) {
             uint8_t* d = out_o + p * i_count + i0;
@@ -241,7 +278,7 @@ YONO_NOINLINE void DecodeKernelMajor(const Pq& pq, uint32_t length,
   for (uint32_t e = 0; e < length; e += kTransposeBytes) {
     const uint32_t n =
         (length - e < kTransposeBytes) ? length - e : kTransposeBytes;
-    DecodeRange(pq, e, e + n, tmp);
+    DecodeStages(pq, res, e, e + n, tmp);
     for (uint32_t t = 0; t < n; ++t) {
       out[o * pi + p * i_count + i] = tmp[t];
       if (++p == p_count) {
@@ -279,12 +316,25 @@ const int8_t* CacheLookup(Cache* cache, uint32_t codebook) {
   return nullptr;
 }
 
-// Set up pq for record f.
-void PreparePq(const yono_image& im, const Fill& f, Cache* cache, Pq* pq) {
+// Int8 bytes of the M codebooks from `first`.
+uint32_t CodewordBytes(const yono_image& im, uint32_t first, uint32_t m_count) {
+  uint32_t need = 0;
+  for (uint32_t m = 0; m < m_count; ++m) {
+    const Codebook cb = ReadCodebook(im.data, im.codebook_table, first + m);
+    need += cb.k * cb.s;
+  }
+  return need;
+}
+
+// Set up pq for one stage of a record: M codebooks from `first`, indices at
+// `src`. may_reset = false: never drop cached codebooks (another stage of
+// the same record points into them); take the slow path instead.
+void PreparePq(const yono_image& im, uint32_t first, uint32_t m_count,
+               uint32_t src, Cache* cache, bool may_reset, Pq* pq) {
   const uint8_t* img = im.data;
-  pq->idx = img + f.src;
-  pq->m = f.m;
-  pq->s = ReadCodebook(img, im.codebook_table, f.codebook_first).s;
+  pq->idx = img + src;
+  pq->m = m_count;
+  pq->s = ReadCodebook(img, im.codebook_table, first).s;
   for (uint32_t m = 0; m < kMaxSubCodebooks; ++m) {
     pq->cw[m] = nullptr;
     pq->half[m] = nullptr;
@@ -292,23 +342,23 @@ void PreparePq(const yono_image& im, const Fill& f, Cache* cache, Pq* pq) {
   pq->k256 = true;
   pq->planes = nullptr;
   uint32_t need = 0;
-  for (uint32_t m = 0; m < f.m; ++m) {
+  for (uint32_t m = 0; m < m_count; ++m) {
     const Codebook cb =
-        ReadCodebook(img, im.codebook_table, f.codebook_first + m);
+        ReadCodebook(img, im.codebook_table, first + m);
     pq->half[m] = img + cb.data_offset;
     pq->k256 = pq->k256 && cb.k == YONO_MAX_CODEWORDS;
     need += cb.k * cb.s;
   }
   if (im.cw_cache != nullptr) {
-    for (uint32_t m = 0; m < f.m; ++m)
-      pq->cw[m] = im.cw_cache + (f.codebook_first + m) * im.cw_stride;
+    for (uint32_t m = 0; m < m_count; ++m)
+      pq->cw[m] = im.cw_cache + (first + m) * im.cw_stride;
     return;
   }
   if (need > cache->capacity) return;  // slow path: convert per codeword
-  for (int pass = 0; pass < 2; ++pass) {
+  for (int pass = 0; pass < (may_reset ? 2 : 1); ++pass) {
     bool ok = true;
-    for (uint32_t m = 0; m < f.m && ok; ++m) {
-      const uint32_t c = f.codebook_first + m;
+    for (uint32_t m = 0; m < m_count && ok; ++m) {
+      const uint32_t c = first + m;
       const int8_t* hit = CacheLookup(cache, c);
       if (hit != nullptr) {
         pq->cw[m] = hit;
@@ -329,10 +379,13 @@ void PreparePq(const yono_image& im, const Fill& f, Cache* cache, Pq* pq) {
       pq->cw[m] = dst;
     }
     if (ok) return;
+    if (!may_reset) break;
     // Full: start over (the record alone fits: need <= capacity).
     cache->slots = 0;
     cache->used = 0;
   }
+  // Not cached (only when !may_reset): the slow path for every sub-codebook.
+  for (uint32_t m = 0; m < kMaxSubCodebooks; ++m) pq->cw[m] = nullptr;
 }
 
 yono_status RebuildImpl(const yono_image* im, uint32_t task_index, uint8_t* dst,
@@ -351,6 +404,7 @@ yono_status RebuildImpl(const yono_image* im, uint32_t task_index, uint8_t* dst,
   Cache cache{cache_buf, cache_buf != nullptr ? cache_size : 0u, 0, 0, {}, {}};
 #if YONO_SIMD_X86
   alignas(64) uint8_t planes[kPlaneBytes];
+  alignas(64) uint8_t planes_res[kPlaneBytes];  // PQ_RESIDUAL's second stage
 #endif
   const uint8_t* skel = img + task.skeleton_offset;
   const uint8_t* rec = img + task.fill_table_offset;
@@ -366,16 +420,38 @@ yono_status RebuildImpl(const yono_image* im, uint32_t task_index, uint8_t* dst,
     switch (f.kind) {
       case YONO_FILL_KIND_ZERO: memset(out, 0, f.length); break;
       case YONO_FILL_KIND_RAW: memcpy(out, img + f.src, f.length); break;
-      default: {  // YONO_FILL_KIND_PQ (validated)
+      default: {  // YONO_FILL_KIND_PQ or _PQ_RESIDUAL (validated)
         Pq pq;
-        PreparePq(*im, f, &cache, &pq);
+        Pq res_pq;
+        const Pq* res = nullptr;
+        if (f.kind == YONO_FILL_KIND_PQ_RESIDUAL) {
+          // Room for both stages' codebooks, so the second cannot evict the
+          // first (it would take the slow path instead).
+          const uint32_t need = CodewordBytes(*im, f.codebook_first, f.m) +
+                                CodewordBytes(*im, f.residual_first, f.m2);
+          if (cache.used + need > cache.capacity ||
+              cache.slots + f.m + f.m2 > kCacheSlots) {
+            cache.slots = 0;
+            cache.used = 0;
+          }
+        }
+        PreparePq(*im, f.codebook_first, f.m, f.src, &cache, true, &pq);
 #if YONO_SIMD_X86
         pq.planes = PrepareSimd(pq, f.length, planes);
 #endif
+        if (f.kind == YONO_FILL_KIND_PQ_RESIDUAL) {
+          const uint32_t n = StageIndexBytes(f.length, pq.s);
+          PreparePq(*im, f.residual_first, f.m2, f.src + n, &cache, false,
+                    &res_pq);
+#if YONO_SIMD_X86
+          res_pq.planes = PrepareSimd(res_pq, f.length, planes_res);
+#endif
+          res = &res_pq;
+        }
         if (f.layout == YONO_LAYOUT_KERNEL_MAJOR) {
-          DecodeKernelMajor(pq, f.length, f.positions, f.inner, out);
+          DecodeKernelMajor(pq, res, f.length, f.positions, f.inner, out);
         } else {
-          DecodeRange(pq, 0, f.length, out);
+          DecodeStages(pq, res, 0, f.length, out);
         }
         break;
       }

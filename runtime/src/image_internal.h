@@ -92,6 +92,8 @@ struct Fill {
   uint16_t codebook_first, positions;  // positions = P
   uint32_t src;
   uint16_t inner;  // I
+  uint8_t m2;      // PQ_RESIDUAL: residual stage's M
+  uint16_t residual_first;
 };
 inline Fill ReadFill(const uint8_t* p) {
   return Fill{Rd32(p + YONO_FILL_DST_OFFSET_OFF),
@@ -102,7 +104,9 @@ inline Fill ReadFill(const uint8_t* p) {
               Rd16(p + YONO_FILL_CODEBOOK_FIRST_OFF),
               Rd16(p + YONO_FILL_KERNEL_POSITIONS_OFF),
               Rd32(p + YONO_FILL_SRC_OFFSET_OFF),
-              Rd16(p + YONO_FILL_INNER_CHANNELS_OFF)};
+              Rd16(p + YONO_FILL_INNER_CHANNELS_OFF),
+              p[YONO_FILL_RESIDUAL_COUNT_OFF],
+              Rd16(p + YONO_FILL_RESIDUAL_FIRST_OFF)};
 }
 
 // binary16 -> int8 as the format specifies (yono_half_to_int8 is this):
@@ -134,6 +138,11 @@ inline int8_t HalfToInt8(uint16_t h) {
                       : static_cast<int8_t>(-static_cast<int32_t>(mag));
   }
   return mag >= 127 ? static_cast<int8_t>(127) : static_cast<int8_t>(mag);
+}
+
+// Index bytes of one PQ stage of a `length`-byte record with sub-vectors of s.
+inline uint32_t StageIndexBytes(uint32_t length, uint32_t s) {
+  return length / s + (length % s != 0 ? 1u : 0u);
 }
 
 // ------------------------------------------------------------ PQ decode ---

@@ -11,6 +11,45 @@ using namespace yono::internal;
 
 namespace {
 
+// One PQ stage: M codebooks from `first` sharing s, `*n` = ceil(length/s)
+// index bytes at `src` inside the image, every index < K of its codebook.
+yono_status ValidateStage(const yono_image& im, uint32_t length, uint32_t first,
+                          uint32_t m_count, uint32_t src, uint32_t* n_out) {
+  const uint8_t* img = im.data;
+  if (m_count < 1 || m_count > kMaxSubCodebooks) return YONO_BAD_FILL_RECORD;
+  if (first + m_count > im.codebook_count) return YONO_BAD_FILL_RECORD;
+  uint32_t k[kMaxSubCodebooks] = {};
+  const uint32_t s = ReadCodebook(img, im.codebook_table, first).s;
+  for (uint32_t m = 0; m < m_count; ++m) {
+    const Codebook cb = ReadCodebook(img, im.codebook_table, first + m);
+    if (cb.s != s) return YONO_BAD_FILL_RECORD;
+    k[m] = cb.k;
+  }
+  const uint32_t n = StageIndexBytes(length, s);
+  if (!InBounds(src, n, im.size)) return YONO_OUT_OF_BOUNDS;
+  *n_out = n;
+  const uint8_t* idx = img + src;
+  bool all_full = true;  // K = 256: every one-byte index is valid
+  for (uint32_t m = 0; m < m_count; ++m)
+    all_full = all_full && k[m] == YONO_MAX_CODEWORDS;
+  if (all_full) {
+    // nothing to scan
+  } else if (m_count == 1) {
+    uint32_t mx = 0;
+    for (uint32_t j = 0; j < n; ++j) mx = idx[j] > mx ? idx[j] : mx;
+    if (mx >= k[0]) return YONO_BAD_INDEX;
+  } else {
+    uint32_t m = 0;
+    uint32_t bad = 0;
+    for (uint32_t j = 0; j < n; ++j) {
+      bad |= idx[j] >= k[m] ? 1u : 0u;
+      m = (m + 1 == m_count) ? 0 : m + 1;
+    }
+    if (bad) return YONO_BAD_INDEX;
+  }
+  return YONO_OK;
+}
+
 yono_status ValidateTask(const yono_image& im, uint32_t t) {
   const uint8_t* img = im.data;
   const uint32_t size = im.size;
@@ -51,19 +90,8 @@ yono_status ValidateTask(const yono_image& im, uint32_t t) {
         if (f.layout != YONO_LAYOUT_LINEAR) return YONO_BAD_FILL_RECORD;
         if (!InBounds(f.src, f.length, size)) return YONO_OUT_OF_BOUNDS;
         break;
-      case YONO_FILL_KIND_PQ: {
-        if (f.m < 1 || f.m > kMaxSubCodebooks) return YONO_BAD_FILL_RECORD;
-        if (uint32_t{f.codebook_first} + f.m > im.codebook_count)
-          return YONO_BAD_FILL_RECORD;
-        uint32_t k[kMaxSubCodebooks] = {};
-        const uint32_t s =
-            ReadCodebook(img, im.codebook_table, f.codebook_first).s;
-        for (uint32_t m = 0; m < f.m; ++m) {
-          const Codebook cb =
-              ReadCodebook(img, im.codebook_table, f.codebook_first + m);
-          if (cb.s != s) return YONO_BAD_FILL_RECORD;
-          k[m] = cb.k;
-        }
+      case YONO_FILL_KIND_PQ:
+      case YONO_FILL_KIND_PQ_RESIDUAL: {
         if (f.layout == YONO_LAYOUT_KERNEL_MAJOR) {
           if (f.positions < 1 || f.inner < 1) return YONO_BAD_FILL_RECORD;
           const uint32_t pi = uint32_t{f.positions} * f.inner;
@@ -71,26 +99,17 @@ yono_status ValidateTask(const yono_image& im, uint32_t t) {
         } else if (f.layout != YONO_LAYOUT_LINEAR) {
           return YONO_BAD_FILL_RECORD;
         }
-        const uint32_t n = f.length / s + (f.length % s != 0 ? 1u : 0u);
-        if (!InBounds(f.src, n, size)) return YONO_OUT_OF_BOUNDS;
-        const uint8_t* idx = img + f.src;
-        bool all_full = true;  // K = 256: every one-byte index is valid
-        for (uint32_t m = 0; m < f.m; ++m)
-          all_full = all_full && k[m] == YONO_MAX_CODEWORDS;
-        if (all_full) {
-          // nothing to scan
-        } else if (f.m == 1) {
-          uint32_t mx = 0;
-          for (uint32_t j = 0; j < n; ++j) mx = idx[j] > mx ? idx[j] : mx;
-          if (mx >= k[0]) return YONO_BAD_INDEX;
-        } else {
-          uint32_t m = 0;
-          uint32_t bad = 0;
-          for (uint32_t j = 0; j < n; ++j) {
-            bad |= idx[j] >= k[m] ? 1u : 0u;
-            m = (m + 1 == f.m) ? 0 : m + 1;
-          }
-          if (bad) return YONO_BAD_INDEX;
+        uint32_t n = 0;
+        yono_status st =
+            ValidateStage(im, f.length, f.codebook_first, f.m, f.src, &n);
+        if (st != YONO_OK) return st;
+        if (f.kind == YONO_FILL_KIND_PQ_RESIDUAL) {
+          // The residual stage's indices follow the first stage's.
+          if (uint64_t{f.src} + n > size) return YONO_OUT_OF_BOUNDS;
+          uint32_t n2 = 0;
+          st = ValidateStage(im, f.length, f.residual_first, f.m2, f.src + n,
+                             &n2);
+          if (st != YONO_OK) return st;
         }
         break;
       }

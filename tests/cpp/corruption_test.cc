@@ -103,6 +103,7 @@ struct Layout {
   int32_t task = -1;
   uint32_t fill_table = 0, fill_count = 0;
   int64_t rec_pq = -1, rec_pq_k1 = -1, rec_raw = -1, rec_zero = -1;
+  int64_t rec_res = -1;  // a PQ_RESIDUAL record (its first stage is also rec_pq's kind)
 };
 
 Layout Parse(const std::vector<uint8_t>& b) {
@@ -124,7 +125,10 @@ Layout Parse(const std::vector<uint8_t>& b) {
     for (uint32_t r = 0; r < fc; ++r) {
       const size_t re = ft + YONO_FILL_RECORD_SIZE * r;
       const uint8_t kind = b[re + FILL(KIND)];
-      if (kind == YONO_FILL_KIND_PQ && cand.rec_pq < 0) cand.rec_pq = static_cast<int64_t>(re);
+      if ((kind == YONO_FILL_KIND_PQ || kind == YONO_FILL_KIND_PQ_RESIDUAL) && cand.rec_pq < 0)
+        cand.rec_pq = static_cast<int64_t>(re);
+      if (kind == YONO_FILL_KIND_PQ_RESIDUAL && cand.rec_res < 0)
+        cand.rec_res = static_cast<int64_t>(re);
       if (kind == YONO_FILL_KIND_RAW && cand.rec_raw < 0) cand.rec_raw = static_cast<int64_t>(re);
       if (kind == YONO_FILL_KIND_ZERO && cand.rec_zero < 0) cand.rec_zero = static_cast<int64_t>(re);
     }
@@ -283,7 +287,21 @@ int main(int argc, char** argv) {
       {"fill table past end", Status::kOutOfBounds,
        [te](auto* b, auto& l) { if (!l.fill_count) return false; Put32(b, te + TASK(FILL_TABLE_OFFSET), l.image_size - 8); return true; }},
       {"unknown fill kind", Status::kBadFillRecord,
-       [](auto* b, auto& l) { if (!l.fill_count) return false; (*b)[l.fill_table + FILL(KIND)] = YONO_FILL_KIND_PQ + 1; return true; }},
+       [](auto* b, auto& l) { if (!l.fill_count) return false; (*b)[l.fill_table + FILL(KIND)] = YONO_FILL_KIND_PQ_RESIDUAL + 1; return true; }},
+      {"residual M2 0", Status::kBadFillRecord,
+       [](auto* b, auto& l) { if (l.rec_res < 0) return false; (*b)[static_cast<size_t>(l.rec_res) + FILL(RESIDUAL_COUNT)] = 0; return true; }},
+      {"residual M2 > max", Status::kBadFillRecord,
+       [](auto* b, auto& l) { if (l.rec_res < 0) return false; (*b)[static_cast<size_t>(l.rec_res) + FILL(RESIDUAL_COUNT)] = YONO_MAX_SUBCODEBOOKS + 1; return true; }},
+      {"residual_first past table", Status::kBadFillRecord,
+       [](auto* b, auto& l) { if (l.rec_res < 0) return false; Put16(b, static_cast<size_t>(l.rec_res) + FILL(RESIDUAL_FIRST), l.cb_count); return true; }},
+      {"residual indices past end", Status::kOutOfBounds,
+       [](auto* b, auto& l) {
+         if (l.rec_res < 0) return false;
+         const size_t r = static_cast<size_t>(l.rec_res);
+         const size_t ce = l.cb_table + YONO_CODEBOOK_ENTRY_SIZE * Get16(*b, r + FILL(CODEBOOK_FIRST));
+         const uint32_t s = (*b)[ce + CB(SUBVECTOR_LEN)], len = Get32(*b, r + FILL(LENGTH));
+         // the first stage's indices end exactly at the image end: the residual's are past it
+         Put32(b, r + FILL(SRC_OFFSET), l.image_size - (len + s - 1) / s); return true; }},
       {"fill length 0", Status::kBadFillRecord,
        [](auto* b, auto& l) { if (!l.fill_count) return false; Put32(b, l.fill_table + FILL(LENGTH), 0); return true; }},
       {"fill past model_size", Status::kBadFillRecord,

@@ -1,4 +1,5 @@
-# cmake -DYONOC="<cmd;list>" -DPYTHON=<python or empty> -DOUT=<dir> -DMODELS="<a;b>" -P make_test_image.cmake
+# cmake -DYONOC="<cmd;list>" -DPYTHON=<python or empty> -DOUT=<dir> -DMODELS="<a;b>"
+#       [-DMAKER=<script.py>] -P make_test_image.cmake
 #
 # Runs `yonoc build MODELS -o OUT/image.bin` and `yonoc extract OUT/image.bin
 # -o OUT/extract`, and writes OUT/stamp on success. When yonoc is not usable
@@ -38,9 +39,16 @@ if(NOT rc EQUAL 0)
   return()
 endif()
 
-# --no-check: the format tests need images fast, not the fidelity search (tested in pytest)
-execute_process(COMMAND ${YONOC} build ${MODELS} -o "${image}" --no-check
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+# --no-check: the format tests need images fast, not the fidelity search (tested in pytest).
+# -DMAKER=<script.py>: `PYTHON script.py image MODELS` writes the image instead (e.g.
+# make_residual_image.py: every tensor at the residual rate).
+if(MAKER)
+  execute_process(COMMAND "${PYTHON}" "${MAKER}" "${image}" ${MODELS}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+else()
+  execute_process(COMMAND ${YONOC} build ${MODELS} -o "${image}" --no-check
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+endif()
 if(rc EQUAL 0)
   execute_process(COMMAND ${YONOC} extract "${image}" -o "${OUT}/extract"
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out2 ERROR_VARIABLE out2)

@@ -22,7 +22,7 @@ from enum import IntEnum
 from pathlib import Path
 
 MAGIC = b"YONO"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 ALIGN = 16  # every data section starts on this boundary
 MODEL_ALIGNMENT = 16  # a rebuilt model's region (TFLM reads buffers in place)
 MAX_TASKS = 0xFFFF  # u16 count
@@ -38,6 +38,7 @@ class FillKind(IntEnum):
     ZERO = 0
     RAW = 1
     PQ = 2
+    PQ_RESIDUAL = 3  # PQ plus a second PQ stage coding its residual (issue 9)
 
 
 class Layout(IntEnum):
@@ -146,12 +147,12 @@ FILL_RECORD = Record("Fill record", "FILL", "FILL_RECORD_SIZE", 24, (
     Field(8, "u8", "kind", "FillKind"),
     Field(9, "u8", "layout", "Layout (PQ only)"),
     Field(10, "u8", "codebook_count", "M, 1..MAX_SUBCODEBOOKS (PQ only)"),
-    Field(11, "u8", "reserved", "0"),
+    Field(11, "u8", "residual_count", "M2 of the residual stage (PQ_RESIDUAL only)"),
     Field(12, "u16", "codebook_first", "first of M consecutive codebooks (PQ only)"),
     Field(14, "u16", "kernel_positions", "P (PQ layout 1 only)"),
     Field(16, "u32", "src_offset", "RAW payload or PQ index array"),
     Field(20, "u16", "inner_channels", "I (PQ layout 1 only)"),
-    Field(22, "u16", "reserved", "0"),
+    Field(22, "u16", "residual_first", "first residual codebook (PQ_RESIDUAL only)"),
 ))
 
 RECORDS = (HEADER, CODEBOOK_ENTRY, TASK_ENTRY, FILL_RECORD)

@@ -56,7 +56,8 @@ class CodebookEntry:
 
 @dataclass
 class Fill:
-    """One fill record; `payload` is the RAW bytes or the PQ index bytes."""
+    """One fill record; `payload` is the RAW bytes or the PQ index bytes (PQ_RESIDUAL: the
+    first stage's indices, then the residual stage's)."""
 
     dst_offset: int
     length: int
@@ -67,6 +68,8 @@ class Fill:
     kernel_positions: int = 0
     inner_channels: int = 0
     payload: bytes = b""
+    residual_first: int = 0  # PQ_RESIDUAL only
+    residual_count: int = 0
 
 
 @dataclass
@@ -166,9 +169,11 @@ def put_task(lay: _Layout, t: Task) -> bytes:
     rows = []
     for f in fills:
         src = lay.put(f.payload) if f.kind != FillKind.ZERO else 0
+        res = f.kind == FillKind.PQ_RESIDUAL
         rows.append(FILL_RECORD.pack(f.dst_offset, f.length, f.kind, f.layout,
-                                     f.codebook_count, 0, f.codebook_first,
-                                     f.kernel_positions, src, f.inner_channels, 0))
+                                     f.codebook_count, f.residual_count if res else 0,
+                                     f.codebook_first, f.kernel_positions, src,
+                                     f.inner_channels, f.residual_first if res else 0))
     fill_off = lay.put(b"".join(rows)) if rows else _align(lay.end)
     return TASK_ENTRY.pack(name_off, len(name), len(t.model), crc32(t.model), skel_off,
                            len(skel), fill_off, len(fills), t.arena_size, 0, t.original_size)
@@ -281,8 +286,8 @@ def read_image(data: bytes) -> Image:
         _span(image_size, fill_off, FILL_RECORD.size * fill_count, f"task {name!r} fill table")
         fills, cursor, filled = [], 0, 0
         for ri in range(fill_count):
-            (dst, length, kind, layout, m, _, first, p, src, inner, _) = FILL_RECORD.unpack_from(
-                data, fill_off + FILL_RECORD.size * ri)
+            (dst, length, kind, layout, m, m2, first, p, src, inner, first2
+             ) = FILL_RECORD.unpack_from(data, fill_off + FILL_RECORD.size * ri)
             where = f"task {name!r} fill record {ri}"
             if length == 0 or dst < cursor or dst + length > model_size:
                 raise ImageError(f"corrupt image: {where} is out of order or out of range")
@@ -296,23 +301,18 @@ def read_image(data: bytes) -> Image:
             elif kind == FillKind.RAW:
                 _span(image_size, src, length, where)
                 fill.kind, fill.payload = FillKind.RAW, data[src:src + length]
-            elif kind == FillKind.PQ:
-                if not 1 <= m <= MAX_SUBCODEBOOKS or first + m > n_cb:
-                    raise ImageError(f"corrupt image: {where} names missing codebooks")
-                s = codebooks[first].subvector_len
-                if any(codebooks[first + j].subvector_len != s for j in range(m)):
-                    raise ImageError(f"corrupt image: {where} mixes sub-vector lengths")
+            elif kind in (FillKind.PQ, FillKind.PQ_RESIDUAL):
                 kernel_major = layout == Layout.KERNEL_MAJOR
                 if layout not in tuple(Layout) or (kernel_major and (p < 1 or inner < 1
                                                                      or length % (p * inner))):
                     raise ImageError(f"corrupt image: {where} has a bad layout")
-                n = -(-length // s)
-                _span(image_size, src, n, where)
-                idx = np.frombuffer(data, np.uint8, n, src)
-                ks = np.array([codebooks[first + j].count for j in range(m)])
-                if np.any(idx >= ks[np.arange(n) % m]):
-                    raise ImageError(f"corrupt image: {where} has an index past its codebook")
-                fill.kind, fill.payload = FillKind.PQ, data[src:src + n]
+                stages = [(first, m)] + ([(first2, m2)] if kind == FillKind.PQ_RESIDUAL else [])
+                at = src
+                for sf, sm in stages:
+                    at += _check_stage(data, image_size, codebooks, where, length, sf, sm, at)
+                fill.kind, fill.payload = FillKind(kind), data[src:at]
+                fill.residual_first, fill.residual_count = (
+                    (first2, m2) if kind == FillKind.PQ_RESIDUAL else (0, 0))
             else:
                 raise ImageError(f"corrupt image: {where} has unknown kind {kind}")
             fills.append(fill)
@@ -326,16 +326,44 @@ def read_image(data: bytes) -> Image:
                  data[notes_off:notes_off + notes_size])
 
 
-def decode_pq(fill: Fill, codebooks: list) -> np.ndarray:
-    """The int8 bytes a PQ record writes, in destination order."""
-    m = fill.codebook_count
-    tables = [codeword_to_int8(codebooks[fill.codebook_first + j].codewords) for j in range(m)]
+def _check_stage(data, image_size, codebooks, where, length, first, m, src) -> int:
+    """Validate one PQ stage (M codebooks from `first`, its index array at `src`); returns
+    the index array's length."""
+    if not 1 <= m <= MAX_SUBCODEBOOKS or first + m > len(codebooks):
+        raise ImageError(f"corrupt image: {where} names missing codebooks")
+    s = codebooks[first].subvector_len
+    if any(codebooks[first + j].subvector_len != s for j in range(m)):
+        raise ImageError(f"corrupt image: {where} mixes sub-vector lengths")
+    n = -(-length // s)
+    _span(image_size, src, n, where)
+    idx = np.frombuffer(data, np.uint8, n, src)
+    ks = np.array([codebooks[first + j].count for j in range(m)])
+    if np.any(idx >= ks[np.arange(n) % m]):
+        raise ImageError(f"corrupt image: {where} has an index past its codebook")
+    return n
+
+
+def _decode_stage(idx: np.ndarray, codebooks: list, first: int, m: int, length: int
+                  ) -> np.ndarray:
+    tables = [codeword_to_int8(codebooks[first + j].codewords) for j in range(m)]
     s = tables[0].shape[1]
-    idx = np.frombuffer(fill.payload, np.uint8).astype(np.int64)
-    out = np.empty((len(idx), s), np.int8)
+    n = -(-length // s)
+    idx = idx[:n].astype(np.int64)
+    out = np.empty((n, s), np.int8)
     for j in range(m):
         out[j::m] = tables[j][idx[j::m]]
-    v = out.reshape(-1)[:fill.length]
+    return out.reshape(-1)[:length]
+
+
+def decode_pq(fill: Fill, codebooks: list) -> np.ndarray:
+    """The int8 bytes a PQ or PQ_RESIDUAL record writes, in destination order."""
+    idx = np.frombuffer(fill.payload, np.uint8)
+    v = _decode_stage(idx, codebooks, fill.codebook_first, fill.codebook_count, fill.length)
+    if fill.kind == FillKind.PQ_RESIDUAL:
+        n = -(-fill.length // codebooks[fill.codebook_first].subvector_len)
+        r = _decode_stage(idx[n:], codebooks, fill.residual_first, fill.residual_count,
+                          fill.length)
+        v = np.clip(v.astype(np.int16) + r, -128, 127).astype(np.int8)  # saturating
     if fill.layout == Layout.KERNEL_MAJOR:
         p, i = fill.kernel_positions, fill.inner_channels
         v = v.reshape(-1, i, p).transpose(0, 2, 1).reshape(-1)
@@ -354,7 +382,7 @@ def rebuild(image: Image, index: int) -> bytes:
         skel += gap
         if f.kind == FillKind.RAW:
             out[f.dst_offset:f.dst_offset + f.length] = f.payload
-        elif f.kind == FillKind.PQ:
+        elif f.kind in (FillKind.PQ, FillKind.PQ_RESIDUAL):
             out[f.dst_offset:f.dst_offset + f.length] = decode_pq(f, image.codebooks).tobytes()
         cursor = f.dst_offset + f.length
     out[cursor:] = data[skel:skel + t.model_size - cursor]

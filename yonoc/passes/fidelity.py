@@ -218,11 +218,12 @@ def _sensitivity(encodings, evaluator, target, build, m_raw, probe_samples=8, pr
             for i, e in enumerate(encodings):
                 if c[i] == RAW:
                     continue
-                nxt = c[i] + 1 if c[i] + 1 < len(e.rates) else RAW
-                cost = e.bytes_at(nxt) - e.bytes_at(c[i])
-                gain = (est(i, c[i]) - est(i, nxt)) / max(cost, 1)
-                if gain > best_gain:
-                    best, best_gain = (i, nxt), gain
+                # any finer rate (the next may not be the best buy: e.g. 4 -> 6 bpw) or raw
+                for nxt in [*range(c[i] + 1, len(e.rates)), RAW]:
+                    cost = e.bytes_at(nxt) - e.bytes_at(c[i])
+                    gain = (est(i, c[i]) - est(i, nxt)) / max(cost, 1)
+                    if gain > best_gain:
+                        best, best_gain = (i, nxt), gain
             if best is None:
                 break
             i, nxt = best

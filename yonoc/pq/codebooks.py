@@ -9,6 +9,11 @@ A `PQCodebook` is one rate for one group: M sub-codebooks of K codewords of `s` 
 sub-vector j of a tensor uses sub-codebook j mod M (paper §2.2, M = 2). A `CodebookSet` holds
 one or more rates per group; a finer rate (smaller s) costs more index bytes per weight and
 is what the fidelity pass upgrades a sensitive tensor to before keeping it raw.
+
+A *residual* rate (`base` set) is two stages: the base rate's codes, then this book's codes of
+what the base leaves (values - base decode); the weights are their saturated int8 sum. With
+one-byte indices 8/s bpw has nothing between 4 (s=2) and 8 (s=1, raw size); the residual s=4
+stage on the s=2 rate gives 6 bpw (measured choice: docs/image-format.md, "Residual rate").
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from .kmeans import kmeans, nearest
 
 log = logging.getLogger("yonoc")
 
-CODEBOOK_FILE_VERSION = 1
+CODEBOOK_FILE_VERSION = 2  # 2: residual rates (meta "base"); version 1 files still load
 
 
 @dataclass(frozen=True)
@@ -37,16 +42,21 @@ class CodebookOptions:
     # sub-vector lengths per group, coarsest first: each is one rate (bits/weight = 8*M... /s)
     subvector_lengths: dict = field(default_factory=lambda: {Group.CONV3X3: (4, 2),
                                                              Group.POINTWISE: (4, 2)})
+    # residual rates per group: (base s, residual s) pairs; the base must be one of the group's
+    # subvector_lengths. (2, 4) = 4 + 2 = 6 bits/weight.
+    residual_lengths: dict = field(default_factory=lambda: {Group.CONV3X3: ((2, 4),),
+                                                            Group.POINTWISE: ((2, 4),)})
     seed: int = 0
     iterations: int = 50  # a cap: Lloyd stops earlier once an iteration gains < 1e-6
     max_training_vectors: int = 65_536  # per sub-codebook; a seeded sample beyond that
 
 
-@dataclass
+@dataclass(eq=False)
 class PQCodebook:
     group: Group
     subvector_len: int
     subs: list[np.ndarray]  # M arrays [K, s] float32, integral values in [-128, 127]
+    base: PQCodebook | None = None  # set: a residual rate on top of `base` (one level only)
 
     @property
     def codewords(self) -> int:
@@ -54,10 +64,32 @@ class PQCodebook:
 
     @property
     def bits_per_weight(self) -> float:
-        return 8.0 / self.subvector_len
+        return 8.0 / self.subvector_len + (self.base.bits_per_weight if self.base else 0.0)
+
+    def index_count(self, length: int) -> int:
+        """Index bytes of a `length`-value tensor (both stages of a residual rate)."""
+        own = -(-length // self.subvector_len)
+        return own + (self.base.index_count(length) if self.base else 0)
 
     def encode(self, values: np.ndarray) -> np.ndarray:
-        """Nearest-codeword indices (uint8) for a vector-order float array."""
+        """Nearest-codeword indices (uint8) for a vector-order float array (a residual rate:
+        the base's indices, then this stage's on what the base leaves)."""
+        if self.base is None:
+            return self._encode_stage(values)
+        first = self.base.encode(values)
+        rest = values - self.base.decode(first, len(values)).astype(np.float32)
+        return np.concatenate([first, self._encode_stage(rest)])
+
+    def decode(self, indices: np.ndarray, length: int) -> np.ndarray:
+        """Vector-order int8 values for indices (what the firmware computes)."""
+        if self.base is None:
+            return self._decode_stage(indices, length)
+        n = self.base.index_count(length)
+        v = self.base.decode(indices[:n], length).astype(np.int16)
+        v += self._decode_stage(indices[n:], length)
+        return np.clip(v, -128, 127).astype(np.int8)  # saturating, as the firmware adds
+
+    def _encode_stage(self, values: np.ndarray) -> np.ndarray:
         s, m = self.subvector_len, len(self.subs)
         n = -(-len(values) // s)
         padded = np.zeros(n * s, np.float32)
@@ -76,8 +108,7 @@ class PQCodebook:
                 idx[n - 1] = last[0]
         return idx.astype(np.uint8)
 
-    def decode(self, indices: np.ndarray, length: int) -> np.ndarray:
-        """Vector-order int8 values for indices (what the firmware computes)."""
+    def _decode_stage(self, indices: np.ndarray, length: int) -> np.ndarray:
         m = len(self.subs)
         out = np.empty((len(indices), self.subvector_len), np.float32)
         for j in range(m):
@@ -92,12 +123,17 @@ class CodebookSet:
     books: list[PQCodebook]
 
     def rates(self, group: Group) -> list[PQCodebook]:
-        return [b for b in self.books if b.group == group]
+        """The group's rates, coarsest (fewest bits per weight) first."""
+        return sorted((b for b in self.books if b.group == group),
+                      key=lambda b: b.bits_per_weight)
 
     def to_npz(self, path_or_file) -> None:
+        at = {id(b): i for i, b in enumerate(self.books)}
         meta = {"version": CODEBOOK_FILE_VERSION,
                 "books": [{"group": int(b.group), "subvector_len": b.subvector_len,
-                           "subcodebooks": len(b.subs)} for b in self.books]}
+                           "subcodebooks": len(b.subs),
+                           "base": at[id(b.base)] if b.base is not None else -1}
+                          for b in self.books]}
         arrays = {f"book{i}_sub{j}": sub.astype(np.float32)
                   for i, b in enumerate(self.books) for j, sub in enumerate(b.subs)}
         np.savez(path_or_file, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
@@ -107,14 +143,21 @@ class CodebookSet:
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(bytes(z["meta"]).decode())
-                if meta.get("version") != CODEBOOK_FILE_VERSION:
+                if meta.get("version") not in (1, CODEBOOK_FILE_VERSION):
                     raise YonocError(f"{path}: codebook file version {meta.get('version')} "
-                                     f"is not {CODEBOOK_FILE_VERSION}")
-                books = []
+                                     f"is not 1 or {CODEBOOK_FILE_VERSION}")
+                books, bases = [], []
                 for i, b in enumerate(meta["books"]):
                     subs = [np.array(z[f"book{i}_sub{j}"], np.float32)
                             for j in range(b["subcodebooks"])]
                     books.append(PQCodebook(Group(b["group"]), int(b["subvector_len"]), subs))
+                    bases.append(int(b.get("base", -1)))
+                for book, base in zip(books, bases):
+                    if base >= 0:
+                        if (base >= len(books) or bases[base] >= 0
+                                or books[base].group != book.group):
+                            raise YonocError(f"{path}: malformed codebook (bad residual base)")
+                        book.base = books[base]
         except YonocError:
             raise
         except Exception as e:
@@ -133,41 +176,58 @@ def _validate(books, path):
             raise YonocError(f"{path}: 1..4 sub-codebooks per rate are supported")
 
 
-def _training_vectors(tensors: list[WeightTensor], s: int, m: int, j: int) -> np.ndarray:
+def _training_vectors(vectors: list[np.ndarray], s: int, m: int, j: int) -> np.ndarray:
     """All whole sub-vectors at positions j mod m of every tensor, in tensor order."""
     parts = []
-    for t in tensors:
-        v = t.vector_order()
+    for v in vectors:
         n = len(v) // s
         parts.append(v[:n * s].reshape(n, s)[j::m])
     return np.concatenate(parts) if parts else np.zeros((0, s), np.float32)
 
 
 def learn(tensors: list[WeightTensor], options: CodebookOptions) -> CodebookSet:
-    """Learn one codebook per (group, rate) from the given tensors (of any number of models)."""
+    """Learn one codebook per (group, rate) from the given tensors (of any number of models),
+    then the residual rates on what their base rates leave of the same tensors."""
     books = []
     for group in (Group.CONV3X3, Group.POINTWISE):
         members = [t for t in tensors if t.group == group]
+        by_s = {}
         for s in options.subvector_lengths[group]:
-            subs = []
-            for j in range(options.subcodebooks):
-                x = _training_vectors(members, s, options.subcodebooks, j)
-                seed = options.seed * 1000 + int(group) * 100 + s * 10 + j
-                if len(x) == 0:
-                    # no weights of this group: a zero codebook keeps indices valid
-                    subs.append(np.zeros((1, s), np.float32))
-                    continue
-                if len(x) > options.max_training_vectors:
-                    rng = np.random.default_rng(seed)
-                    x = x[np.sort(rng.choice(len(x), options.max_training_vectors,
-                                             replace=False))]
-                k = min(options.codewords, len(np.unique(x, axis=0)))
-                log.info("k-means: group %s, sub-vectors of %d, sub-codebook %d/%d: K=%d on %d "
-                         "vectors", group.name, s, j + 1, options.subcodebooks, k, len(x))
-                centroids, _ = kmeans(x, k, seed=seed, iterations=options.iterations)
-                subs.append(_integral(centroids))
-            books.append(PQCodebook(group, s, subs))
+            by_s[s] = _learn_book(group, s, [t.vector_order() for t in members], options, 0)
+            books.append(by_s[s])
+        for base_s, s in options.residual_lengths.get(group, ()):
+            base = by_s.get(base_s)
+            if base is None or not members:
+                continue  # no such base rate here, or nothing to learn from
+            rest = [v - base.decode(base.encode(v), len(v)).astype(np.float32)
+                    for v in (t.vector_order() for t in members)]
+            book = _learn_book(group, s, rest, options, 50 + base_s)
+            book.base = base
+            books.append(book)
     return CodebookSet(books)
+
+
+def _learn_book(group: Group, s: int, vectors: list[np.ndarray], options: CodebookOptions,
+                salt: int) -> PQCodebook:
+    """One rate: M sub-codebooks of K codewords of s values, from vector-order arrays."""
+    subs = []
+    for j in range(options.subcodebooks):
+        x = _training_vectors(vectors, s, options.subcodebooks, j)
+        seed = options.seed * 1000 + int(group) * 100 + s * 10 + j + salt * 1000
+        if len(x) == 0:
+            # no weights of this group: a zero codebook keeps indices valid
+            subs.append(np.zeros((1, s), np.float32))
+            continue
+        if len(x) > options.max_training_vectors:
+            rng = np.random.default_rng(seed)
+            x = x[np.sort(rng.choice(len(x), options.max_training_vectors,
+                                     replace=False))]
+        k = min(options.codewords, len(np.unique(x, axis=0)))
+        log.info("k-means: group %s, sub-vectors of %d, sub-codebook %d/%d: K=%d on %d "
+                 "vectors", group.name, s, j + 1, options.subcodebooks, k, len(x))
+        centroids, _ = kmeans(x, k, seed=seed, iterations=options.iterations)
+        subs.append(_integral(centroids))
+    return PQCodebook(group, s, subs)
 
 
 def _integral(centroids: np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
 // yonoc image reader: validates a yonoc flash image and rebuilds one model
-// at a time into RAM. Implements docs/image-format.md (format version 2).
+// at a time into RAM. Implements docs/image-format.md (format version 3).
 //
 // No heap, no exceptions, no RTTI. Every offset and length read from the
 // image is bounds-checked before use. Image::Open() validates the whole image
@@ -26,7 +26,7 @@ typedef int32_t yono_status;
 #define YONO_OK 0
 #define YONO_TOO_SMALL 1         // buffer < header size or < header image_size
 #define YONO_BAD_MAGIC 2         // magic is not "YONO"
-#define YONO_BAD_VERSION 3       // format_version != 2
+#define YONO_BAD_VERSION 3       // format_version != YONO_FORMAT_VERSION
 #define YONO_BAD_HEADER 4        // header_size, flags, task_count, max_*, notes fields
 #define YONO_BAD_CRC 5           // CRC-32 of [16, image_size) mismatch
 #define YONO_OUT_OF_BOUNDS 6     // a table or section (or the notes) lies outside the image

@@ -5,7 +5,7 @@
 #ifndef YONO_IMAGE_FORMAT_H_
 #define YONO_IMAGE_FORMAT_H_
 
-#define YONO_FORMAT_VERSION 2u
+#define YONO_FORMAT_VERSION 3u
 #define YONO_MAGIC "YONO"
 #define YONO_MAGIC_SIZE 4u
 #define YONO_SECTION_ALIGNMENT 16u  // every data section starts on this boundary
@@ -21,6 +21,7 @@
 #define YONO_FILL_KIND_ZERO 0u
 #define YONO_FILL_KIND_RAW 1u
 #define YONO_FILL_KIND_PQ 2u
+#define YONO_FILL_KIND_PQ_RESIDUAL 3u
 
 #define YONO_LAYOUT_LINEAR 0u
 #define YONO_LAYOUT_KERNEL_MAJOR 1u
@@ -74,9 +75,11 @@
 #define YONO_FILL_KIND_OFF 8u  // u8: FillKind
 #define YONO_FILL_LAYOUT_OFF 9u  // u8: Layout (PQ only)
 #define YONO_FILL_CODEBOOK_COUNT_OFF 10u  // u8: M, 1..MAX_SUBCODEBOOKS (PQ only)
+#define YONO_FILL_RESIDUAL_COUNT_OFF 11u  // u8: M2 of the residual stage (PQ_RESIDUAL only)
 #define YONO_FILL_CODEBOOK_FIRST_OFF 12u  // u16: first of M consecutive codebooks (PQ only)
 #define YONO_FILL_KERNEL_POSITIONS_OFF 14u  // u16: P (PQ layout 1 only)
 #define YONO_FILL_SRC_OFFSET_OFF 16u  // u32: RAW payload or PQ index array
 #define YONO_FILL_INNER_CHANNELS_OFF 20u  // u16: I (PQ layout 1 only)
+#define YONO_FILL_RESIDUAL_FIRST_OFF 22u  // u16: first residual codebook (PQ_RESIDUAL only)
 
 #endif  // YONO_IMAGE_FORMAT_H_
