@@ -10,7 +10,7 @@ vs output-aware codes + bias correction, same fidelity target.
 
 Prints markdown (and writes it with --write FILE).
 
-    python bench/output_aware.py [--write out.md] [--only shared|examples] [--jobs N]
+    python bench/output_aware.py [--write out.md] [--only shared|codes|examples] [--jobs N]
 """
 
 from __future__ import annotations
@@ -172,11 +172,61 @@ def bench_calibration_only(out: list, jobs: int) -> None:
     out.append("")
 
 
+def bench_calibration_codes(out: list, names: list) -> None:
+    """Calibration-only, codes alone (no EM, no fidelity pass): every tensor at one rate,
+    calibration on 256 of each model's train inputs (labels unused), accuracy on its test set.
+    Shows what the codes contribute before any finetuning."""
+    from yonoc.compiler import choose_layouts, learn_codebooks, load_models
+    from yonoc.passes import calibrate, encode, output_aware
+    from yonoc.passes.em import accuracy
+    from yonoc.pq.codebooks import CodebookOptions
+    from yonoc.samples import float_inputs
+
+    ex = os.path.join(ROOT, "examples", "models")
+    models = choose_layouts(load_models([os.path.join(ex, n + ".tflite") for n in names]),
+                            False)
+    books = learn_codebooks(models, CodebookOptions())
+    cb = sum(sub.size * 2 for b in books.books for sub in b.subs)
+    out.append(f"### Calibration-only codes, every tensor at one rate ({', '.join(names)})\n")
+    out.append("No EM and no fidelity pass: shared codebooks, every tensor coded at the rate, "
+               "calibration on 256 train inputs per model (labels unused); mean test-accuracy "
+               "loss (pt, TFLM).\n")
+    out.append("| rate | vs int8 weights | " + " | ".join(ENCODINGS) + " |")
+    out.append("|---|---:|" + "---:|" * len(ENCODINGS))
+    for rate in (0, 1):
+        tot_w = tot_i = 0
+        losses = {k: [] for k in ENCODINGS}
+        for m in models:
+            encs = encode.encode_model(m, books)
+            x, _ = load_npz(os.path.join(ex, m.name + ".train.npz"))
+            x = float_inputs(m, x) if x.dtype.kind != "f" else x
+            keep = np.sort(np.random.default_rng(0).choice(len(x), min(256, len(x)), False))
+            st = calibrate.layer_stats(m, x[keep])
+            xt, yt = load_npz(os.path.join(ex, m.name + ".test.npz"))
+            xs = model_inputs(m, xt)
+            a0 = accuracy(m, m.data, xs, yt)
+            ch = [min(rate, len(e.rates) - 1) if e.rates else -1 for e in encs]
+            tot_w += sum(e.tensor.size for e in encs)
+            tot_i += sum(e.bytes_at(c) for e, c in zip(encs, ch))
+            cal = output_aware.calibrate(m, encs, st, "output+bias")
+            variants = {"nearest": (encs, {}), "output": (cal.encodings, {}),
+                        "output+bias": (cal.encodings, cal.patches(ch))}
+            for k in ENCODINGS:
+                e2, patches = variants[k]
+                losses[k].append(a0 - accuracy(m, encode.rebuilt_model(m, e2, ch, True,
+                                                                      patches), xs, yt))
+        bits = 8.0 / books.books[0].subs[0].shape[1] if rate == 0 else 4.0
+        out.append(f"| {bits:g} bits/weight | {tot_w / (tot_i + cb):.2f}x | "
+                   + " | ".join(f"{np.mean(losses[k]):.2f}" for k in ENCODINGS) + " |")
+        print(out[-1], flush=True)
+    out.append("")
+
+
 def main():
     global ENCODINGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--write")
-    ap.add_argument("--only", choices=("shared", "examples"))
+    ap.add_argument("--only", choices=("shared", "examples", "codes"))
     ap.add_argument("--jobs", type=int, default=0)
     ap.add_argument("--encodings", default=",".join(ENCODINGS),
                     help="comma-separated subset of " + ", ".join(ENCODINGS))
@@ -185,6 +235,8 @@ def main():
     out = ["## Output-aware encoding (bench/output_aware.py)\n"]
     if a.only in (None, "shared"):
         bench_data_free(out, a.jobs)
+    if a.only in (None, "codes"):
+        bench_calibration_codes(out, ["digits_mlp", "digits_resnet", "imu_cnn1d", "kws_dscnn"])
     if a.only in (None, "examples"):
         bench_calibration_only(out, a.jobs)
     text = "\n".join(out) + "\n"
