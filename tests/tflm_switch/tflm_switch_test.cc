@@ -178,6 +178,42 @@ int main() {
   uint32_t matched = 0;
   uint32_t checked = RunPass(false, &matched);
   checked += RunPass(true, &matched);
+  // Each task's own recorded arena_size is enough on the first try, and one
+  // byte less is refused by the executor before TFLM sees the arena.
+  // These executors rebuild into the same model region: release g_executor's
+  // interpreter first (Init does), as it reads its model when destroyed.
+  CHECK(g_executor.Init(&g_image, &g_resolver, g_model_region,
+                        sizeof g_model_region, g_arena, sizeof g_arena) ==
+                yono::TflmStatus::kOk &&
+            g_executor.current_task() == -1,
+        "re-Init releases the current task");
+  uint32_t refused = 0, exact_ok = 0;
+  for (uint32_t t = 0; t < TT_TASK_COUNT; ++t) {
+    size_t need = g_image.arena_size(t);
+    if (need == 0 || need > sizeof g_arena) continue;
+    yono::TflmExecutor exact;
+    CHECK(exact.Init(&g_image, &g_resolver, g_model_region,
+                     sizeof g_model_region, g_arena, need) ==
+              yono::TflmStatus::kOk,
+          "Init(exact arena)");
+    st = exact.switch_to(t);
+    CHECK(st == yono::TflmStatus::kOk, "%s with its own arena_size %zu: %s",
+          tt_tasks[t].name, need, yono::TflmStatusString(st));
+    exact_ok += st == yono::TflmStatus::kOk;
+    yono::TflmExecutor tight;
+    CHECK(tight.Init(&g_image, &g_resolver, g_model_region,
+                     sizeof g_model_region, g_arena, need - 1) ==
+              yono::TflmStatus::kOk,
+          "Init(small arena)");
+    st = tight.switch_to(t);
+    CHECK(st == yono::TflmStatus::kArenaTooSmall && tight.current_task() == -1,
+          "%s with arena_size - 1: %s", tt_tasks[t].name,
+          yono::TflmStatusString(st));
+    refused += st == yono::TflmStatus::kArenaTooSmall;
+  }
+  printf("%u of %u tasks ran with exactly their arena_size; %u refused at "
+         "arena_size - 1\n", static_cast<unsigned>(exact_ok),
+         static_cast<unsigned>(TT_TASK_COUNT), static_cast<unsigned>(refused));
   // Switching by name lands on the same index.
   CHECK(g_executor.switch_to(tt_tasks[0].name) == yono::TflmStatus::kOk &&
             g_executor.current_task() == 0,
