@@ -13,7 +13,8 @@ from markupsafe import Markup
 
 from . import __version__
 
-RATE_COLORS = {"2bpw": "#1f78b4", "4bpw": "#a6cee3", "raw": "#fb9a29", "other": "#bdbdbd"}
+RATE_COLORS = {"2bpw": "#1f78b4", "4bpw": "#a6cee3", "6bpw": "#33a02c", "raw": "#fb9a29",
+               "other": "#bdbdbd"}
 ORIGINAL = "#e5e5e5"
 FAIL, OK = "#d7301f", "#31a354"
 
@@ -60,7 +61,23 @@ def rate_bytes(model: dict) -> dict:
     for t in model.get("tensors", []):
         parts[t["rate"]] = parts.get(t["rate"], 0) + t["bytes_after"]
     parts["other"] = max(0, model["image_bytes"] - sum(parts.values()))
-    return dict(sorted(parts.items(), key=lambda kv: (kv[0] in ("raw", "other"), kv[0])))
+    return dict(sorted(parts.items(), key=lambda kv: _rate_order(kv[0])))
+
+
+def _rate_order(rate: str) -> tuple:
+    """Coded rates by bits per weight, then raw, then the non-weight bytes."""
+    if rate in ("raw", "other"):
+        return (1, rate == "other", 0.0, rate)
+    try:
+        return (0, False, float(rate.removesuffix("bpw")), rate)
+    except ValueError:
+        return (0, False, math.inf, rate)
+
+
+def rate_columns(models: list) -> list:
+    """Every rate some tensor of the image uses, plus raw and other: the table's columns."""
+    rates = {"raw", "other"} | {t["rate"] for m in models for t in m.get("tensors", [])}
+    return sorted(rates, key=_rate_order)
 
 
 def sizes_chart(models: list, width=1000) -> Markup:
@@ -182,10 +199,10 @@ def tensor_chart(model: dict, width=1000) -> Markup:
     return _svg(width, 8 + row * len(ts), body, f"weight tensors of {model['name']}")
 
 
-def legend() -> Markup:
+def legend(rates: list) -> Markup:
     items = [("original int8", ORIGINAL)] + [(f"{k} " + ("weights" if k != "other" else
-                                               "(graph, biases, tables)"), v)
-                                              for k, v in RATE_COLORS.items()]
+                                               "(graph, biases, tables)"), _rate_color(k))
+                                              for k in rates]
     body, x = [], 0
     for name, color in items:
         body.append(_rect(x, 2, 12, 12, color, name))
@@ -203,5 +220,6 @@ def render(r: dict, limits=None, title: str = "image") -> str:
     return env.get_template("report.html.j2").render(
         r=r, title=title, version=__version__, limits=limits, models=models,
         sizes=sizes_chart(models), fidelity=fidelity_chart(models), budget=budget_chart(r, limits),
-        tensors=[(m, tensor_chart(m)) for m in models], legend=legend(), db=_db, kb=_kb,
+        tensors=[(m, tensor_chart(m)) for m in models], legend=legend(rate_columns(models)),
+        rates=rate_columns(models), db=_db, kb=_kb,
         rate_bytes=rate_bytes, any_notes=any(m["notes"] for m in models))
