@@ -103,21 +103,14 @@ def layer_stats(model, x: np.ndarray, batch: int = 8) -> dict:
 def _accumulate(torch, acc, wi, op, x, wshape):
     import torch.nn.functional as F
 
-    o = op.options
     if op.name == "FULLY_CONNECTED":
         cols = x.reshape(-1, wshape[1]).double()
         _add(acc, wi, MATRIX, (cols.T @ cols).numpy(), cols.sum(0).numpy(), cols.shape[0])
         return
-    xc = x.permute(0, 3, 1, 2).double()  # NCHW
-    kh, kw = wshape[1], wshape[2]
-    sh, sw = o.get("stride_h", 1), o.get("stride_w", 1)
-    dh, dw = o.get("dilation_h", 1) or 1, o.get("dilation_w", 1) or 1
-    if o.get("padding") == "SAME":
-        from ..finetune.lift import _same_pad
+    from ..finetune.lift import conv_window
 
-        ph = _same_pad(xc.shape[2], kh, sh, dh)
-        pw = _same_pad(xc.shape[3], kw, sw, dw)
-        xc = F.pad(xc, (pw[0], pw[1], ph[0], ph[1]))
+    kh, kw = wshape[1], wshape[2]
+    xc, (sh, sw), (dh, dw) = conv_window(x.permute(0, 3, 1, 2).double(), kh, kw, op.options)
     n, c = xc.shape[0], xc.shape[1]
     cols = F.unfold(xc, (kh, kw), dilation=(dh, dw), stride=(sh, sw))  # [N, C*P, L]
     p = kh * kw
