@@ -266,11 +266,11 @@ def _compile_model(args):
             patches = cal.patches(choices) if cal is not None else None
             measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase,
                                                                  patches))
-    # smallest arena TFLM allocates the model in, plus margin (yonoc/arena.py); 0 only when
-    # tflite-micro is missing or cannot run the model, whether or not --no-check
-    arena = measure_arena(m.data, name=m.name) if options.measure_arena else 0
-    task = lower_task(m, encode.rebuilt_model(m, encs, choices, erase, patches),
-                      encode.coded(encs, choices), book_index, arena)
+    rebuilt = encode.rebuilt_model(m, encs, choices, erase, patches)
+    # smallest arena TFLM allocates the rebuilt model in, plus margin (yonoc/arena.py); 0 only
+    # when tflite-micro is missing or cannot run the model, whether or not --no-check
+    arena = measure_arena(rebuilt, name=m.name) if options.measure_arena else 0
+    task = lower_task(m, rebuilt, encode.coded(encs, choices), book_index, arena)
     result = _model_result(m, encs, choices, measurement, evaluator, samples_desc, arena)
     result.notes = build_notes.model_note(
         m, task.model, measurement, real,
