@@ -52,6 +52,7 @@ def shared_samples():
     import tempfile
 
     from conftest import shared_models, shared_real_samples
+
     real = shared_real_samples(pathlib.Path(tempfile.mkdtemp()))
     out = []
     for path in shared_models():
@@ -82,8 +83,10 @@ def held_out_snr(image: bytes, paths) -> dict:
         a, b = run(m.data, xs), run(rebuild(img, i), xs)
         ya = [dequantize(o[0], m.outputs[0]) for o in a]
         yb = [dequantize(o[0], m.outputs[0]) for o in b]
-        out[t.name] = snr_db(sum(float(np.sum(y * y)) for y in ya),
-                             sum(float(np.sum((y - z) ** 2)) for y, z in zip(ya, yb)))
+        out[t.name] = snr_db(
+            sum(float(np.sum(y * y)) for y in ya),
+            sum(float(np.sum((y - z) ** 2)) for y, z in zip(ya, yb)),
+        )
     return out
 
 
@@ -103,13 +106,20 @@ def fmt_snr(v):
 
 def bench_modes(name, paths, out, quick):
     samples = shared_samples() if name == "shared/models" else ()
-    modes = [("int8", {}), ("pq-s", {}), ("pq-m", {}), ("yono", {}),
-             ("yono, eq3 fallback", {"fallback": "eq3"})]
+    modes = [
+        ("int8", {}),
+        ("pq-s", {}),
+        ("pq-m", {}),
+        ("yono", {}),
+        ("yono, eq3 fallback", {"fallback": "eq3"}),
+    ]
     if quick:
         modes = [m for m in modes if m[0] in ("int8", "pq-m", "yono")]
     out.append(f"### {name} ({len(paths)} models)\n")
-    out.append("| mode | input bytes | image bytes | vs int8 files | vs int8 weights | "
-               "vs float32 | models meeting 20 dB | min SNR (dB) | build (s) |")
+    out.append(
+        "| mode | input bytes | image bytes | vs int8 files | vs int8 weights | "
+        "vs float32 | models meeting 20 dB | min SNR (dB) | build (s) |"
+    )
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     per_model = {}
     for label, extra in modes:
@@ -118,29 +128,37 @@ def bench_modes(name, paths, out, quick):
         result, r, elapsed = run_mode(paths, opts)
         snrs = [m.snr_db for m in result.models if m.snr_db is not None]
         ok = sum(1 for s in snrs if s >= 20.0)
-        out.append(f"| {label} | {r['original_bytes']} | {r['image_bytes']} | "
-                   f"{r['ratio_vs_int8_files']:.2f}x | {r['ratio_vs_int8_weights']:.2f}x | "
-                   f"{r['ratio_vs_float32']:.2f}x | {ok}/{len(snrs)} | "
-                   f"{fmt_snr(min(snrs) if snrs else None)} | {elapsed:.1f} |")
+        out.append(
+            f"| {label} | {r['original_bytes']} | {r['image_bytes']} | "
+            f"{r['ratio_vs_int8_files']:.2f}x | {r['ratio_vs_int8_weights']:.2f}x | "
+            f"{r['ratio_vs_float32']:.2f}x | {ok}/{len(snrs)} | "
+            f"{fmt_snr(min(snrs) if snrs else None)} | {elapsed:.1f} |"
+        )
         per_model[label] = (result, r)
         print(out[-1], flush=True)
     out.append("")
     result, r = per_model["yono"]
     held = held_out_snr(result.image, paths)
-    out.append("Per model, `yono` mode (default). Held-out SNR: on 32 generated inputs the build "
-               "never saw (measured, not a target):\n")
-    out.append("| model | original | in image | ratio | weights int8 -> image | rates | "
-               "SNR (dB) | held-out SNR | top-1 (real) | samples | TFLM runs |")
+    out.append(
+        "Per model, `yono` mode (default). Held-out SNR: on 32 generated inputs the build "
+        "never saw (measured, not a target):\n"
+    )
+    out.append(
+        "| model | original | in image | ratio | weights int8 -> image | rates | "
+        "SNR (dB) | held-out SNR | top-1 (real) | samples | TFLM runs |"
+    )
     out.append("|---|---:|---:|---:|---|---|---:|---:|---:|---|---:|")
     by_name = {m["name"]: m for m in r["models"]}
     for m in result.models:
         im = by_name[m.name]
         agree = "-" if m.agreement is None else f"{100 * m.agreement:.0f}%"
         rates = ", ".join(f"{k}: {v}" for k, v in m.rate_counts.items()) or "-"
-        out.append(f"| {m.name} | {m.original_bytes} | {im['image_bytes']} | "
-                   f"{im['ratio']:.2f}x | {m.weight_bytes} -> {m.weight_image_bytes} | {rates} | "
-                   f"{fmt_snr(m.snr_db)} | {fmt_snr(held.get(m.name))} | {agree} | {m.samples} "
-                   f"| {m.evaluations} |")
+        out.append(
+            f"| {m.name} | {m.original_bytes} | {im['image_bytes']} | "
+            f"{im['ratio']:.2f}x | {m.weight_bytes} -> {m.weight_image_bytes} | {rates} | "
+            f"{fmt_snr(m.snr_db)} | {fmt_snr(held.get(m.name))} | {agree} | {m.samples} "
+            f"| {m.evaluations} |"
+        )
     out.append("")
 
 
@@ -152,9 +170,11 @@ def bench_kmeans(paths, out):
     except ImportError:
         faiss = None
     out.append("### k-means: yonoc (numpy) vs faiss-cpu on the same vectors\n")
-    out.append("K = 256, 50 Lloyd iterations both, sub-codebook 0 of each group and rate, at "
-               "most 65,536 training vectors (the build's defaults); MSE per value in the int8 "
-               "domain.\n")
+    out.append(
+        "K = 256, 50 Lloyd iterations both, sub-codebook 0 of each group and rate, at "
+        "most 65,536 training vectors (the build's defaults); MSE per value in the int8 "
+        "domain.\n"
+    )
     out.append("| group | s | vectors | yonoc time (s) | yonoc MSE | faiss time (s) | faiss MSE |")
     out.append("|---|---:|---:|---:|---:|---:|---:|")
     for group in (Group.CONV3X3, Group.POINTWISE):
@@ -185,15 +205,23 @@ def bench_kmeans(paths, out):
 
 def bench_defaults(paths, out):
     """Weight SNR per rate and vector layout: the measurements behind the defaults."""
-    out.append("### Rates and vector layout (weight SNR in the int8 domain, all tensors of the "
-               "group)\n")
-    out.append("| layout | group | " + " | ".join(f"s={s} ({8 / s:.2g} bit/w)"
-                                                  for s in (8, 4, 3, 2)) + " |")
+    out.append(
+        "### Rates and vector layout (weight SNR in the int8 domain, all tensors of the group)\n"
+    )
+    out.append(
+        "| layout | group | "
+        + " | ".join(f"s={s} ({8 / s:.2g} bit/w)" for s in (8, 4, 3, 2))
+        + " |"
+    )
     out.append("|---|---|---:|---:|---:|---:|")
     for kernel_major in (True, False):
         models = choose_layouts(load_models(paths), kernel_major)
-        cs = learn_codebooks(models, CodebookOptions(
-            subvector_lengths={Group.CONV3X3: (8, 4, 3, 2), Group.POINTWISE: (8, 4, 3, 2)}))
+        cs = learn_codebooks(
+            models,
+            CodebookOptions(
+                subvector_lengths={Group.CONV3X3: (8, 4, 3, 2), Group.POINTWISE: (8, 4, 3, 2)}
+            ),
+        )
         for group in (Group.CONV3X3, Group.POINTWISE):
             cells = []
             for book in cs.rates(group):
@@ -207,8 +235,11 @@ def bench_defaults(paths, out):
                         sig += float(np.sum(v.astype(np.float64) ** 2))
                         err += float(np.sum((rec - v) ** 2))
                 cells.append(f"{10 * np.log10(sig / err):.1f} dB" if err else "inf")
-            out.append(f"| {'kernel-major' if kernel_major else 'linear'} | {group.name} | "
-                       + " | ".join(cells) + " |")
+            out.append(
+                f"| {'kernel-major' if kernel_major else 'linear'} | {group.name} | "
+                + " | ".join(cells)
+                + " |"
+            )
             print(out[-1], flush=True)
     out.append("")
 
@@ -218,14 +249,16 @@ def main():
     ap.add_argument("--write", help="also write the markdown to this file")
     ap.add_argument("--quick", action="store_true", help="fewer modes, no k-means/defaults")
     args = ap.parse_args()
-    out = ["## Compression (bench/compression.py)\n",
-           f"Machine: {os.cpu_count()} cores; yonoc builds with one worker per core. Ratios: "
-           "`vs int8 files` = summed .tflite bytes / image bytes; `vs int8 weights` = int8 bytes "
-           "of the compressible weight tensors / (index bytes + raw weights + codebooks); "
-           "`vs float32` = the same models with float32 weights (file bytes + 3 x int8 weight "
-           "bytes) / image bytes, the paper's measure. SNR: dequantised outputs of original vs "
-           "rebuilt model in the TFLM interpreter over the build's sample inputs (real where "
-           "shipped + 32 generated).\n"]
+    out = [
+        "## Compression (bench/compression.py)\n",
+        f"Machine: {os.cpu_count()} cores; yonoc builds with one worker per core. Ratios: "
+        "`vs int8 files` = summed .tflite bytes / image bytes; `vs int8 weights` = int8 bytes "
+        "of the compressible weight tensors / (index bytes + raw weights + codebooks); "
+        "`vs float32` = the same models with float32 weights (file bytes + 3 x int8 weight "
+        "bytes) / image bytes, the paper's measure. SNR: dequantised outputs of original vs "
+        "rebuilt model in the TFLM interpreter over the build's sample inputs (real where "
+        "shipped + 32 generated).\n",
+    ]
     sets = model_sets()
     for name, paths in sets.items():
         bench_modes(name, paths, out, args.quick)

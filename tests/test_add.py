@@ -9,15 +9,23 @@ import shutil
 
 import pytest
 
-from conftest import EXAMPLES, example_models, run_yonoc
-
 from yonoc.backend import format_spec as spec
 from yonoc.backend import image_format as fmt
 
+from conftest import EXAMPLES, example_models, run_yonoc
+
 NEW = os.path.join(EXAMPLES, "kws_dscnn.tflite")
 # header fields (docs/image-format.md, "Appending a task") that `add` may change
-MAY_CHANGE = {"image_size", "crc32", "task_count", "task_table_offset", "max_model_size",
-              "max_arena_size", "notes_offset", "notes_size"}
+MAY_CHANGE = {
+    "image_size",
+    "crc32",
+    "task_count",
+    "task_table_offset",
+    "max_model_size",
+    "max_arena_size",
+    "notes_offset",
+    "notes_size",
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +37,16 @@ def base(tmp_path_factory):
 
 
 def _changed_header_fields(old: bytes, new: bytes) -> set:
-    return {f.name for f in spec.HEADER.fields
-            if old[f.offset:f.offset + f.size] != new[f.offset:f.offset + f.size]}
+    return {
+        f.name
+        for f in spec.HEADER.fields
+        if old[f.offset : f.offset + f.size] != new[f.offset : f.offset + f.size]
+    }
 
 
 def _check_append(old: bytes, new: bytes, added: str):
     h = spec.HEADER.size
-    assert new[h:len(old)] == old[h:], "bytes after the header must not change"
+    assert new[h : len(old)] == old[h:], "bytes after the header must not change"
     assert _changed_header_fields(old, new) <= MAY_CHANGE
     a, b = fmt.read_image(old), fmt.read_image(new)
     assert [t.name for t in b.tasks] == [t.name for t in a.tasks] + [added]
@@ -43,7 +54,10 @@ def _check_append(old: bytes, new: bytes, added: str):
         assert fmt.rebuild(b, i) == fmt.rebuild(a, i)
         ta, tb = a.tasks[i], b.tasks[i]
         assert (tb.skeleton_offset, tb.model_crc32, len(tb.fills)) == (
-            ta.skeleton_offset, ta.model_crc32, len(ta.fills))
+            ta.skeleton_offset,
+            ta.model_crc32,
+            len(ta.fills),
+        )
     assert len(b.codebooks) == len(a.codebooks)
     assert all((x.codewords == y.codewords).all() for x, y in zip(a.codebooks, b.codebooks))
     return a, b
@@ -55,15 +69,21 @@ def test_add_appends_with_frozen_codebooks_and_only_the_header_changes(base, tmp
     assert "appended" in p.stdout
     old, new = base.read_bytes(), out.read_bytes()
     a, b = _check_append(old, new, "kws_dscnn")
-    assert _changed_header_fields(old, new) >= {"image_size", "crc32", "task_count",
-                                                 "task_table_offset"}
+    assert _changed_header_fields(old, new) >= {
+        "image_size",
+        "crc32",
+        "task_count",
+        "task_table_offset",
+    }
     # the new task is coded with the image's codebooks and keeps its fidelity target
     pq = [f for f in b.tasks[-1].fills if f.kind == fmt.FillKind.PQ]
     assert pq and all(f.codebook_first + f.codebook_count <= len(a.codebooks) for f in pq)
     r = json.loads(run_yonoc("inspect", out, "--json").stdout)
     assert r["models"][-1]["name"] == "kws_dscnn" and r["models"][-1]["snr_db"] >= 20.0
-    assert r["models"][0]["snr_db"] == json.loads(
-        run_yonoc("inspect", base, "--json").stdout)["models"][0]["snr_db"]
+    assert (
+        r["models"][0]["snr_db"]
+        == json.loads(run_yonoc("inspect", base, "--json").stdout)["models"][0]["snr_db"]
+    )
     # twice: the first add is a prefix of the second the same way
     other = tmp_path / "kws_copy.tflite"
     shutil.copy(NEW, other)
@@ -75,8 +95,15 @@ def test_add_appends_with_frozen_codebooks_and_only_the_header_changes(base, tmp
 def test_add_uses_only_rates_the_image_kept(tmp_path):
     """A pq-m image keeps one (coarsest) rate per group; the added model cannot use others."""
     image = tmp_path / "pqm.bin"
-    run_yonoc("build", *[m for m in example_models() if m != NEW], "-o", image, "--mode", "pq-m",
-              "--no-check")
+    run_yonoc(
+        "build",
+        *[m for m in example_models() if m != NEW],
+        "-o",
+        image,
+        "--mode",
+        "pq-m",
+        "--no-check",
+    )
     out = tmp_path / "new.bin"
     run_yonoc("add", image, NEW, "-o", out, "--mode", "pq-m", "--no-check")
     rows = json.loads(run_yonoc("inspect", out, "--json", "--tensors").stdout)["models"]
@@ -107,4 +134,3 @@ def test_add_to_a_corrupt_image_is_exit_4(base, tmp_path):
     bad.write_bytes(bytes(data))
     p = run_yonoc("add", bad, NEW, "-o", tmp_path / "x.bin", check=False)
     assert p.returncode == 4 and not (tmp_path / "x.bin").exists()
-

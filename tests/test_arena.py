@@ -52,8 +52,13 @@ print(json.dumps(out))
 
 def allocates(jobs: list) -> list:
     """[(model path, arena bytes)] -> [did TFLM's AllocateTensors succeed]."""
-    proc = subprocess.run([sys.executable, "-c", _PROBE], input=json.dumps(
-        [(str(p), int(n)) for p, n in jobs]), capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        input=json.dumps([(str(p), int(n)) for p, n in jobs]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(proc.stdout)
 
 
@@ -73,9 +78,13 @@ def one_task(tmp_path_factory):
         rebuilt = fmt.rebuild(img, 0)
         model_path = tmp / f"{_stem(path)}.tflite"
         model_path.write_bytes(rebuilt)
-        out[_stem(path)] = dict(path=model_path, arena=img.tasks[0].arena_size,
-                                header=img.max_arena_size, margin=arena_margin(rebuilt),
-                                minimum=arena.smallest_arena(rebuilt))
+        out[_stem(path)] = dict(
+            path=model_path,
+            arena=img.tasks[0].arena_size,
+            header=img.max_arena_size,
+            margin=arena_margin(rebuilt),
+            minimum=arena.smallest_arena(rebuilt),
+        )
     arena.shutdown()
     return out
 
@@ -85,9 +94,13 @@ def probes(one_task):
     """Sizes probed per model: emitted, emitted - margin, 16 below that, the minimum, minimum-1."""
     jobs, keys = [], []
     for name, t in one_task.items():
-        for label, size in (("emitted", t["arena"]), ("no_margin", t["arena"] - t["margin"]),
-                            ("below", t["arena"] - t["margin"] - 16),
-                            ("minimum", t["minimum"]), ("minimum-1", t["minimum"] - 1)):
+        for label, size in (
+            ("emitted", t["arena"]),
+            ("no_margin", t["arena"] - t["margin"]),
+            ("below", t["arena"] - t["margin"] - 16),
+            ("minimum", t["minimum"]),
+            ("minimum-1", t["minimum"] - 1),
+        ):
             jobs.append((t["path"], size))
             keys.append((name, label))
     return dict(zip(keys, allocates(jobs)))
@@ -103,8 +116,9 @@ def test_emitted_arena_allocates_and_minimum_is_tight(name, one_task, probes):
     assert probes[(name, "emitted")], f"{name}: the emitted arena {t['arena']} B fails"
     assert probes[(name, "no_margin")], f"{name}: emitted minus margin fails"
     assert not probes[(name, "below")], f"{name}: 16 B below (emitted - margin) still allocates"
-    assert probes[(name, "minimum")] and not probes[(name, "minimum-1")], \
+    assert probes[(name, "minimum")] and not probes[(name, "minimum-1")], (
         f"{name}: {t['minimum']} B is not the smallest arena that allocates"
+    )
 
 
 def test_arena_measured_without_check_and_deterministic(tmp_path):
@@ -136,6 +150,7 @@ def test_probe_worker_survives_tflm_crashes():
 def test_margin_covers_cmsis_nn_conv_scratch():
     """The margin is at least CMSIS-NN's DSP im2col buffer of the widest conv (2 x col int16)."""
     import tflite
+
     path = next((p for p in MODELS if _stem(p) == "digits_resnet"), None)
     if path is None:
         pytest.skip("digits_resnet example missing")
@@ -154,13 +169,15 @@ def test_margin_covers_cmsis_nn_conv_scratch():
 
 # ------------------------------------------------------------------ one SRAM figure
 
+
 @pytest.fixture(scope="module")
 def examples_image(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sram")
     image = tmp / "ex.bin"
     # prefix app: the default prefix's yono_image[] collides with the runtime's yono_image type
-    run_yonoc("build", *example_models(), "-o", image, "--no-check", "--emit-c", tmp,
-              "--prefix", "app")
+    run_yonoc(
+        "build", *example_models(), "-o", image, "--no-check", "--emit-c", tmp, "--prefix", "app"
+    )
     return tmp, image
 
 
@@ -183,8 +200,9 @@ def test_sram_figure_is_one_figure(examples_image):
     assert r["model_region_bytes"] == (h["APP_MODEL_REGION_SIZE"] + 15) // 16 * 16
     assert r["arena_bytes"] == h["APP_TENSOR_ARENA_SIZE"] == img.max_arena_size
     assert r["codeword_cache_bytes"] == h["APP_CODEWORD_CACHE_SIZE"] > 0
-    assert r["total_bytes"] == (r["model_region_bytes"] + r["arena_bytes"]
-                                + r["codeword_cache_bytes"])
+    assert r["total_bytes"] == (
+        r["model_region_bytes"] + r["arena_bytes"] + r["codeword_cache_bytes"]
+    )
     # the firmware's region and arena are each the largest over tasks, not one task's sum
     assert need.total > max(t.model_size + t.arena_size for t in img.tasks)
     text = run_yonoc("inspect", image).stdout
@@ -195,8 +213,9 @@ def test_sram_budget_is_exactly_the_figure(examples_image, tmp_path):
     _, image = examples_image
     total = budget.firmware_sram(fmt.read_image(image.read_bytes())).total
     out = tmp_path / "x.bin"
-    p = run_yonoc("build", *example_models(), "-o", out, "--no-check", "--sram",
-                  str(total - 1), check=False)
+    p = run_yonoc(
+        "build", *example_models(), "-o", out, "--no-check", "--sram", str(total - 1), check=False
+    )
     assert p.returncode == 7, p.stderr
     assert "model region" in p.stderr and "tensor arena" in p.stderr
     assert "codeword cache" in p.stderr and "largest model" in p.stderr
@@ -236,19 +255,37 @@ def test_header_cache_size_is_the_runtimes(examples_image, tmp_path):
     main.write_text(
         '#include <cstdio>\n#include "yono/image.h"\n#include "app_image.h"\n'
         "static_assert(APP_SRAM_SIZE == (APP_MODEL_REGION_SIZE + 15u) / 16u * 16u + "
-        "APP_TENSOR_ARENA_SIZE + APP_CODEWORD_CACHE_SIZE, \"sram\");\n"
+        'APP_TENSOR_ARENA_SIZE + APP_CODEWORD_CACHE_SIZE, "sram");\n'
         "int main() {\n  yono_image im;\n"
         "  if (yono_image_open(&im, app_image, app_image_size) != YONO_OK) return 2;\n"
-        "  std::printf(\"%u %u\\n\", (unsigned)yono_image_codeword_cache_size(&im),"
-        " (unsigned)APP_CODEWORD_CACHE_SIZE);\n  return 0;\n}\n")
+        '  std::printf("%u %u\\n", (unsigned)yono_image_codeword_cache_size(&im),'
+        " (unsigned)APP_CODEWORD_CACHE_SIZE);\n  return 0;\n}\n"
+    )
     runtime = os.path.join(REPO, "runtime")
-    srcs = sorted(os.path.join(runtime, "src", f) for f in os.listdir(os.path.join(runtime, "src"))
-                  if f.endswith(".cc"))
+    srcs = sorted(
+        os.path.join(runtime, "src", f)
+        for f in os.listdir(os.path.join(runtime, "src"))
+        if f.endswith(".cc")
+    )
     exe = tmp_path / "cache"
-    proc = subprocess.run([GXX, "-std=c++17", "-O1", "-I", os.path.join(runtime, "include"),
-                           "-I", tmp, main, tmp / "app_image.cc", *srcs, "-o", exe],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            GXX,
+            "-std=c++17",
+            "-O1",
+            "-I",
+            os.path.join(runtime, "include"),
+            "-I",
+            tmp,
+            main,
+            tmp / "app_image.cc",
+            *srcs,
+            "-o",
+            exe,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
-    got, macro = subprocess.run([exe], capture_output=True, text=True,
-                                check=True).stdout.split()
+    got, macro = subprocess.run([exe], capture_output=True, text=True, check=True).stdout.split()
     assert int(got) == int(macro) > 0

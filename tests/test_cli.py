@@ -8,11 +8,12 @@ import os
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, example_models, run_yonoc, tflm_outputs
 from yonoc.backend import image_format as fmt
 from yonoc.frontend import read_model
 from yonoc.interpreter import generated_inputs
 from yonoc.passes.fidelity import snr_db
+
+from conftest import EXAMPLES, example_models, run_yonoc, tflm_outputs
 
 pytestmark = pytest.mark.skipif(len(example_models()) < 3, reason="example models missing")
 
@@ -60,7 +61,7 @@ def test_rebuilt_models_meet_the_fidelity_target_in_tflm(built):
         signal = sum(float(np.sum(y * y)) for y in deq)
         noise = sum(float(np.sum((y - z) ** 2)) for y, z in zip(deq, err))
         assert snr_db(signal, noise) >= 20.0, name
-        agree = np.mean([np.argmax(x) == np.argmax(y) for x, y in zip(a[:len(real)], b)])
+        agree = np.mean([np.argmax(x) == np.argmax(y) for x, y in zip(a[: len(real)], b)])
         assert agree >= 0.99, name
 
 
@@ -96,12 +97,14 @@ def test_same_image_across_processes_hash_seeds_and_worker_counts(built, tmp_pat
 
 def test_budget_check_refuses_what_does_not_fit(tmp_path):
     out = tmp_path / "x.bin"
-    p = run_yonoc("build", *example_models(), "-o", out, "--flash", "10K", "--no-check",
-                  check=False)
+    p = run_yonoc(
+        "build", *example_models(), "-o", out, "--flash", "10K", "--no-check", check=False
+    )
     assert p.returncode == 7 and "does not fit" in p.stderr and "flash" in p.stderr
     assert not out.exists()
-    p = run_yonoc("build", *example_models(), "-o", out, "--target", "stm32h747", "--sram", "1K",
-                  check=False)
+    p = run_yonoc(
+        "build", *example_models(), "-o", out, "--target", "stm32h747", "--sram", "1K", check=False
+    )
     assert p.returncode == 7 and "SRAM" in p.stderr
     run_yonoc("build", *example_models(), "-o", out, "--target", "stm32h747", "--no-check")
     assert out.exists()
@@ -134,21 +137,27 @@ def test_frozen_codebooks_compress_an_unseen_model(tmp_path):
     assert r["models"][0]["tensors_compressed"] > 0
 
 
-@pytest.mark.parametrize("args, code, text", [
-    (["build", "-o", "{tmp}/x.bin"], 2, "no input models"),
-    (["build", "{tmp}/missing.tflite", "-o", "{tmp}/x.bin"], 3, "cannot read"),
-    (["build", "{tmp}/garbage.tflite", "-o", "{tmp}/x.bin"], 3, "not a TFLite model"),
-    (["build", "{tmp}/trunc.tflite", "-o", "{tmp}/x.bin"], 3, "truncated or corrupt"),
-    (["inspect", "{tmp}/garbage.tflite"], 4, "not a yonoc image"),
-    (["extract", "{tmp}/garbage.tflite", "-o", "{tmp}/out"], 4, "not a yonoc image"),
-    (["build", "{ex}", "{ex}", "-o", "{tmp}/x.bin"], 2, "duplicate model name"),
-    (["build", "{ex}", "-o", "{tmp}/x.bin", "--codebooks", "{tmp}/garbage.tflite"], 2,
-     "not a yonoc codebook file"),
-])
+@pytest.mark.parametrize(
+    "args, code, text",
+    [
+        (["build", "-o", "{tmp}/x.bin"], 2, "no input models"),
+        (["build", "{tmp}/missing.tflite", "-o", "{tmp}/x.bin"], 3, "cannot read"),
+        (["build", "{tmp}/garbage.tflite", "-o", "{tmp}/x.bin"], 3, "not a TFLite model"),
+        (["build", "{tmp}/trunc.tflite", "-o", "{tmp}/x.bin"], 3, "truncated or corrupt"),
+        (["inspect", "{tmp}/garbage.tflite"], 4, "not a yonoc image"),
+        (["extract", "{tmp}/garbage.tflite", "-o", "{tmp}/out"], 4, "not a yonoc image"),
+        (["build", "{ex}", "{ex}", "-o", "{tmp}/x.bin"], 2, "duplicate model name"),
+        (
+            ["build", "{ex}", "-o", "{tmp}/x.bin", "--codebooks", "{tmp}/garbage.tflite"],
+            2,
+            "not a yonoc codebook file",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_error_without_output(tmp_path, args, code, text):
     (tmp_path / "garbage.tflite").write_bytes(b"hello world, not a model" * 10)
     data = open(example_models()[0], "rb").read()
-    (tmp_path / "trunc.tflite").write_bytes(data[:len(data) // 3])
+    (tmp_path / "trunc.tflite").write_bytes(data[: len(data) // 3])
     argv = [a.format(tmp=tmp_path, ex=example_models()[0]) for a in args]
     p = run_yonoc(*argv, check=False)
     assert p.returncode == code, p.stderr
@@ -165,8 +174,11 @@ def test_ctrl_c_during_a_build_leaves_no_file(tmp_path):
     import time
 
     out = tmp_path / "image.bin"
-    proc = subprocess.Popen([sys.executable, "-m", "yonoc.cli", "build", *example_models(),
-                             "-o", str(out)], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "yonoc.cli", "build", *example_models(), "-o", str(out)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(4.0)  # inside codebook learning or the fidelity search
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -187,9 +199,22 @@ def test_per_model_lines_arrive_while_the_build_runs(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "yonoc", "build", *_two_small_models(),
-                             "-o", str(tmp_path / "x.bin"), "-j", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "yonoc",
+            "build",
+            *_two_small_models(),
+            "-o",
+            str(tmp_path / "x.bin"),
+            "-j",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     first = None
     lines = []
     for line in proc.stderr:
@@ -210,9 +235,21 @@ def test_progress_bar_on_a_terminal(tmp_path):
     import sys
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "yonoc", "build", *_two_small_models(),
-                             "-o", str(tmp_path / "x.bin"), "--mode", "int8"],
-                            stdout=subprocess.DEVNULL, stderr=slave)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "yonoc",
+            "build",
+            *_two_small_models(),
+            "-o",
+            str(tmp_path / "x.bin"),
+            "--mode",
+            "int8",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+    )
     os.close(slave)
     out = b""
     while True:

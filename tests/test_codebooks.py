@@ -11,8 +11,9 @@ def _tensor(shape, group, layout, seed=0, offset=0):
     rng = np.random.default_rng(seed)
     vals = np.clip(np.round(rng.normal(0, 40, int(np.prod(shape)))), -127, 127).astype(np.int8)
     p, i = (shape[1] * shape[2], shape[3]) if layout == Layout.KERNEL_MAJOR else (1, 1)
-    return WeightTensor("t", "CONV_2D", shape, group, layout, p, i, offset, vals,
-                        np.ones(shape[0], np.float32), 0)
+    return WeightTensor(
+        "t", "CONV_2D", shape, group, layout, p, i, offset, vals, np.ones(shape[0], np.float32), 0
+    )
 
 
 def _set(tensors, **kw):
@@ -32,8 +33,19 @@ def test_codewords_are_integral_int8_values():
 def test_encode_decode_matches_image_decoder_including_tail(length):
     rng = np.random.default_rng(length)
     vals = rng.integers(-127, 128, length).astype(np.float32)
-    t = WeightTensor("t", "FULLY_CONNECTED", (1, length), Group.POINTWISE, Layout.LINEAR, 1, 1,
-                     0, vals.astype(np.int8), np.ones(1, np.float32), 0)
+    t = WeightTensor(
+        "t",
+        "FULLY_CONNECTED",
+        (1, length),
+        Group.POINTWISE,
+        Layout.LINEAR,
+        1,
+        1,
+        0,
+        vals.astype(np.int8),
+        np.ones(1, np.float32),
+        0,
+    )
     cs = _set([t], codewords=16)
     for book in cs.rates(Group.POINTWISE):
         idx = book.encode(vals)
@@ -43,8 +55,19 @@ def test_encode_decode_matches_image_decoder_including_tail(length):
             entries = [fmt.CodebookEntry(1, s) for s in book.subs]
         else:  # residual rate: base stage's codebooks first, then the residual's
             m = len(book.base.subs)
-            fill = fmt.Fill(0, length, fmt.FillKind.PQ_RESIDUAL, 0, 0, m, 0, 0, idx.tobytes(),
-                            residual_first=m, residual_count=len(book.subs))
+            fill = fmt.Fill(
+                0,
+                length,
+                fmt.FillKind.PQ_RESIDUAL,
+                0,
+                0,
+                m,
+                0,
+                0,
+                idx.tobytes(),
+                residual_first=m,
+                residual_count=len(book.subs),
+            )
             entries = [fmt.CodebookEntry(1, s) for s in book.base.subs + book.subs]
         assert np.array_equal(fmt.decode_pq(fill, entries), ours)
 

@@ -30,8 +30,20 @@ CXXFLAGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 def _build(tmp, name, models, prefix, *extra):
     out = tmp / name
     out.mkdir()
-    run_yonoc("build", *models, "-o", out / "image.bin", "--mode", "int8", "--no-check",
-              "--emit-c", out, "--prefix", prefix, *extra)
+    run_yonoc(
+        "build",
+        *models,
+        "-o",
+        out / "image.bin",
+        "--mode",
+        "int8",
+        "--no-check",
+        "--emit-c",
+        out,
+        "--prefix",
+        prefix,
+        *extra,
+    )
     return out
 
 
@@ -60,7 +72,8 @@ def _stub_tflm(root):
         "typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;\n"
         "namespace tflite {\n"
         "template <unsigned int tOpCount>\nclass MicroMutableOpResolver {\n public:\n"
-        f"{body}\n  unsigned int count = 0;\n}};\n}}  // namespace tflite\n")
+        f"{body}\n  unsigned int count = 0;\n}};\n}}  // namespace tflite\n"
+    )
     return root
 
 
@@ -73,16 +86,17 @@ def test_files_and_contents(two_images):
     assert f"#define ALPHA_IMAGE_SIZE {len(image)}u" in h
     assert f"#define ALPHA_TASK_COUNT {len(example_models())}u" in h
     assert "ALPHA_TASK_DIGITS_MLP = 0," in h
-    assert "tensorflow" not in h.split("//")[0] and "#include \"tensorflow" not in h
+    assert "tensorflow" not in h.split("//")[0] and '#include "tensorflow' not in h
     cc = (a / "alpha_image.cc").read_text()
-    assert "#include \"tensorflow" not in cc
+    assert '#include "tensorflow' not in cc
     assert "alignas(16) ALPHA_IMAGE_ATTRIBUTES const uint8_t alpha_image[ALPHA_IMAGE_SIZE]" in cc
     # the array holds the image byte for byte
-    body = cc[cc.index("alpha_image[ALPHA_IMAGE_SIZE] = {"):]
+    body = cc[cc.index("alpha_image[ALPHA_IMAGE_SIZE] = {") :]
     values = bytes(int(x, 16) for x in re.findall(r"0x([0-9a-f]{2}),", body))
     assert values == image
     ops = (a / "alpha_ops.h").read_text()
     from yonoc.frontend import read_model
+
     used = sorted({op for p in example_models() for op in read_model(p).operators})
     assert f"#define ALPHA_OP_COUNT {len(used)}u" in ops
     assert ops.count("resolver.Add") == len(used)
@@ -94,6 +108,7 @@ def test_sram_macros(two_images):
     """int8 images have no codebooks: no codeword cache; the SRAM total is region + arena, and
     the arena is measured even though the images were built with --no-check."""
     from yonoc.backend.image_format import read_image
+
     a, _ = two_images
     h = (a / "alpha_image.h").read_text()
     img = read_image((a / "image.bin").read_bytes())
@@ -118,12 +133,23 @@ def test_image_compiles_without_tflm(two_images, tmp_path):
     a, _ = two_images
     _compile([GXX, *CXXFLAGS, "-c", a / "alpha_image.cc", "-o", tmp_path / "a.o"], tmp_path)
     # with the image in its own section
-    _compile([GXX, *CXXFLAGS, '-DYONO_IMAGE_SECTION=".rodata.yono"', "-c",
-              a / "alpha_image.cc", "-o", tmp_path / "s.o"], tmp_path)
+    _compile(
+        [
+            GXX,
+            *CXXFLAGS,
+            '-DYONO_IMAGE_SECTION=".rodata.yono"',
+            "-c",
+            a / "alpha_image.cc",
+            "-o",
+            tmp_path / "s.o",
+        ],
+        tmp_path,
+    )
     objdump = shutil.which("objdump")
     if objdump:
-        out = subprocess.run([objdump, "-h", tmp_path / "s.o"], capture_output=True,
-                             text=True).stdout
+        out = subprocess.run(
+            [objdump, "-h", tmp_path / "s.o"], capture_output=True, text=True
+        ).stdout
         assert ".rodata.yono" in out
 
 
@@ -131,12 +157,29 @@ def test_image_compiles_without_tflm(two_images, tmp_path):
 def test_header_is_plain_c(two_images, tmp_path):
     a, _ = two_images
     src = tmp_path / "use.c"
-    src.write_text('#include "alpha_image.h"\n'
-                   "unsigned first_input_bytes(void) {\n"
-                   "  return alpha_tasks[ALPHA_TASK_DIGITS_MLP].inputs[0].bytes\n"
-                   "         + ALPHA_DIGITS_MLP_INPUT0_BYTES + alpha_image[0];\n}\n")
-    _compile([GCC, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I", a, "-c", src,
-              "-o", tmp_path / "use.o"], tmp_path)
+    src.write_text(
+        '#include "alpha_image.h"\n'
+        "unsigned first_input_bytes(void) {\n"
+        "  return alpha_tasks[ALPHA_TASK_DIGITS_MLP].inputs[0].bytes\n"
+        "         + ALPHA_DIGITS_MLP_INPUT0_BYTES + alpha_image[0];\n}\n"
+    )
+    _compile(
+        [
+            GCC,
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-I",
+            a,
+            "-c",
+            src,
+            "-o",
+            tmp_path / "use.o",
+        ],
+        tmp_path,
+    )
 
 
 @needs_gxx
@@ -144,7 +187,7 @@ def test_two_prefixes_link_into_one_program(two_images, tmp_path):
     a, b = two_images
     stub = _stub_tflm(tmp_path / "stub")
     main = tmp_path / "main.cc"
-    main.write_text(r'''
+    main.write_text(r"""
 #include <cstdio>
 #include <cstring>
 #include "alpha_image.h"
@@ -165,10 +208,26 @@ int main() {
               (unsigned)ALPHA_TENSOR_ARENA_SIZE, (unsigned)BETA_TASK_COUNT);
   return 0;
 }
-''')
+""")
     exe = tmp_path / "two"
-    _compile([GXX, *CXXFLAGS, "-I", a, "-I", b, "-I", stub, main, a / "alpha_image.cc",
-              b / "beta_image.cc", "-o", exe], tmp_path)
+    _compile(
+        [
+            GXX,
+            *CXXFLAGS,
+            "-I",
+            a,
+            "-I",
+            b,
+            "-I",
+            stub,
+            main,
+            a / "alpha_image.cc",
+            b / "beta_image.cc",
+            "-o",
+            exe,
+        ],
+        tmp_path,
+    )
     out = subprocess.run([exe], capture_output=True, text=True)
     assert out.returncode == 0, out
     assert out.stdout.split()[:2] == ["digits_mlp", "digits_mlp"]
@@ -180,22 +239,41 @@ def test_same_prefix_twice_clashes(two_images, tmp_path):
     _, b = two_images
     main = tmp_path / "m.cc"
     main.write_text("int main() { return 0; }\n")
-    proc = subprocess.run([GXX, "-std=c++17", main, b / "beta_image.cc", b / "beta_image.cc",
-                           "-o", tmp_path / "x"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [GXX, "-std=c++17", main, b / "beta_image.cc", b / "beta_image.cc", "-o", tmp_path / "x"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0 and "multiple definition" in proc.stderr
 
 
 @needs_gxx
-@pytest.mark.skipif(not os.environ.get("YONO_TFLM_INCLUDE"),
-                    reason="YONO_TFLM_INCLUDE (TFLM include dirs) not set")
+@pytest.mark.skipif(
+    not os.environ.get("YONO_TFLM_INCLUDE"), reason="YONO_TFLM_INCLUDE (TFLM include dirs) not set"
+)
 def test_ops_compile_against_real_tflm(two_images, tmp_path):
     a, _ = two_images
     incs = [x for d in os.environ["YONO_TFLM_INCLUDE"].split(os.pathsep) for x in ("-isystem", d)]
     src = tmp_path / "ops.cc"
-    src.write_text('#include "alpha_ops.h"\n'
-                   "TfLiteStatus reg(alpha_op_resolver& r) { return alpha_register_ops(r); }\n")
-    _compile([GXX, *CXXFLAGS, "-DTF_LITE_STATIC_MEMORY", *incs, "-I", a, "-c", src, "-o",
-              tmp_path / "ops.o"], tmp_path)
+    src.write_text(
+        '#include "alpha_ops.h"\n'
+        "TfLiteStatus reg(alpha_op_resolver& r) { return alpha_register_ops(r); }\n"
+    )
+    _compile(
+        [
+            GXX,
+            *CXXFLAGS,
+            "-DTF_LITE_STATIC_MEMORY",
+            *incs,
+            "-I",
+            a,
+            "-c",
+            src,
+            "-o",
+            tmp_path / "ops.o",
+        ],
+        tmp_path,
+    )
 
 
 @pytest.mark.skipif(not shared_models(), reason="../shared/models not present")
@@ -207,8 +285,7 @@ def test_every_shared_model_op_is_mapped(tmp_path):
     n = int(re.search(r"#define SHARED_OP_COUNT (\d+)u", ops).group(1))
     assert n == ops.count("!= kTfLiteOk) return kTfLiteError;")
     if GXX:
-        _compile([GXX, *CXXFLAGS, "-c", out / "shared_image.cc", "-o", tmp_path / "s.o"],
-                 tmp_path)
+        _compile([GXX, *CXXFLAGS, "-c", out / "shared_image.cc", "-o", tmp_path / "s.o"], tmp_path)
 
 
 def _task(name, ops):
@@ -217,19 +294,32 @@ def _task(name, ops):
 
 def test_unknown_operator_is_a_clear_error():
     with pytest.raises(YonocError) as e:
-        codegen.resolver_ops([_task("m1", ["CONV_2D", "CUSTOM:MyFancyOp"]),
-                              _task("m2", ["BUILTIN_250"])])
+        codegen.resolver_ops(
+            [_task("m1", ["CONV_2D", "CUSTOM:MyFancyOp"]), _task("m2", ["BUILTIN_250"])]
+        )
     msg = str(e.value)
     assert "CUSTOM:MyFancyOp (in m1)" in msg and "BUILTIN_250 (in m2)" in msg
     ops = codegen.resolver_ops([_task("a", ["CUSTOM:SignalRfft", "ADD"]), _task("b", ["ADD"])])
     assert [(o.name, o.method, o.tasks) for o in ops] == [
-        ("ADD", "AddAdd", ["a", "b"]), ("CUSTOM:SignalRfft", "AddRfft", ["a"])]
+        ("ADD", "AddAdd", ["a", "b"]),
+        ("CUSTOM:SignalRfft", "AddRfft", ["a"]),
+    ]
 
 
 @pytest.mark.parametrize("prefix", ["1abc", "a-b", "__x"])
 def test_bad_prefix_rejected_before_building(prefix, tmp_path):
-    proc = run_yonoc("build", *example_models(), "-o", tmp_path / "i.bin", "--no-check",
-                     "--emit-c", tmp_path, "--prefix", prefix, check=False)
+    proc = run_yonoc(
+        "build",
+        *example_models(),
+        "-o",
+        tmp_path / "i.bin",
+        "--no-check",
+        "--emit-c",
+        tmp_path,
+        "--prefix",
+        prefix,
+        check=False,
+    )
     assert proc.returncode == 2 and "--prefix" in proc.stderr
     assert not (tmp_path / "i.bin").exists()
 

@@ -7,10 +7,10 @@ import os
 
 import numpy as np
 
-from conftest import ROOT
-
 from yonoc.frontend import read_model
 from yonoc.spec import load_spec
+
+from conftest import ROOT
 
 SPEC = os.path.join(ROOT, "examples", "spec.toml")
 

@@ -36,6 +36,7 @@ def _coarse_encodings(model, codewords=64):
     cbs = learn(model.weights, CodebookOptions(codewords=codewords, iterations=8))
     coarse = [cbs.rates(g)[0] for g in sorted({b.group for b in cbs.books})]
     from yonoc.pq.codebooks import CodebookSet
+
     cbs = CodebookSet(coarse)
     return cbs, encode.encode_model(model, cbs)
 
@@ -60,8 +61,7 @@ def test_hook_interface_with_a_non_torch_hook_and_frozen_codebooks():
     cbs, encs = _coarse_encodings(model)
     frozen = copy.deepcopy([[s.copy() for s in b.subs] for b in cbs.books])
     data = em.load_data(model, em.DataSpec(train, test))
-    data = em.ModelData(data.x_train[:64], data.y_train[:64], data.x_test[:150],
-                        data.y_test[:150])
+    data = em.ModelData(data.x_train[:64], data.y_train[:64], data.x_test[:150], data.y_test[:150])
     hook = OracleHook()
     out = em.run(model, encs, data, em.EMOptions(epsilon=100.0, precheck=False), hook)
     # first call: S = first and last layer by operator order, every layer's weights given
@@ -76,8 +76,11 @@ def test_hook_interface_with_a_non_torch_hook_and_frozen_codebooks():
         assert out.choices[i] == encode.RAW
         assert out.patches[t.offset] == t.values.tobytes()
     # codewords never change
-    assert all(np.array_equal(a, b) for book, subs in zip(cbs.books, frozen)
-               for a, b in zip(book.subs, subs))
+    assert all(
+        np.array_equal(a, b)
+        for book, subs in zip(cbs.books, frozen)
+        for a, b in zip(book.subs, subs)
+    )
 
 
 def test_call_hook_rejects_bad_results():
@@ -100,10 +103,16 @@ def test_call_hook_biases_of_frozen_layers_only_when_asked():
     bias = np.zeros(model.weights[1].shape[0])
     hook = lambda m, s, w, d: FinetuneResult({}, {1: bias})  # noqa: E731
     with pytest.raises(YonocError, match="biases for frozen layer 1"):
-        call_hook(hook, model, [0], ws, FinetuneData(np.zeros((1, 64), np.float32), None,
-                                                     frozen_biases=False))
-    res = call_hook(hook, model, [0], ws, FinetuneData(np.zeros((1, 64), np.float32), None,
-                                                       frozen_biases=True))
+        call_hook(
+            hook,
+            model,
+            [0],
+            ws,
+            FinetuneData(np.zeros((1, 64), np.float32), None, frozen_biases=False),
+        )
+    res = call_hook(
+        hook, model, [0], ws, FinetuneData(np.zeros((1, 64), np.float32), None, frozen_biases=True)
+    )
     assert np.array_equal(res.biases[1], bias)
 
 
@@ -112,8 +121,7 @@ def test_biases_of_coded_layers_are_patched_next_to_their_codes():
     model, train, test = _example("digits_resnet")
     cbs, encs = _coarse_encodings(model)
     data = em.load_data(model, em.DataSpec(train, test))
-    data = em.ModelData(data.x_train[:32], data.y_train[:32], data.x_test[:60],
-                        data.y_test[:60])
+    data = em.ModelData(data.x_train[:32], data.y_train[:32], data.x_test[:60], data.y_test[:60])
     layers = em.layer_map(model)
 
     class BiasShift:  # every layer's bias + 3 units of its int32 bias scale
@@ -144,8 +152,7 @@ def test_e_step_reassigns_codes_of_the_shadow_weights_trained_through_the_codebo
     cbs, encs = _coarse_encodings(model)
     frozen = [[sub.copy() for sub in b.subs] for b in cbs.books]
     data = em.load_data(model, em.DataSpec(train, test))
-    data = em.ModelData(data.x_train[:32], data.y_train[:32], data.x_test[:60],
-                        data.y_test[:60])
+    data = em.ModelData(data.x_train[:32], data.y_train[:32], data.x_test[:60], data.y_test[:60])
     calls = []
 
     class Negate:  # the E-step's shadow weights: the negated originals
@@ -157,10 +164,20 @@ def test_e_step_reassigns_codes_of_the_shadow_weights_trained_through_the_codebo
                     sub[:] = 0  # a copy: must not reach the codebooks
             return {i: -weights[i] if i in data.coded else weights[i] for i in trainable}
 
-    out = em.run(model, encs, data, em.EMOptions(epsilon=-100.0, precheck=False,
-                                                 max_iterations=1, reassign="finetuned",
-                                                 heuristic=False, fallback_raw=False),
-                 Negate())
+    out = em.run(
+        model,
+        encs,
+        data,
+        em.EMOptions(
+            epsilon=-100.0,
+            precheck=False,
+            max_iterations=1,
+            reassign="finetuned",
+            heuristic=False,
+            fallback_raw=False,
+        ),
+        Negate(),
+    )
     s = out.trainable
     rest = [i for i in range(len(encs)) if i not in s]
     assert calls[0] == (s, []) and calls[1] == (rest, rest) and calls[2] == (s, [])
@@ -168,17 +185,21 @@ def test_e_step_reassigns_codes_of_the_shadow_weights_trained_through_the_codebo
         t = model.weights[i]
         book = encs[i].rates[0].book
         negated = dataclasses.replace(t, values=-t.values.astype(np.float32))
-        assert np.array_equal(out.encodings[i].rates[0].indices,
-                              book.encode(negated.vector_order()))
+        assert np.array_equal(
+            out.encodings[i].rates[0].indices, book.encode(negated.vector_order())
+        )
         assert np.array_equal(encs[i].rates[0].indices, book.encode(t.vector_order()))
-    assert all(np.array_equal(a, b) for book, subs in zip(cbs.books, frozen)
-               for a, b in zip(book.subs, subs))
+    assert all(
+        np.array_equal(a, b)
+        for book, subs in zip(cbs.books, frozen)
+        for a, b in zip(book.subs, subs)
+    )
 
 
 def test_load_hook_by_module_callable_and_errors(tmp_path, monkeypatch):
     (tmp_path / "myhooks.py").write_text(
-        "class Hook:\n    def __call__(self, model, trainable, weights, data):\n"
-        "        return {}\n")
+        "class Hook:\n    def __call__(self, model, trainable, weights, data):\n        return {}\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     assert callable(load_hook("myhooks:Hook"))
     with pytest.raises(YonocError, match="cannot import"):
@@ -191,6 +212,7 @@ def test_load_hook_by_module_callable_and_errors(tmp_path, monkeypatch):
 
 def test_missing_torch_is_a_clear_error(monkeypatch):
     from yonoc.finetune.lift import require_torch
+
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'yonoc\[torch\]'"):
         require_torch()
@@ -201,16 +223,19 @@ def test_eq3_picks_largest_error_per_parameter():
     _, encs = _coarse_encodings(model)
     errs = [e.error_at(0) / e.tensor.size for e in encs]
     data = em.load_data(model, em.DataSpec(train, test))
-    data = em.ModelData(data.x_train[:32], data.y_train[:32], data.x_test[:60],
-                        data.y_test[:60])
+    data = em.ModelData(data.x_train[:32], data.y_train[:32], data.x_test[:60], data.y_test[:60])
 
     class Identity:  # keeps the reconstruction: nothing recovers, S grows by eq. 3
-
         def __call__(self, model, trainable, weights, data):
             return {i: weights[i] for i in trainable}
 
-    out = em.run(model, encs, data, em.EMOptions(epsilon=-100.0, precheck=False,
-                                                 max_iterations=1), Identity())
+    out = em.run(
+        model,
+        encs,
+        data,
+        em.EMOptions(epsilon=-100.0, precheck=False, max_iterations=1),
+        Identity(),
+    )
     s0 = set(out.steps[0].trainable)
     rest = [i for i in range(len(encs)) if i not in s0]
     assert set(out.trainable) - s0 == {max(rest, key=lambda i: errs[i])}
@@ -218,8 +243,10 @@ def test_eq3_picks_largest_error_per_parameter():
 
 # ---- torch -------------------------------------------------------------------------------
 
+
 def _example_models():
     import glob
+
     return sorted(glob.glob(os.path.join(EXAMPLES, "*.tflite")))
 
 
@@ -227,14 +254,19 @@ def _example_models():
 def test_lift_matches_tflm(path):
     pytest.importorskip("torch")
     from yonoc.finetune.lift import lift_matches
+
     model = read_model(path)
-    sample = path[:-len(".tflite")] + ".sample.npy"
-    xs = (list(np.load(sample).reshape((-1,) + tuple(model.inputs[0].shape)))
-          if os.path.isfile(sample) else interpreter.generated_inputs(model, 8))
+    sample = path[: -len(".tflite")] + ".sample.npy"
+    xs = (
+        list(np.load(sample).reshape((-1,) + tuple(model.inputs[0].shape)))
+        if os.path.isfile(sample)
+        else interpreter.generated_inputs(model, 8)
+    )
     lifted = lift_matches(model, xs)[0].reshape(len(xs), -1)
     info = model.outputs[0]
-    ref = np.stack([interpreter.dequantize(o[0], info).reshape(-1)
-                    for o in interpreter.run(model.data, xs)])
+    ref = np.stack(
+        [interpreter.dequantize(o[0], info).reshape(-1) for o in interpreter.run(model.data, xs)]
+    )
     lsb = np.abs(lifted - ref) / info.scale
     assert lsb.max() <= LIFT_MAX_LSB and lsb.mean() <= LIFT_MEAN_LSB, (lsb.max(), lsb.mean())
     if ref.shape[1] > 1:
@@ -247,6 +279,7 @@ def test_lift_coded_layers_compute_with_the_encoders_codewords(kernel_major):
     torch = pytest.importorskip("torch")
     from yonoc.compiler import choose_layouts
     from yonoc.finetune.lift import _nearest_codewords
+
     model, _, _ = _example("digits_resnet")
     model = choose_layouts([model], kernel_major)[0]
     _, encs = _coarse_encodings(model)
@@ -255,10 +288,13 @@ def test_lift_coded_layers_compute_with_the_encoders_codewords(kernel_major):
         t, book = e.tensor, e.rates[0].book
         w = t.values.astype(np.float64) + rng.normal(0, 2, t.size)
         perm = t.vector_permutation()
-        q = _nearest_codewords(torch, torch.as_tensor(w.reshape(t.shape)),
-                               [torch.as_tensor(b, dtype=torch.float64) for b in book.subs],
-                               book.subvector_len,
-                               None if perm is None else torch.as_tensor(perm))
+        q = _nearest_codewords(
+            torch,
+            torch.as_tensor(w.reshape(t.shape)),
+            [torch.as_tensor(b, dtype=torch.float64) for b in book.subs],
+            book.subvector_len,
+            None if perm is None else torch.as_tensor(perm),
+        )
         shifted = dataclasses.replace(t, values=w.astype(np.float32))
         want = t.from_vector_order(book.decode(book.encode(shifted.vector_order()), t.size))
         assert np.array_equal(q.numpy().reshape(-1), want.astype(np.float64)), t.name
@@ -270,6 +306,7 @@ def test_lift_names_an_unsupported_operator():
     if not os.path.isfile(path):
         pytest.skip("shared models not present")
     from yonoc.finetune.lift import build_lift
+
     with pytest.raises(ModelError, match="UNIDIRECTIONAL_SEQUENCE_LSTM"):
         build_lift(read_model(path))
 
@@ -277,16 +314,22 @@ def test_lift_names_an_unsupported_operator():
 def test_em_beats_pq_m_on_a_small_model():
     pytest.importorskip("torch")
     from yonoc.finetune.torch_hook import TorchFinetune
+
     model, train, test = _example("digits_resnet")
     _, encs = _coarse_encodings(model)
     data = em.load_data(model, em.DataSpec(train, test))
     data = em.ModelData(data.x_train[:600], data.y_train[:600], data.x_test, data.y_test)
     x_test = em.model_inputs(model, data.x_test)
-    acc_pq = em.accuracy(model, encode.rebuilt_model(model, encs, [0] * len(encs), True),
-                         x_test, data.y_test)
-    out = em.run(model, encs, data, em.EMOptions(epsilon=0.5, epochs=3, max_iterations=1,
-                                                 fallback_raw=False),
-                 TorchFinetune(threads=1))  # (tiny layers: more threads only contend)
+    acc_pq = em.accuracy(
+        model, encode.rebuilt_model(model, encs, [0] * len(encs), True), x_test, data.y_test
+    )
+    out = em.run(
+        model,
+        encs,
+        data,
+        em.EMOptions(epsilon=0.5, epochs=3, max_iterations=1, fallback_raw=False),
+        TorchFinetune(threads=1),
+    )  # (tiny layers: more threads only contend)
     assert not out.fell_back
     assert out.final >= acc_pq + 5.0, (acc_pq, out.final)
 
@@ -296,6 +339,7 @@ def test_torch_hook_early_stopping_keeps_the_best_epoch(caplog):
     the best epoch come back (not those of the last epoch run)."""
     pytest.importorskip("torch")
     from yonoc.finetune.torch_hook import TorchFinetune
+
     model, train, test = _example("digits_mlp")
     data = em.load_data(model, em.DataSpec(train, test))
     x = em.float_inputs(model, data.x_train[:128])
@@ -306,8 +350,14 @@ def test_torch_hook_early_stopping_keeps_the_best_epoch(caplog):
     knobs = dict(epochs=12, lr=400.0, train_biases=False, frozen_biases=False)
     full = hook(model, [0], ws, FinetuneData(x, data.y_train[:128], **knobs))
     with caplog.at_level("INFO", logger="yonoc"):
-        early = hook(model, [0], ws, FinetuneData(x, data.y_train[:128], patience=2,
-                                                  x_val=xv, y_val=data.y_val[:100], **knobs))
+        early = hook(
+            model,
+            [0],
+            ws,
+            FinetuneData(
+                x, data.y_train[:128], patience=2, x_val=xv, y_val=data.y_val[:100], **knobs
+            ),
+        )
     stops = [r.getMessage() for r in caplog.records if "early stop" in r.getMessage()]
     assert len(stops) == 1
     epochs_run = sum("finetune S=[0] epoch" in r.getMessage() for r in caplog.records)

@@ -32,13 +32,17 @@ def _docs_tables() -> dict:
 def test_committed_c_header_is_generated_from_the_spec():
     assert spec.HEADER_PATH.read_text() == spec.c_header(), (
         "runtime/include/yono/image_format.h is stale: "
-        "run python -m yonoc.backend.format_spec --write")
+        "run python -m yonoc.backend.format_spec --write"
+    )
 
 
 def test_check_mode_reports_a_stale_header(tmp_path, monkeypatch, capsys):
     stale = tmp_path / "image_format.h"
-    stale.write_text(spec.c_header().replace(f"YONO_FORMAT_VERSION {spec.FORMAT_VERSION}u",
-                                             "YONO_FORMAT_VERSION 1u"))
+    stale.write_text(
+        spec.c_header().replace(
+            f"YONO_FORMAT_VERSION {spec.FORMAT_VERSION}u", "YONO_FORMAT_VERSION 1u"
+        )
+    )
     monkeypatch.setattr(spec, "HEADER_PATH", stale)
     assert spec.main(["--check"]) == 1
     assert "stale" in capsys.readouterr().err
@@ -50,11 +54,13 @@ def test_docs_field_table_matches_the_spec(record):
     tables = _docs_tables()
     heading = next((h for h in tables if h.startswith(f"{record.title} (")), None)
     assert heading == f"{record.title} ({record.size} bytes" + (
-        ", at offset 0)" if record is spec.HEADER else ")")
+        ", at offset 0)" if record is spec.HEADER else ")"
+    )
     header, *rows = tables[heading]
     assert header[:3] == ["offset", "type", "field"]
     assert [(int(r[0]), r[1], r[2]) for r in rows] == [
-        (f.offset, f.type, f.name) for f in record.fields]
+        (f.offset, f.type, f.name) for f in record.fields
+    ]
 
 
 def test_docs_limits_and_version_match_the_spec():
@@ -72,8 +78,12 @@ def test_docs_limits_and_version_match_the_spec():
 
 
 def test_python_packing_is_derived_from_the_spec():
-    for rec, st in ((spec.HEADER, fmt.HEADER), (spec.CODEBOOK_ENTRY, fmt.CODEBOOK_ENTRY),
-                    (spec.TASK_ENTRY, fmt.TASK_ENTRY), (spec.FILL_RECORD, fmt.FILL_RECORD)):
+    for rec, st in (
+        (spec.HEADER, fmt.HEADER),
+        (spec.CODEBOOK_ENTRY, fmt.CODEBOOK_ENTRY),
+        (spec.TASK_ENTRY, fmt.TASK_ENTRY),
+        (spec.FILL_RECORD, fmt.FILL_RECORD),
+    ):
         assert st.size == rec.size
         # pack every non-padding field with a distinct value and find it at its offset
         values, probe = [], []
@@ -85,7 +95,7 @@ def test_python_packing_is_derived_from_the_spec():
             probe.append((f, v))
         data = st.pack(*values)
         for f, v in probe:
-            raw = data[f.offset:f.offset + f.size]
+            raw = data[f.offset : f.offset + f.size]
             got = raw if isinstance(v, bytes) else int.from_bytes(raw, "little")
             assert got == v, f"{rec.title}.{f.name}"
 
@@ -100,8 +110,8 @@ def test_record_definitions_refuse_gaps_and_overlaps():
 def test_image_header_fields_sit_where_the_spec_says():
     data = fmt.write_image([], [fmt.Task("a", bytes(40), [])], notes=b"xyz")
     off = spec.HEADER.offset
-    assert data[off("magic"):off("magic") + 4] == spec.MAGIC
+    assert data[off("magic") : off("magic") + 4] == spec.MAGIC
     assert struct.unpack_from("<H", data, off("format_version"))[0] == spec.FORMAT_VERSION
     assert struct.unpack_from("<I", data, off("image_size"))[0] == len(data)
     notes_at, notes_size = struct.unpack_from("<II", data, off("notes_offset"))
-    assert data[notes_at:notes_at + notes_size] == b"xyz" and notes_at % spec.ALIGN == 0
+    assert data[notes_at : notes_at + notes_size] == b"xyz" and notes_at % spec.ALIGN == 0

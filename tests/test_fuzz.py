@@ -26,8 +26,9 @@ from yonoc.report import inspect_image
 from conftest import example_models, run_yonoc
 
 N = int(os.environ.get("YONOC_FUZZ_EXAMPLES", "10000"))
-FUZZ = settings(max_examples=N, deadline=None, derandomize=True,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=N, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def small_image(tmp_path_factory):
 
 def _fix_crc(buf: bytearray) -> bytes:
     if len(buf) >= spec.CRC_START:
-        crc = fmt.crc32(bytes(buf[spec.CRC_START:]))
+        crc = fmt.crc32(bytes(buf[spec.CRC_START :]))
         struct.pack_into("<I", buf, spec.HEADER.offset("crc32"), crc)
     return bytes(buf)
 
@@ -68,8 +69,11 @@ def _mutate(data: bytes, ops, fix_crc: bool) -> bytes:
     return _fix_crc(buf) if fix_crc else bytes(buf)
 
 
-OPS = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 1 << 31), st.integers(0, 1 << 32 - 1)),
-               min_size=1, max_size=4)
+OPS = st.lists(
+    st.tuples(st.integers(0, 4), st.integers(0, 1 << 31), st.integers(0, 1 << 32 - 1)),
+    min_size=1,
+    max_size=4,
+)
 
 
 def _check_image(data: bytes):
@@ -97,8 +101,10 @@ def test_mutated_images_through_the_cli(small_image, tmp_path):
     rng = np.random.default_rng(0)
     codes = set()
     for k in range(20):
-        ops = [(int(rng.integers(0, 5)), int(rng.integers(0, 1 << 31)),
-                int(rng.integers(0, 1 << 31))) for _ in range(2)]
+        ops = [
+            (int(rng.integers(0, 5)), int(rng.integers(0, 1 << 31)), int(rng.integers(0, 1 << 31)))
+            for _ in range(2)
+        ]
         bad = tmp_path / f"bad{k}.bin"
         bad.write_bytes(_mutate(small_image, ops, bool(k % 2)))
         out = tmp_path / f"out{k}"
@@ -121,8 +127,12 @@ def small_model():
         return f.read()
 
 
-@settings(max_examples=max(N // 5, 200), deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=max(N // 5, 200),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
 @given(ops=OPS)
 def test_mutated_tflite_files_are_read_or_cleanly_refused(small_model, ops):
     data = _mutate(small_model, ops, False)
@@ -134,6 +144,7 @@ def test_mutated_tflite_files_are_read_or_cleanly_refused(small_model, ops):
 
 def _regressions_module():
     import importlib.util
+
     path = Path(__file__).parent / "fuzz" / "make_regressions.py"
     spec = importlib.util.spec_from_file_location("make_regressions", path)
     mod = importlib.util.module_from_spec(spec)

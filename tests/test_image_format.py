@@ -14,8 +14,17 @@ def _image(kernel_major=False):
     entries = [fmt.CodebookEntry(0, c) for c in cw]
     length = 72  # O=2, P=9, I=4
     idx = rng.integers(0, 16, 18).astype(np.uint8)
-    pq = fmt.Fill(100, length, fmt.FillKind.PQ, 1 if kernel_major else 0, 0, 2,
-                  9 if kernel_major else 0, 4 if kernel_major else 0, idx.tobytes())
+    pq = fmt.Fill(
+        100,
+        length,
+        fmt.FillKind.PQ,
+        1 if kernel_major else 0,
+        0,
+        2,
+        9 if kernel_major else 0,
+        4 if kernel_major else 0,
+        idx.tobytes(),
+    )
     decoded = fmt.decode_pq(pq, entries).tobytes()
     model = bytearray(rng.integers(1, 255, 400).astype(np.uint8).tobytes())
     model[100:172] = decoded
@@ -36,8 +45,11 @@ def test_round_trip(kernel_major):
     assert fmt.rebuild(img, 1) == task2.model
     assert img.max_model_size == 400 and img.max_arena_size == 1234
     assert len(data) % spec.ALIGN == 0
-    assert [f.kind for f in img.tasks[0].fills] == [fmt.FillKind.PQ, fmt.FillKind.ZERO,
-                                                    fmt.FillKind.RAW]
+    assert [f.kind for f in img.tasks[0].fills] == [
+        fmt.FillKind.PQ,
+        fmt.FillKind.ZERO,
+        fmt.FillKind.RAW,
+    ]
 
 
 def test_kernel_major_scatter_matches_spec_formula():
@@ -47,7 +59,7 @@ def test_kernel_major_scatter_matches_spec_formula():
     tables = [fmt.codeword_to_int8(e.codewords) for e in entries]
     idx = np.frombuffer(f.payload, np.uint8)
     for j, k in enumerate(idx):
-        vec[j * 4:(j + 1) * 4] = tables[j % 2][k]
+        vec[j * 4 : (j + 1) * 4] = tables[j % 2][k]
     out = np.empty(f.length, np.int8)
     n_pos, n_inner = 9, 4  # the spec's P and I
     for e in range(f.length):
@@ -68,7 +80,7 @@ F = spec.FILL_RECORD.offset
 
 
 def _recrc(buf: bytearray) -> bytes:
-    struct.pack_into("<I", buf, H("crc32"), fmt.crc32(bytes(buf[spec.CRC_START:])))
+    struct.pack_into("<I", buf, H("crc32"), fmt.crc32(bytes(buf[spec.CRC_START :])))
     return bytes(buf)
 
 
@@ -76,12 +88,15 @@ def test_writer_is_deterministic():
     assert _image()[0] == _image()[0]
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda b: b[:10], "too short"),
-    (lambda b: b"XONO" + b[4:], "bad magic"),
-    (lambda b: b[:-16], "truncated"),
-    (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "CRC"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda b: b[:10], "too short"),
+        (lambda b: b"XONO" + b[4:], "bad magic"),
+        (lambda b: b[:-16], "truncated"),
+        (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "CRC"),
+    ],
+)
 def test_corruption_is_detected(mutate, message):
     data = _image()[0]
     with pytest.raises(ImageError, match=message):
@@ -114,17 +129,20 @@ def test_notes_round_trip_and_sit_last_without_moving_anything_else():
     # everything before the notes is the plain image, apart from image_size, CRC and notes fields
     same = bytearray(data[:off])
     struct.pack_into("<I", same, H("image_size"), len(plain.data))
-    same[H("crc32"):H("crc32") + 4] = plain.data[H("crc32"):H("crc32") + 4]
+    same[H("crc32") : H("crc32") + 4] = plain.data[H("crc32") : H("crc32") + 4]
     struct.pack_into("<II", same, H("notes_offset"), 0, 0)
     assert bytes(same) == plain.data
     assert [fmt.rebuild(img, i) for i in range(2)] == [fmt.rebuild(plain, i) for i in range(2)]
 
 
-@pytest.mark.parametrize("off_size, message", [
-    (lambda n: (n - 16, 32), "build notes lies outside"),
-    (lambda n: (0xFFFFFFF0, 0x20), "build notes lies outside"),
-    (lambda n: (16, 0), "empty build notes"),
-])
+@pytest.mark.parametrize(
+    "off_size, message",
+    [
+        (lambda n: (n - 16, 32), "build notes lies outside"),
+        (lambda n: (0xFFFFFFF0, 0x20), "build notes lies outside"),
+        (lambda n: (16, 0), "empty build notes"),
+    ],
+)
 def test_lying_notes_fields_are_caught(off_size, message):
     buf = bytearray(_with_notes(b"n" * 20))
     struct.pack_into("<II", buf, H("notes_offset"), *off_size(len(buf)))
@@ -189,13 +207,23 @@ def test_too_many_tasks_and_too_large_images_are_clear_errors(monkeypatch):
 
 # --------------------------------------------------------------- PQ_RESIDUAL (issue 9 part 2)
 
+
 def _residual_image(**lie) -> bytes:
     """One task with a linear PQ_RESIDUAL record whose sums saturate at both ends."""
     base = np.array([[120, -120, 5, -5], [0, 1, 2, 3]], np.float32)
     res = np.array([[20, -20], [-9, 9], [0, 1]], np.float32)
     books = [fmt.CodebookEntry(0, base), fmt.CodebookEntry(0, res)]
-    f = fmt.Fill(16, 8, fmt.FillKind.PQ_RESIDUAL, 0, 0, 1, payload=bytes([0, 1, 0, 1, 2, 0]),
-                 residual_first=1, residual_count=1)
+    f = fmt.Fill(
+        16,
+        8,
+        fmt.FillKind.PQ_RESIDUAL,
+        0,
+        0,
+        1,
+        payload=bytes([0, 1, 0, 1, 2, 0]),
+        residual_first=1,
+        residual_count=1,
+    )
     model = bytearray(range(1, 65))
     model[16:24] = fmt.decode_pq(f, books).tobytes()
     for k, v in lie.items():
@@ -213,11 +241,14 @@ def test_residual_record_sums_two_stages_with_saturation():
     assert got.tolist() == [127, -128, -4, 4, 0, 2, 22, -17]
 
 
-@pytest.mark.parametrize("lie,message", [
-    ({"residual_count": 0}, "names missing codebooks"),
-    ({"residual_first": 2}, "names missing codebooks"),
-    ({"payload": bytes([0, 1, 0, 1, 3, 0])}, "index past its codebook"),
-])
+@pytest.mark.parametrize(
+    "lie,message",
+    [
+        ({"residual_count": 0}, "names missing codebooks"),
+        ({"residual_first": 2}, "names missing codebooks"),
+        ({"payload": bytes([0, 1, 0, 1, 3, 0])}, "index past its codebook"),
+    ],
+)
 def test_reader_refuses_a_bad_residual_stage(lie, message):
     with pytest.raises(ImageError, match=message):
         fmt.read_image(_residual_image(**lie))
@@ -225,8 +256,12 @@ def test_reader_refuses_a_bad_residual_stage(lie, message):
 
 def test_residual_indices_must_lie_inside_the_image():
     data = bytearray(_residual_image())
-    rec = next(i for i in range(len(data) - 24) if data[i + 8] == fmt.FillKind.PQ_RESIDUAL
-               and data[i:i + 8] == bytes([16, 0, 0, 0, 8, 0, 0, 0]))
+    rec = next(
+        i
+        for i in range(len(data) - 24)
+        if data[i + 8] == fmt.FillKind.PQ_RESIDUAL
+        and data[i : i + 8] == bytes([16, 0, 0, 0, 8, 0, 0, 0])
+    )
     # first stage's 2 indices end at the image end: the residual's 4 lie past it
     struct.pack_into("<I", data, rec + 16, len(data) - 2)
     struct.pack_into("<I", data, 12, fmt.crc32(bytes(data[16:])))
@@ -237,10 +272,23 @@ def test_residual_indices_must_lie_inside_the_image():
 def test_residual_rate_survives_a_codebook_file(tmp_path):
     from yonoc.ir import Group
     from yonoc.pq.codebooks import CodebookOptions, CodebookSet, learn
+
     rng = np.random.default_rng(3)
     from yonoc.ir import Layout, WeightTensor
-    t = WeightTensor("t", "FULLY_CONNECTED", (32, 64), Group.POINTWISE, Layout.LINEAR, 1, 1, 0,
-                     rng.integers(-90, 90, 2048).astype(np.int8), np.ones(1, np.float32), 0)
+
+    t = WeightTensor(
+        "t",
+        "FULLY_CONNECTED",
+        (32, 64),
+        Group.POINTWISE,
+        Layout.LINEAR,
+        1,
+        1,
+        0,
+        rng.integers(-90, 90, 2048).astype(np.int8),
+        np.ones(1, np.float32),
+        0,
+    )
     cs = learn([t], CodebookOptions(codewords=16, iterations=5))
     fine = cs.rates(Group.POINTWISE)[-1]
     assert fine.base is cs.rates(Group.POINTWISE)[1] and fine.bits_per_weight == 6.0

@@ -12,16 +12,17 @@ import os
 import numpy as np
 import pytest
 
-from conftest import example_models, run_yonoc
-
 from yonoc.backend import image_format as fmt
 from yonoc.backend import notes
 from yonoc.frontend import read_model
+
+from conftest import example_models, run_yonoc
 
 
 def _strict_loads(text):
     def reject(name):
         raise ValueError(f"non-strict JSON constant {name}")
+
     return json.loads(text, parse_constant=reject)
 
 
@@ -55,7 +56,7 @@ def test_tensor_rows_agree_with_the_image_and_originals(built):
     r = _strict_loads(run_yonoc("inspect", image, "--json", "--tensors").stdout)
     img = fmt.read_image(image.read_bytes())
     originals = {read_model(p).name: read_model(p) for p in example_models()}
-    for mi, (m, task) in enumerate(zip(r["models"], img.tasks)):
+    for mi, (m, _task) in enumerate(zip(r["models"], img.tasks)):
         raw = [t for t in m["tensors"] if t["rate"] == "raw"]
         assert len(raw) == m["tensors_raw"]
         assert len(m["tensors"]) - len(raw) == m["tensors_compressed"]
@@ -71,6 +72,7 @@ def test_tensor_rows_agree_with_the_image_and_originals(built):
                 continue
             # the weight SNR in the notes is of what the image stores, vs the original weights
             from yonoc.passes.encode import channel_scales
+
             want = notes.weight_snr_db(w.values, stored, channel_scales(w))
             assert t["weight_snr_db"] == pytest.approx(want, abs=0.006)
             assert 0 < t["weight_snr_db"] < 60
@@ -87,7 +89,9 @@ def test_default_inspect_shows_fidelity_from_the_notes(built):
         assert m["agreement"] == pytest.approx(b["agreement"], abs=1e-4)
         real = int(b["samples"].split()[0])
         assert (m["inputs_real"], m["inputs_real"] + m["inputs_generated"]) == (
-            real, real + int(b["samples"].split()[3]))
+            real,
+            real + int(b["samples"].split()[3]),
+        )
         line = next(x for x in text.splitlines() if x.startswith(m["name"] + " "))
         assert f"{m['snr_db']:.1f}" in line and f"{m['inputs_real']}r+" in line
 
@@ -115,12 +119,22 @@ def test_json_and_csv_together_is_a_usage_error(built):
 
 
 def test_notes_roundtrip_sentinels_and_determinism():
-    ms = [notes.ModelNote(checked=True, snr_db=math.inf, agreement=None, real_inputs=3,
-                          generated_inputs=32, target_snr_db=20.0,
-                          tensors=[notes.TensorNote(64, math.inf, 12.346),
-                                   notes.TensorNote(4096, -math.inf, None),
-                                   notes.TensorNote(9000, 21.5, 400.0)]),
-          notes.ModelNote(accuracy_original=97.25, accuracy=96.5, epsilon=1.0)]
+    ms = [
+        notes.ModelNote(
+            checked=True,
+            snr_db=math.inf,
+            agreement=None,
+            real_inputs=3,
+            generated_inputs=32,
+            target_snr_db=20.0,
+            tensors=[
+                notes.TensorNote(64, math.inf, 12.346),
+                notes.TensorNote(4096, -math.inf, None),
+                notes.TensorNote(9000, 21.5, 400.0),
+            ],
+        ),
+        notes.ModelNote(accuracy_original=97.25, accuracy=96.5, epsilon=1.0),
+    ]
     blob = notes.encode(ms)
     assert blob == notes.encode(ms)
     assert len(blob) == notes.HEADER.size + 2 * notes.MODEL.size + 3 * notes.TENSOR.size
@@ -128,7 +142,10 @@ def test_notes_roundtrip_sentinels_and_determinism():
     assert back[0].snr_db == math.inf and back[0].agreement is None
     assert back[0].real_inputs == 3 and back[0].target_snr_db == 20.0
     assert [(t.offset, t.weight_snr_db, t.alone_snr_db) for t in back[0].tensors] == [
-        (64, math.inf, 12.35), (4096, -math.inf, None), (9000, 21.5, 327.66)]
+        (64, math.inf, 12.35),
+        (4096, -math.inf, None),
+        (9000, 21.5, 327.66),
+    ]
     assert not back[1].checked and back[1].snr_db is None
     assert (back[1].accuracy_original, back[1].accuracy, back[1].epsilon) == (97.25, 96.5, 1.0)
     assert notes.decode(b"", 2) is None
@@ -161,8 +178,7 @@ test = "{ex}/digits_mlp.test.npz"
     assert m["accuracy"] == pytest.approx(b["accuracy"], abs=0.006)
     assert m["epsilon"] == 1.5 and m["target_snr_db"] is None
     text = run_yonoc("inspect", image).stdout
-    assert (f"digits_mlp: accuracy {m['accuracy_original']:.2f}% -> {m['accuracy']:.2f}%"
-            in text)
+    assert f"digits_mlp: accuracy {m['accuracy_original']:.2f}% -> {m['accuracy']:.2f}%" in text
 
 
 def test_inconsistent_notes_cost_the_figures_not_the_image(built, tmp_path):

@@ -36,9 +36,22 @@ class Build:
         self.out = tmp_path / "image.bin"
         self.dir = tmp_path
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "yonoc", "build", *example_models(), "-o", str(self.out),
-             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            start_new_session=True, preexec_fn=_default_sigint)
+            [
+                sys.executable,
+                "-m",
+                "yonoc",
+                "build",
+                *example_models(),
+                "-o",
+                str(self.out),
+                *extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=_default_sigint,
+        )
         self.lines = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -70,7 +83,7 @@ class Build:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
-            raise AssertionError(f"build still running 60 s after SIGINT: {self.lines}")
+            raise AssertionError(f"build still running 60 s after SIGINT: {self.lines}") from None
         elapsed = time.monotonic() - t
         self._reader.join(5)
         return elapsed, self.lines[seen:]

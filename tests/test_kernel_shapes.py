@@ -8,30 +8,34 @@ import os
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, run_yonoc, shared_models
 from yonoc.backend import image_format as fmt
 from yonoc.frontend import read_model
 from yonoc.frontend.tflite_reader import _classify
 from yonoc.ir import Group, Layout
 
+from conftest import EXAMPLES, run_yonoc, shared_models
+
 A, B = Group.CONV3X3, Group.POINTWISE
 
 
-@pytest.mark.parametrize("op,shape,expected", [
-    ("CONV_2D", (8, 3, 3, 4), (A, 9, 4)),
-    ("CONV_2D", (8, 1, 1, 4), (B, 1, 1)),
-    ("CONV_2D", (48, 3, 1, 6), (B, 3, 6)),  # 1-D conv along H
-    ("CONV_2D", (48, 1, 5, 6), (B, 5, 6)),  # 1-D conv along W
-    ("CONV_2D", (64, 10, 4, 1), (B, 40, 1)),
-    ("CONV_2D", (64, 7, 7, 1), (B, 49, 1)),
-    ("DEPTHWISE_CONV_2D", (1, 3, 3, 16), (A, 9, 16)),
-    ("DEPTHWISE_CONV_2D", (1, 5, 5, 16), (B, 25, 16)),
-    ("DEPTHWISE_CONV_2D", (1, 10, 1, 128), (B, 10, 128)),
-    ("FULLY_CONNECTED", (10, 64), (B, 1, 1)),
-    ("DEPTHWISE_CONV_2D", (2, 3, 3, 16), None),  # not a TFLite depthwise kernel
-    ("FULLY_CONNECTED", (2, 3, 4), None),
-    ("CONV_3D", (2, 3, 3, 3, 4), None),
-])
+@pytest.mark.parametrize(
+    "op,shape,expected",
+    [
+        ("CONV_2D", (8, 3, 3, 4), (A, 9, 4)),
+        ("CONV_2D", (8, 1, 1, 4), (B, 1, 1)),
+        ("CONV_2D", (48, 3, 1, 6), (B, 3, 6)),  # 1-D conv along H
+        ("CONV_2D", (48, 1, 5, 6), (B, 5, 6)),  # 1-D conv along W
+        ("CONV_2D", (64, 10, 4, 1), (B, 40, 1)),
+        ("CONV_2D", (64, 7, 7, 1), (B, 49, 1)),
+        ("DEPTHWISE_CONV_2D", (1, 3, 3, 16), (A, 9, 16)),
+        ("DEPTHWISE_CONV_2D", (1, 5, 5, 16), (B, 25, 16)),
+        ("DEPTHWISE_CONV_2D", (1, 10, 1, 128), (B, 10, 128)),
+        ("FULLY_CONNECTED", (10, 64), (B, 1, 1)),
+        ("DEPTHWISE_CONV_2D", (2, 3, 3, 16), None),  # not a TFLite depthwise kernel
+        ("FULLY_CONNECTED", (2, 3, 4), None),
+        ("CONV_3D", (2, 3, 3, 3, 4), None),
+    ],
+)
 def test_classification(op, shape, expected):
     assert _classify(op, shape) == expected
 
@@ -53,6 +57,7 @@ def _kernel_major_roundtrip(w):
 
 def test_kernel_major_walks_non_square_kernels_spatially():
     from yonoc.ir import replace
+
     ir = read_model(os.path.join(EXAMPLES, "imu_cnn1d.tflite"))
     w = next(w for w in ir.weights if w.shape == (64, 3, 1, 48))
     _kernel_major_roundtrip(replace(w, layout=Layout.KERNEL_MAJOR))

@@ -32,6 +32,7 @@ TT, OP, BO = tfl.TensorType, tfl.BuiltinOperator, tfl.BuiltinOptions
 
 # --------------------------------------------------------------------------- tiny model builder
 
+
 class Net:
     """A one-subgraph model under construction; every constant gets seeded random values."""
 
@@ -44,8 +45,9 @@ class Net:
         return me.Quantization(scales=scale, zero_points=zp, axis=axis)
 
     def act(self, shape, dtype=TT.INT8, scale=0.05, zp=0):
-        return me.Tensor(shape=shape, dtype=dtype,
-                         quantization=self.q(scale, zp) if scale else None)
+        return me.Tensor(
+            shape=shape, dtype=dtype, quantization=self.q(scale, zp) if scale else None
+        )
 
     def const(self, arr, dtype, quant=None):
         return me.Tensor(shape=arr.shape, dtype=dtype, data=arr, quantization=quant)
@@ -53,12 +55,14 @@ class Net:
     def weights(self, shape, axis=0, per_channel=True, qdim=None, dtype=TT.INT8):
         n = shape[axis]
         if dtype == TT.UINT8:
-            return self.const(self.rng.integers(0, 256, shape, dtype=np.uint8), dtype,
-                              self.q(0.01, 128))
+            return self.const(
+                self.rng.integers(0, 256, shape, dtype=np.uint8), dtype, self.q(0.01, 128)
+            )
         w = self.const(self.rng.integers(-127, 128, shape, dtype=np.int8), dtype)
         if per_channel:
-            w.quantization = self.q([0.004 + 0.001 * i for i in range(n)], [0] * n,
-                                    axis if qdim is None else qdim)
+            w.quantization = self.q(
+                [0.004 + 0.001 * i for i in range(n)], [0] * n, axis if qdim is None else qdim
+            )
         else:
             w.quantization = self.q(0.006)
         return w
@@ -79,8 +83,19 @@ class Net:
         return outs[0] if outs else None
 
     # layers: x -> y, with quantised int8 (or int16x8) weights
-    def conv(self, x, cout, k=3, dtype=TT.INT8, out_scale=0.1, w=None, padding="SAME",
-             bias_qdim=None, qdim=None, per_channel=True):
+    def conv(
+        self,
+        x,
+        cout,
+        k=3,
+        dtype=TT.INT8,
+        out_scale=0.1,
+        w=None,
+        padding="SAME",
+        bias_qdim=None,
+        qdim=None,
+        per_channel=True,
+    ):
         n, h, wd, cin = x.shape
         w = w or self.weights((cout, k, k, cin), 0, per_channel, qdim)
         bdt = TT.INT64 if dtype == TT.INT16 else TT.INT32
@@ -104,15 +119,20 @@ class Net:
 
     def flatten(self, x):
         n = int(np.prod(x.shape[1:]))
-        y = self.act([1, n], x.dtype, x.quantization.scales if x.quantization else None,
-                     x.quantization.zero_points if x.quantization else 0)
+        y = self.act(
+            [1, n],
+            x.dtype,
+            x.quantization.scales if x.quantization else None,
+            x.quantization.zero_points if x.quantization else 0,
+        )
         shp = self.const(np.array([1, n], np.int32), TT.INT32)
         return self.op(OP.RESHAPE, [x, shp], [y])
 
     def fc(self, x, out, dtype=TT.INT8, out_scale=0.2, w=None, float_weights=False):
         if float_weights:
-            w = self.const(self.rng.standard_normal((out, x.shape[1])).astype(np.float32),
-                           TT.FLOAT32)
+            w = self.const(
+                self.rng.standard_normal((out, x.shape[1])).astype(np.float32), TT.FLOAT32
+            )
             b = self.const(np.zeros(out, np.float32), TT.FLOAT32)
         else:
             w = w or self.weights((out, x.shape[1]), 0, per_channel=False)
@@ -121,15 +141,21 @@ class Net:
             if dtype == TT.FLOAT32:  # hybrid: float activations, int8 weights
                 b = self.const(np.zeros(out, np.float32), TT.FLOAT32)
         y = self.act([1, out], dtype, None if dtype == TT.FLOAT32 else out_scale)
-        return self.op(OP.FULLY_CONNECTED, [x, w, b], [y], BO.FullyConnectedOptions,
-                       tfl.FullyConnectedOptionsT())
+        return self.op(
+            OP.FULLY_CONNECTED,
+            [x, w, b],
+            [y],
+            BO.FullyConnectedOptions,
+            tfl.FullyConnectedOptionsT(),
+        )
 
     def quantize(self, x, dtype, scale, zp):
         return self.op(OP.QUANTIZE, [x], [self.act(x.shape, dtype, scale, zp)])
 
     def subgraph(self, inputs, outputs, tensors=()):
-        return me.Subgraph(tensors=list(tensors), inputs=inputs, outputs=outputs,
-                           operators=self.ops)
+        return me.Subgraph(
+            tensors=list(tensors), inputs=inputs, outputs=outputs, operators=self.ops
+        )
 
     def model(self, inputs, outputs, tensors=()):
         return bytes(me.Model(subgraphs=[self.subgraph(inputs, outputs, tensors)]).build())
@@ -139,8 +165,11 @@ def small_cnn(dtype=TT.INT8, seed=0) -> bytes:
     """3x3 conv -> 3x3 depthwise -> 1x1 conv -> FC: one tensor of each compressible kind."""
     n = Net(seed)
     x = n.act([1, 6, 6, 3], dtype, 0.05)
-    y = n.fc(n.flatten(n.conv(n.dwconv(n.conv(x, 8, dtype=dtype), dtype=dtype), 8, k=1,
-                              dtype=dtype)), 5, dtype=dtype)
+    y = n.fc(
+        n.flatten(n.conv(n.dwconv(n.conv(x, 8, dtype=dtype), dtype=dtype), 8, k=1, dtype=dtype)),
+        5,
+        dtype=dtype,
+    )
     return n.model([x], [y])
 
 
@@ -155,18 +184,30 @@ def lstm_model() -> bytes:
     recurrent = [n.weights((n_cell, n_cell), per_channel=False) for _ in range(4)]
     biases = [n.bias(n_cell, 1 / 255, gates[0]) for _ in range(4)]
     state_h = me.Tensor(shape=[1, n_cell], dtype=TT.INT8, quantization=n.q(1 / 128))
-    state_c = me.Tensor(shape=[1, n_cell], dtype=TT.INT16, quantization=n.q(2.0 ** -12))
+    state_c = me.Tensor(shape=[1, n_cell], dtype=TT.INT16, quantization=n.q(2.0**-12))
     state_h.is_variable = state_c.is_variable = True
     o = tfl.UnidirectionalSequenceLSTMOptionsT()
     o.fusedActivationFunction, o.cellClip = tfl.ActivationFunctionType.TANH, 10.0
-    n.op(OP.UNIDIRECTIONAL_SEQUENCE_LSTM,
-         [x] + gates + recurrent + [None] * 3 + biases + [None] * 2 + [state_h, state_c]
-         + [None] * 4, [h], BO.UnidirectionalSequenceLSTMOptions, o)
+    n.op(
+        OP.UNIDIRECTIONAL_SEQUENCE_LSTM,
+        [x]
+        + gates
+        + recurrent
+        + [None] * 3
+        + biases
+        + [None] * 2
+        + [state_h, state_c]
+        + [None] * 4,
+        [h],
+        BO.UnidirectionalSequenceLSTMOptions,
+        o,
+    )
     y = n.fc(n.flatten(h), 3)
     return n.model([x], [y], tensors=[state_h, state_c])
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def build(tmp_path, models: dict, **opts):
     """Build `models` ({name: bytes}) in-process; (BuildResult, {name: rebuilt bytes})."""
@@ -199,15 +240,23 @@ def write(tmp_path, name, data) -> str:
 
 # --------------------------------------------------------------------------- frontend basics
 
+
 def test_operator_codes_written_only_in_builtin_code_are_read():
     # model_editor (like any writer may) leaves deprecated_builtin_code at 0 = ADD; TFLM reads
     # max(both), and so must the frontend, or it finds no weights at all
     ir = read_model_bytes(small_cnn(), "cnn")
-    assert ir.operators == {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1,
-                            "RESHAPE": 1}
+    assert ir.operators == {
+        "CONV_2D": 2,
+        "DEPTHWISE_CONV_2D": 1,
+        "FULLY_CONNECTED": 1,
+        "RESHAPE": 1,
+    }
     assert sorted((w.op_type, w.group) for w in ir.weights) == [
-        ("CONV_2D", Group.CONV3X3), ("CONV_2D", Group.POINTWISE),
-        ("DEPTHWISE_CONV_2D", Group.CONV3X3), ("FULLY_CONNECTED", Group.POINTWISE)]
+        ("CONV_2D", Group.CONV3X3),
+        ("CONV_2D", Group.POINTWISE),
+        ("DEPTHWISE_CONV_2D", Group.CONV3X3),
+        ("FULLY_CONNECTED", Group.POINTWISE),
+    ]
 
 
 def leaky_relu_model(alpha: float) -> bytes:
@@ -217,8 +266,7 @@ def leaky_relu_model(alpha: float) -> bytes:
     x = n.act([1, 6, 6, 3], scale=0.1, zp=3)
     o = tfl.LeakyReluOptionsT()
     o.alpha = alpha
-    y = n.op(OP.LEAKY_RELU, [x], [n.act([1, 6, 6, 3], scale=0.04, zp=-20)],
-             BO.LeakyReluOptions, o)
+    y = n.op(OP.LEAKY_RELU, [x], [n.act([1, 6, 6, 3], scale=0.04, zp=-20)], BO.LeakyReluOptions, o)
     return n.model([x], [y])
 
 
@@ -227,13 +275,18 @@ def test_leaky_relu_alpha_is_read_from_the_model_and_the_lift_matches_tflm():
     outputs stay within 1 LSB of TFLM's, where 0.2 would be several LSB off."""
     torch = pytest.importorskip("torch")
     from yonoc.finetune.lift import build_lift
+
     model = read_model_bytes(leaky_relu_model(0.1), "leaky")
     (op,) = [op for op in model.graph.ops if op.name == "LEAKY_RELU"]
     assert op.options["alpha"] == pytest.approx(0.1)
     xs = interpreter.generated_inputs(model, 8)
     info = model.outputs[0]
-    ref = np.stack([(o[0].astype(np.float64) - info.zero_point) * info.scale
-                    for o in interpreter.run(model.data, xs)])
+    ref = np.stack(
+        [
+            (o[0].astype(np.float64) - info.zero_point) * info.scale
+            for o in interpreter.run(model.data, xs)
+        ]
+    )
     x = (np.stack(xs).astype(np.float64) - model.inputs[0].zero_point) * model.inputs[0].scale
     with torch.no_grad():
         lifted = build_lift(model, dtype=torch.float64)(torch.as_tensor(x))[0][0].numpy()
@@ -248,6 +301,7 @@ def test_leaky_relu_alpha_is_read_from_the_model_and_the_lift_matches_tflm():
 
 # --------------------------------------------------------------------------- float / hybrid
 
+
 def float_model() -> bytes:
     n = Net(2)
     x = n.act([1, 4, 4, 2], TT.FLOAT32, None)
@@ -256,8 +310,7 @@ def float_model() -> bytes:
     o = tfl.Conv2DOptionsT()
     o.padding, o.strideW, o.strideH = tfl.Padding.SAME, 1, 1
     o.dilationWFactor = o.dilationHFactor = 1
-    y = n.op(OP.CONV_2D, [x, w, b], [n.act([1, 4, 4, 3], TT.FLOAT32, None)],
-             BO.Conv2DOptions, o)
+    y = n.op(OP.CONV_2D, [x, w, b], [n.act([1, 4, 4, 3], TT.FLOAT32, None)], BO.Conv2DOptions, o)
     z = n.fc(n.flatten(y), 4, TT.FLOAT32, float_weights=True)
     return n.model([x], [z])
 
@@ -284,14 +337,18 @@ def hybrid_model() -> bytes:
 def test_hybrid_model_needs_no_check_because_tflm_cannot_run_it(tmp_path):
     data = hybrid_model()
     assert len(read_model_bytes(data, "h").weights) == 1  # int8 weights: compressible
-    with pytest.raises(ModelError, match=r"FLOAT32 with filter type: INT8 not supported.*"
-                                         r"--no-check"):
+    with pytest.raises(
+        ModelError,
+        match=r"FLOAT32 with filter type: INT8 not supported.*"
+        r"--no-check",
+    ):
         build(tmp_path, {"hybrid": data})
     res, _ = build(tmp_path, {"hybrid": data}, check=False, mode="pq-m")
     assert coded(result(res, "hybrid")) == 1
 
 
 # --------------------------------------------------------------------------- int16 activations
+
 
 def test_int16_activations_16x8_compressed_and_checked_in_tflm(tmp_path):
     data = small_cnn(TT.INT16)
@@ -309,6 +366,7 @@ def test_int16_activations_16x8_compressed_and_checked_in_tflm(tmp_path):
 
 
 # --------------------------------------------------------------------------- uint8 I/O
+
 
 def uint8_io_model(float_out: bool) -> bytes:
     n = Net(4)
@@ -347,13 +405,13 @@ def test_real_uint8_input_float_output_model(tmp_path):
 
 # --------------------------------------------------------------------------- quantisation
 
+
 def test_per_tensor_and_per_channel_weights(tmp_path):
     n = Net(5)
     x = n.act([1, 4, 4, 2])
     y = n.conv(n.conv(x, 4, per_channel=False), 3)  # per-tensor, then per-channel
     data = n.model([x], [y])
-    w_tensor, w_channel = sorted(read_model_bytes(data, "q").weights,
-                                 key=lambda w: w.scales.size)
+    w_tensor, w_channel = sorted(read_model_bytes(data, "q").weights, key=lambda w: w.scales.size)
     assert w_tensor.scales.size == 1 and w_channel.scales.size == 3
     assert np.all(channel_scales(w_tensor) == w_tensor.scales[0])
     per_el = channel_scales(w_channel).reshape(w_channel.shape)
@@ -414,6 +472,7 @@ def test_uint8_weights_stay_raw():
 
 # --------------------------------------------------------------------------- LSTM
 
+
 def test_lstm_gate_matrices_stay_raw_fc_is_compressed(tmp_path):
     data = lstm_model()
     ir = read_model_bytes(data, "lstm")
@@ -425,9 +484,9 @@ def test_lstm_gate_matrices_stay_raw_fc_is_compressed(tmp_path):
     # the raw gate matrices are byte-identical in the rebuilt model
     fc = ir.weights[0]
     same = np.frombuffer(rebuilt["lstm"], np.uint8) == np.frombuffer(data, np.uint8)
-    same[fc.offset:fc.offset + fc.size] = True
+    same[fc.offset : fc.offset + fc.size] = True
     for off, length in ir.erasable:
-        same[off:off + length] = True
+        same[off : off + length] = True
     assert same.all()
 
 
@@ -442,13 +501,15 @@ def test_real_lstm_model(tmp_path):
 
 # --------------------------------------------------------------------------- custom / signal ops
 
+
 def custom_op_model(custom: str, options: bytes | None) -> bytes:
     """int16 audio -> custom op with an int16 constant (e.g. a window) -> int16x8 FC."""
     n = Net(8)
     x = n.act([1, 16], TT.INT16, None)
     win = n.const(np.hanning(16).astype(np.float32).__mul__(16384).astype(np.int16), TT.INT16)
-    y = n.op(OP.CUSTOM, [x, win], [n.act([1, 16], TT.INT16, None)], custom=custom,
-             custom_options=options)
+    y = n.op(
+        OP.CUSTOM, [x, win], [n.act([1, 16], TT.INT16, None)], custom=custom, custom_options=options
+    )
     y.quantization = Net.q(1.0)
     z = n.fc(y, 4, TT.INT16, out_scale=4.0)
     x.quantization = Net.q(1.0)
@@ -457,6 +518,7 @@ def custom_op_model(custom: str, options: bytes | None) -> bytes:
 
 def test_tflm_signal_op_model_is_checked_and_compressed_around_it(tmp_path):
     from flatbuffers import flexbuffers
+
     data = custom_op_model("SignalWindow", bytes(flexbuffers.Dumps({"shift": 14})))
     ir = read_model_bytes(data, "sig")
     assert ir.custom_ops == ["SignalWindow"]
@@ -490,6 +552,7 @@ def test_real_signal_op_model_passes_through(tmp_path):
 
 
 # --------------------------------------------------------------------------- subgraphs, sharing
+
 
 def if_model(shared: bool) -> bytes:
     """Subgraph 0: IF(constant true) -> subgraph 1 (FC) / subgraph 2 (FC, maybe the same
@@ -525,8 +588,7 @@ def shared_weights_model(agree: bool) -> bytes:
         y = n.conv(n.conv(x, 3, w=w), 3, w=w)
     else:  # one buffer as a 3x3 conv kernel [4,3,3,3] and as FC weights [3,36]
         w = n.weights((4, 3, 3, 3))
-        fw = me.Tensor(shape=[3, 36], dtype=TT.INT8, buffer=w.buffer,
-                       quantization=Net.q(0.006))
+        fw = me.Tensor(shape=[3, 36], dtype=TT.INT8, buffer=w.buffer, quantization=Net.q(0.006))
         y = n.fc(n.flatten(n.conv(x, 4, w=w, padding="VALID")), 3, w=fw)
     return n.model([x], [y])
 
@@ -553,6 +615,7 @@ def test_shared_weight_buffer_disagreeing_uses_stay_raw(tmp_path):
 
 
 # --------------------------------------------------------------------------- inputs
+
 
 def test_model_with_several_inputs_gets_samples_for_each(tmp_path):
     n = Net(13)
@@ -591,6 +654,7 @@ def test_tiny_model_with_large_activations_runs_in_tflm(tmp_path):
 
 
 # --------------------------------------------------------------------------- model lists
+
 
 def test_duplicate_model_names_are_refused(tmp_path):
     (tmp_path / "a").mkdir()

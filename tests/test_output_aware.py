@@ -19,13 +19,27 @@ EXAMPLES = os.path.join(ROOT, "examples", "models")
 
 
 def _book(s, rng, m=2, k=64):
-    return PQCodebook(Group.POINTWISE, s, [np.round(rng.normal(0, 30, (k, s))).clip(-128, 127)
-                                           .astype(np.float32) for _ in range(m)])
+    return PQCodebook(
+        Group.POINTWISE,
+        s,
+        [np.round(rng.normal(0, 30, (k, s))).clip(-128, 127).astype(np.float32) for _ in range(m)],
+    )
 
 
 def _tensor(values, shape, op="FULLY_CONNECTED"):
-    return WeightTensor("w", op, shape, Group.POINTWISE, Layout.LINEAR, 1, 1, 0,
-                        values.reshape(-1).astype(np.int8), np.ones(1, np.float32), 0)
+    return WeightTensor(
+        "w",
+        op,
+        shape,
+        Group.POINTWISE,
+        Layout.LINEAR,
+        1,
+        1,
+        0,
+        values.reshape(-1).astype(np.int8),
+        np.ones(1, np.float32),
+        0,
+    )
 
 
 def _correlated(rng, n, c):
@@ -62,8 +76,19 @@ def test_depthwise_output_error_below_nearest():
     cols = np.einsum("cnp,cpq->cnq", rng.normal(size=(ch, n, p)), mix)
     cols = cols * rng.uniform(0.1, 3, (ch, 1, 1)) + 0.5
     h = np.einsum("cnp,cnq->cpq", cols, cols)
-    t = WeightTensor("dw", "DEPTHWISE_CONV_2D", (1, 3, 3, ch), Group.CONV3X3, Layout.LINEAR,
-                     9, ch, 0, w.reshape(-1).astype(np.int8), np.ones(1, np.float32), 3)
+    t = WeightTensor(
+        "dw",
+        "DEPTHWISE_CONV_2D",
+        (1, 3, 3, ch),
+        Group.CONV3X3,
+        Layout.LINEAR,
+        9,
+        ch,
+        0,
+        w.reshape(-1).astype(np.int8),
+        np.ones(1, np.float32),
+        3,
+    )
     book = _book(4, rng)
     st = LayerStats(DEPTHWISE, h, cols.mean(1), n)
     near = book.decode(book.encode(t.vector_order()), t.size).astype(np.float64)
@@ -139,6 +164,7 @@ def test_build_is_deterministic_and_reports_held_out(tmp_path):
     c = tmp_path / "c.bin"
     run_yonoc("build", model, "-o", c, "-j", "1")
     import json
+
     held = json.loads(run_yonoc("inspect", "--json", c).stdout)["models"][0]["held_out_snr_db"]
     assert held is not None and held >= 20.0 - 3.0  # yonoc's margin keeps it near the target
     out = run_yonoc("inspect", c).stdout
@@ -146,6 +172,13 @@ def test_build_is_deterministic_and_reports_held_out(tmp_path):
 
 
 def test_encode_option_rejects_unknown(tmp_path):
-    p = run_yonoc("build", os.path.join(EXAMPLES, "imu_cnn1d.tflite"), "-o",
-                  tmp_path / "x.bin", "--encode", "bogus", check=False)
+    p = run_yonoc(
+        "build",
+        os.path.join(EXAMPLES, "imu_cnn1d.tflite"),
+        "-o",
+        tmp_path / "x.bin",
+        "--encode",
+        "bogus",
+        check=False,
+    )
     assert p.returncode == 2 and "Traceback" not in p.stderr

@@ -48,8 +48,9 @@ def test_load_data_splits_test_only_without_val(tmp_path):
     # an explicit val file is used as it is, and test stays whole
     with np.load(base + ".test.npz") as z:
         np.savez(tmp_path / "v.npz", x=z["x"][:40], y=z["y"][:40])
-    d = em.load_data(model, em.DataSpec(base + ".train.npz", base + ".test.npz",
-                                        val=str(tmp_path / "v.npz")))
+    d = em.load_data(
+        model, em.DataSpec(base + ".train.npz", base + ".test.npz", val=str(tmp_path / "v.npz"))
+    )
     assert not d.split and len(d.y_val) == 40 and len(d.y_test) == n
     # direct callers without val decide on test (nothing reported apart)
     plain = em.ModelData(d.x_train, d.y_train, d.x_test, d.y_test)
@@ -57,12 +58,14 @@ def test_load_data_splits_test_only_without_val(tmp_path):
 
 
 def test_spec_val_key(tmp_path):
-    (tmp_path / "s.toml").write_text('[[model]]\npath = "m.tflite"\ntrain = "a.npz"\n'
-                                     'val = "v.npz"\ntest = "t.npz"\n')
+    (tmp_path / "s.toml").write_text(
+        '[[model]]\npath = "m.tflite"\ntrain = "a.npz"\nval = "v.npz"\ntest = "t.npz"\n'
+    )
     spec = load_spec(str(tmp_path / "s.toml"))
     assert spec.data[0][1].val == str(tmp_path / "v.npz")
-    (tmp_path / "s.toml").write_text('[[model]]\npath = "m.tflite"\ntrain = "a.npz"\n'
-                                     'val = "v.npz"\n')
+    (tmp_path / "s.toml").write_text(
+        '[[model]]\npath = "m.tflite"\ntrain = "a.npz"\nval = "v.npz"\n'
+    )
     with pytest.raises(YonocError, match="val data needs"):
         load_spec(str(tmp_path / "s.toml"))
     (tmp_path / "s.toml").write_text('[build]\nrate_search = 1\n[[model]]\npath = "m.tflite"\n')
@@ -74,8 +77,12 @@ class Restore:
     """Finetunes by restoring the original weights of the layers in S (no torch)."""
 
     def __call__(self, model, trainable, weights, data):
-        return {i: (model.weights[i].values * encode.channel_scales(model.weights[i]))
-                .reshape(model.weights[i].shape) for i in trainable}
+        return {
+            i: (model.weights[i].values * encode.channel_scales(model.weights[i])).reshape(
+                model.weights[i].shape
+            )
+            for i in trainable
+        }
 
 
 def test_rates_inside_the_loop_beat_coarsest_or_raw():
@@ -84,12 +91,14 @@ def test_rates_inside_the_loop_beat_coarsest_or_raw():
     model, base = _example("digits_mlp")
     cbs = learn(model.weights, CodebookOptions(codewords=32, iterations=6))
     data = em.load_data(model, em.DataSpec(base + ".train.npz", base + ".test.npz"))
-    data = em.ModelData(data.x_train[:64], data.y_train[:64], data.x_test, data.y_test,
-                        None, data.x_val, data.y_val)
+    data = em.ModelData(
+        data.x_train[:64], data.y_train[:64], data.x_test, data.y_test, None, data.x_val, data.y_val
+    )
     outs = {}
     for search in (False, True):
-        opts = em.EMOptions(epsilon=0.5, precheck=False, rate_search=search,
-                            frozen_biases=False, fallback_raw=False)
+        opts = em.EMOptions(
+            epsilon=0.5, precheck=False, rate_search=search, frozen_biases=False, fallback_raw=False
+        )
         outs[search] = em.run(model, encode.encode_model(model, cbs), data, opts, Restore())
     lit, new = outs[False], outs[True]
     raw = {k: sum(c == encode.RAW for c in o.choices) for k, o in outs.items()}
@@ -108,12 +117,30 @@ def test_rates_inside_the_loop_beat_coarsest_or_raw():
 
 def test_notes_carry_test_accuracies_and_read_version_1():
     from yonoc.backend import notes
-    m = notes.ModelNote(checked=True, accuracy_original=98.0, accuracy=97.5,
-                        test_accuracy_original=99.1, test_accuracy=98.25)
+
+    m = notes.ModelNote(
+        checked=True,
+        accuracy_original=98.0,
+        accuracy=97.5,
+        test_accuracy_original=99.1,
+        test_accuracy=98.25,
+    )
     back = notes.decode(notes.encode([m]), 1)[0]
     assert (back.test_accuracy_original, back.test_accuracy) == (99.1, 98.25)
-    v1 = (notes.HEADER.pack(notes.MAGIC, 1, 0, 1)
-          + notes.MODEL_V1.pack(0, notes.HAS_ACCURACY, 0, notes.NONE16, 0xFFFF, 0, 0, 9800,
-                                9750, notes.NONE16, 0xFFFF, notes.NONE16, notes.NONE16))
+    v1 = notes.HEADER.pack(notes.MAGIC, 1, 0, 1) + notes.MODEL_V1.pack(
+        0,
+        notes.HAS_ACCURACY,
+        0,
+        notes.NONE16,
+        0xFFFF,
+        0,
+        0,
+        9800,
+        9750,
+        notes.NONE16,
+        0xFFFF,
+        notes.NONE16,
+        notes.NONE16,
+    )
     old = notes.decode(v1, 1)[0]  # images built before the test figures still read
     assert old.accuracy == 97.5 and old.test_accuracy is None

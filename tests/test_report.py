@@ -77,8 +77,9 @@ def test_report_numbers_match_inspect(image, tmp_path):
         by_rate = {}
         for t in m["tensors"]:
             by_rate[t["rate"]] = by_rate.get(t["rate"], 0) + t["bytes_after"]
-        stored = sum(int(v) for k, v in row.items()
-                     if k.startswith("bytes_") and k != "bytes_other")
+        stored = sum(
+            int(v) for k, v in row.items() if k.startswith("bytes_") and k != "bytes_other"
+        )
         assert set(by_rate) <= {k.removeprefix("bytes_") for k in row}
         assert stored == sum(by_rate.values())
         assert int(row["bytes_raw"]) == by_rate.get("raw", 0)
@@ -92,7 +93,8 @@ def test_report_is_self_contained_with_well_formed_svg(image, tmp_path):
     assert "<script" not in html.lower()
     assert not re.search(r"(src|href)=", html)
     assert re.findall(r"https?://[^\"']+", html) == ["http://www.w3.org/2000/svg"] * html.count(
-        "<svg ")
+        "<svg "
+    )
     svgs = re.findall(r"<svg .*?</svg>", html, re.S)
     assert len(svgs) >= 5
     r = json.loads(run_yonoc("inspect", image, "--json", "--tensors").stdout)

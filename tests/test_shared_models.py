@@ -44,8 +44,9 @@ def built(tmp_path_factory):
             args += ["--samples", f"{_name(path)}={rand}"]
         if _name(path) in real:
             args += ["--samples", f"{_name(path)}={real[_name(path)]}"]
-    run_yonoc("build", *shared_models(), "-o", d / "image.bin", "--report", d / "report.json",
-              *args)
+    run_yonoc(
+        "build", *shared_models(), "-o", d / "image.bin", "--report", d / "report.json", *args
+    )
     run_yonoc("extract", d / "image.bin", "-o", d / "rebuilt")
     return d, real
 
@@ -76,8 +77,7 @@ def test_rebuilt_model_is_faithful_on_shipped_inputs(built, path):
     noise = sum(float(np.sum((y - z) ** 2)) for y, z in zip(ya, yb))
     assert snr_db(signal, noise) >= 20.0
     if n_real and orig.classifier:
-        agree = np.mean([np.argmax(x) == np.argmax(y)
-                         for x, y in zip(ya[:n_real], yb[:n_real])])
+        agree = np.mean([np.argmax(x) == np.argmax(y) for x, y in zip(ya[:n_real], yb[:n_real])])
         assert agree >= 0.99
 
 
@@ -94,8 +94,9 @@ def test_image_meets_the_size_bar(built):
 HELPER_MODELS = {"audio_preprocessor_int8"}
 
 
-@pytest.mark.parametrize("path", [p for p in shared_models() if _name(p) not in HELPER_MODELS],
-                         ids=_name)
+@pytest.mark.parametrize(
+    "path", [p for p in shared_models() if _name(p) not in HELPER_MODELS], ids=_name
+)
 def test_shipped_reference_outputs_still_match_the_originals(path):
     """Sanity of the harness itself: TFLM here reproduces the reference output stored beside
     every model; a missing reference file fails (the faithfulness tests lean on them)."""

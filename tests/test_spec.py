@@ -24,7 +24,9 @@ def _write(tmp_path, text, name="yonoc.toml"):
 
 
 def test_spec_parses_models_data_and_options(tmp_path):
-    path = _write(tmp_path, """
+    path = _write(
+        tmp_path,
+        """
 [build]
 mode = "pq-mopt"
 epsilon = 0.5
@@ -47,10 +49,14 @@ inputs = "m/b.npy"
 [[model]]
 path = "/abs/c.tflite"
 samples = "c.sample.npy"
-""")
+""",
+    )
     spec = load_spec(path)
-    assert spec.models == [str(tmp_path / "m/a.tflite"), str(tmp_path / "m/b.tflite"),
-                           "/abs/c.tflite"]
+    assert spec.models == [
+        str(tmp_path / "m/a.tflite"),
+        str(tmp_path / "m/b.tflite"),
+        "/abs/c.tflite",
+    ]
     data = dict(spec.data)
     assert data["a"].train == str(tmp_path / "m/a.train.npz") and data["a"].epsilon == 0.25
     assert data["b"].inputs == str(tmp_path / "m/b.npy") and data["b"].train is None
@@ -65,19 +71,22 @@ samples = "c.sample.npy"
     assert opts.mode == "yono" and opts.em.epsilon == 2.0
 
 
-@pytest.mark.parametrize("text,match", [
-    ("[build]\nmode = 'fast'\n[[model]]\npath = 'a.tflite'\n", "mode 'fast'"),
-    ("[build]\nepsilonn = 1\n[[model]]\npath = 'a.tflite'\n", "unknown \\[build\\] key"),
-    ("[[model]]\npath = 'a.tflite'\ntrian = 'x.npz'\n", "unknown key"),
-    ("[[model]]\ntrain = 'x.npz'\n", "needs path"),
-    ("[build]\nmode = 'yono'\n", "no \\[\\[model\\]\\]"),
-    ("[[model]]\npath = 'a.tflite'\ntrain = 'x.npz'\ninputs = 'y.npy'\n", "not both"),
-    ("[[model]]\npath = 'a.tflite'\nepsilon = -1\n", "non-negative"),
-    ("[[model]\npath = 'a.tflite'\n", "not valid TOML"),
-    ("[other]\n[[model]]\npath = 'a.tflite'\n", "unknown table"),
-    ("[build]\nreassign = 'best'\n[[model]]\npath = 'a.tflite'\n", "reassign must be one"),
-    ("[build]\nfrozen_biases = 1\n[[model]]\npath = 'a.tflite'\n", "true or false"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("[build]\nmode = 'fast'\n[[model]]\npath = 'a.tflite'\n", "mode 'fast'"),
+        ("[build]\nepsilonn = 1\n[[model]]\npath = 'a.tflite'\n", "unknown \\[build\\] key"),
+        ("[[model]]\npath = 'a.tflite'\ntrian = 'x.npz'\n", "unknown key"),
+        ("[[model]]\ntrain = 'x.npz'\n", "needs path"),
+        ("[build]\nmode = 'yono'\n", "no \\[\\[model\\]\\]"),
+        ("[[model]]\npath = 'a.tflite'\ntrain = 'x.npz'\ninputs = 'y.npy'\n", "not both"),
+        ("[[model]]\npath = 'a.tflite'\nepsilon = -1\n", "non-negative"),
+        ("[[model]\npath = 'a.tflite'\n", "not valid TOML"),
+        ("[other]\n[[model]]\npath = 'a.tflite'\n", "unknown table"),
+        ("[build]\nreassign = 'best'\n[[model]]\npath = 'a.tflite'\n", "reassign must be one"),
+        ("[build]\nfrozen_biases = 1\n[[model]]\npath = 'a.tflite'\n", "true or false"),
+    ],
+)
 def test_spec_errors_are_one_line(tmp_path, text, match):
     with pytest.raises(YonocError, match=match) as e:
         load_spec(_write(tmp_path, text))
@@ -106,15 +115,21 @@ class Restore:
 
 
 def test_cli_build_with_spec_and_a_custom_hook(tmp_path, monkeypatch):
-    _need("digits_resnet.tflite", "digits_resnet.train.npz", "digits_resnet.test.npz",
-          "imu_cnn1d.tflite")
+    _need(
+        "digits_resnet.tflite",
+        "digits_resnet.train.npz",
+        "digits_resnet.test.npz",
+        "imu_cnn1d.tflite",
+    )
     (tmp_path / "restorehook.py").write_text(HOOK)
     monkeypatch.syspath_prepend(str(tmp_path))
     ex = EXAMPLES
     for part, n in (("train", 64), ("test", 200)):  # a subset: every EM step runs TFLM on it
         with np.load(f"{ex}/digits_resnet.{part}.npz") as z:
             np.savez(tmp_path / f"{part}.npz", x=z["x"][:n], y=z["y"][:n])
-    spec = _write(tmp_path, f"""
+    spec = _write(
+        tmp_path,
+        f"""
 [build]
 epsilon = 1.0
 rate_search = false   # Algorithm 1 literally: S stays raw, carrying the hook's weights
@@ -127,11 +142,25 @@ test = "{tmp_path}/test.npz"
 
 [[model]]
 path = "{ex}/imu_cnn1d.tflite"
-""")
+""",
+    )
     out, report = tmp_path / "i.bin", tmp_path / "r.json"
-    res = CliRunner().invoke(main, ["build", "--spec", spec, "--finetune",
-                                    "restorehook:Restore", "-j", "1", "-o", str(out),
-                                    "--report", str(report)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "build",
+            "--spec",
+            spec,
+            "--finetune",
+            "restorehook:Restore",
+            "-j",
+            "1",
+            "-o",
+            str(out),
+            "--report",
+            str(report),
+        ],
+    )
     assert res.exit_code == 0, res.output
     models = {m["name"]: m for m in json.loads(report.read_text())["models"]}
     r = models["digits_resnet"]
@@ -142,26 +171,42 @@ path = "{ex}/imu_cnn1d.tflite"
     # the image rebuilds to a model carrying the restored (original) weights of S
     from yonoc.backend.image_format import read_image, rebuild
     from yonoc.frontend import read_model
+
     img = read_image(out.read_bytes())
     k = [t.name for t in img.tasks].index("digits_resnet")
     orig = read_model(f"{ex}/digits_resnet.tflite")
     blob = rebuild(img, k)
     for i in r["finetuned"]:
         t = orig.weights[i]
-        assert blob[t.offset:t.offset + t.size] == t.values.tobytes()
+        assert blob[t.offset : t.offset + t.size] == t.values.tobytes()
 
 
 def test_cli_spec_with_unknown_data_model_and_bad_hook(tmp_path):
     _need("imu_cnn1d.tflite", "imu_cnn1d.train.npz", "imu_cnn1d.test.npz")
     ex = EXAMPLES
-    spec = _write(tmp_path, f"""
+    spec = _write(
+        tmp_path,
+        f"""
 [[model]]
 path = "{ex}/imu_cnn1d.tflite"
 train = "{ex}/imu_cnn1d.train.npz"
 test = "{ex}/imu_cnn1d.test.npz"
-""")
-    res = CliRunner().invoke(main, ["build", "--spec", spec, "--finetune", "nosuchmod:x",
-                                    "-j", "1", "-o", str(tmp_path / "i.bin")])
+""",
+    )
+    res = CliRunner().invoke(
+        main,
+        [
+            "build",
+            "--spec",
+            spec,
+            "--finetune",
+            "nosuchmod:x",
+            "-j",
+            "1",
+            "-o",
+            str(tmp_path / "i.bin"),
+        ],
+    )
     assert res.exit_code == 2 and "cannot import nosuchmod" in res.output
     assert "Traceback" not in res.output
 
@@ -170,6 +215,7 @@ def test_data_files_are_checked(tmp_path):
     _need("imu_cnn1d.tflite")
     from yonoc.frontend import read_model
     from yonoc.passes import em
+
     m = read_model(os.path.join(EXAMPLES, "imu_cnn1d.tflite"))
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.zeros((4, 7), np.float32), y=np.zeros(4, np.int64))

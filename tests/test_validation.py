@@ -24,7 +24,8 @@ def _files(tmp_path):
     z = np.load(os.path.join(EXAMPLES, "imu_cnn1d.train.npz"))
     np.savez(tmp_path / "badlabels.npz", x=z["x"], y=np.full(len(z["y"]), 42, np.int64))
     (tmp_path / "spec.toml").write_text(
-        f'[[model]]\npath = "{MODEL}"\ntrain = "{tmp_path / "badlabels.npz"}"\n')
+        f'[[model]]\npath = "{MODEL}"\ntrain = "{tmp_path / "badlabels.npz"}"\n'
+    )
 
 
 BAD = {
@@ -80,27 +81,54 @@ def test_option_syntax_that_is_accepted():
     from yonoc.cli import _Fraction, _Size
 
     size, frac = _Size(), _Fraction()
-    for text, n in (("0x80000", 524288), ("512K", 524288), ("512KiB", 524288),
-                    ("512kb", 524288), ("1M", 1 << 20), ("1.5M", 3 << 19), ("4096", 4096)):
+    for text, n in (
+        ("0x80000", 524288),
+        ("512K", 524288),
+        ("512KiB", 524288),
+        ("512kb", 524288),
+        ("1M", 1 << 20),
+        ("1.5M", 3 << 19),
+        ("4096", 4096),
+    ):
         assert int(size.convert(text, None, None)) == n, text
-    for text, v in (("0.99", 0.99), ("99", 0.99), ("99%", 0.99), ("99.5", 0.995), ("1", 1.0),
-                    ("0", 0.0), ("50%", 0.5)):
+    for text, v in (
+        ("0.99", 0.99),
+        ("99", 0.99),
+        ("99%", 0.99),
+        ("99.5", 0.995),
+        ("1", 1.0),
+        ("0", 0.0),
+        ("50%", 0.5),
+    ):
         assert frac.convert(text, None, None) == pytest.approx(v), text
 
 
 def test_hex_sizes_and_case_insensitive_target_build(tmp_path):
     out = tmp_path / "x.bin"
-    run_yonoc("build", MODEL, "-o", out, "--no-check", "--target", "STM32H747",
-              "--flash", "0x100000", "--sram", "512KiB")
+    run_yonoc(
+        "build",
+        MODEL,
+        "-o",
+        out,
+        "--no-check",
+        "--target",
+        "STM32H747",
+        "--flash",
+        "0x100000",
+        "--sram",
+        "512KiB",
+    )
     assert out.exists()
     p = run_yonoc("build", MODEL, "-o", out, "--no-check", "--flash", "0x400", check=False)
     assert p.returncode == 7 and "flash" in p.stderr
 
 
 def test_missing_input_file_is_exit_3_in_every_command(tmp_path):
-    for args in (("build", tmp_path / "nope.tflite", "-o", tmp_path / "x.bin"),
-                 ("inspect", tmp_path / "nope.bin"),
-                 ("extract", tmp_path / "nope.bin", "-o", tmp_path / "out")):
+    for args in (
+        ("build", tmp_path / "nope.tflite", "-o", tmp_path / "x.bin"),
+        ("inspect", tmp_path / "nope.bin"),
+        ("extract", tmp_path / "nope.bin", "-o", tmp_path / "out"),
+    ):
         p = run_yonoc(*args, check=False)
         assert p.returncode == 3, p.stderr
         assert "nope" in p.stderr and len(p.stderr.strip().splitlines()) == 1
@@ -114,13 +142,13 @@ def test_image_errors_name_the_file(tmp_path):
 
 
 def test_python_dash_m_yonoc_and_its_help_say_yonoc():
-    p = subprocess.run([sys.executable, "-m", "yonoc", "--help"], capture_output=True,
-                       text=True)
+    p = subprocess.run([sys.executable, "-m", "yonoc", "--help"], capture_output=True, text=True)
     assert p.returncode == 0 and p.stdout.startswith("Usage: yonoc ")
     # the command list shows each summary whole (no "..." truncation)
     assert "..." not in p.stdout.split("Commands:")[1]
-    p = subprocess.run([sys.executable, "-m", "yonoc", "build", "--help"], capture_output=True,
-                       text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "yonoc", "build", "--help"], capture_output=True, text=True
+    )
     assert "--flash SIZE" in p.stdout and "--sram SIZE" in p.stdout
     assert "stm32h747" in p.stdout  # --target lists its choices
 
@@ -128,6 +156,7 @@ def test_python_dash_m_yonoc_and_its_help_say_yonoc():
 def _strict(text):
     def refuse(name):
         raise ValueError(f"not JSON: {name}")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -137,8 +166,9 @@ def test_report_is_strict_json_and_fidelity_warnings_at_default_verbosity(tmp_pa
     model = tmp_path / "lonely.tflite"
     shutil.copy(MODEL, model)
     rep = tmp_path / "r.json"
-    p = run_yonoc("build", model, "-o", tmp_path / "x.bin", "--mode", "pq-m", "--snr", "60",
-                  "--report", rep)
+    p = run_yonoc(
+        "build", model, "-o", tmp_path / "x.bin", "--mode", "pq-m", "--snr", "60", "--report", rep
+    )
     assert "lonely: fidelity checked on generated inputs only" in p.stderr
     assert "lonely: below the fidelity target" in p.stderr and "pq-m" in p.stderr
     assert "lonely: " in p.stderr and "TFLM runs" in p.stderr  # the completion line
@@ -151,6 +181,7 @@ def test_report_is_strict_json_and_fidelity_warnings_at_default_verbosity(tmp_pa
 
 def test_strict_json_turns_infinities_into_null():
     from yonoc.cli import strict
+
     text = json.dumps(strict({"a": float("inf"), "b": [float("nan"), 1.5]}), allow_nan=False)
     assert _strict(text) == {"a": None, "b": [None, 1.5]}
 
@@ -185,10 +216,11 @@ def test_constant_reference_outputs_are_unmeasurable_and_kept_raw():
     assert choices == [encode.RAW] * len(encs)
     assert not meas.measurable and not meas.meets(target)
 
+
 def test_near_constant_outputs_are_judged_on_their_varying_part():
     """Outputs that barely vary: a rebuilt model scoring the plain SNR target may still have
     lost what depends on the input, so the target applies to the varying part too."""
-    from yonoc.passes.fidelity import Evaluator, Measurement, FidelityTarget
+    from yonoc.passes.fidelity import Evaluator, FidelityTarget, Measurement
 
     target = FidelityTarget(20.0)
     assert Measurement(30.0, None).meets(target)

@@ -47,8 +47,10 @@ def add(image_bytes: bytes, model_path: str, options: BuildOptions):
     image = fmt.read_image(image_bytes)
     (model,) = choose_layouts(load_models([model_path]), options.kernel_major)
     if model.name in {t.name for t in image.tasks}:
-        raise YonocError(f"the image already has a task named {model.name!r}: task names come "
-                         "from file names, rename the new model")
+        raise YonocError(
+            f"the image already has a task named {model.name!r}: task names come "
+            "from file names, rename the new model"
+        )
     unknown = {name for name, _ in options.samples} - {model.name}
     if unknown:
         raise YonocError(f"--samples names unknown model(s): {', '.join(sorted(unknown))}")

@@ -40,13 +40,21 @@ class ProbeWorker:
         self._model = None
 
     def _start(self):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-            + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(
+                [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+                + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            ),
+        )
         self._proc = subprocess.Popen(
             [sys.executable, "-c", "from yonoc.arena import _serve; _serve()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=env, close_fds=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+        )
         self._model = None
 
     def close(self):
@@ -161,11 +169,13 @@ def smallest_arena(model: bytes, worker: ProbeWorker | None = None) -> int:
 
 def measure(model: bytes, worker: ProbeWorker | None = None) -> ArenaSize:
     from .arena_margin import arena_margin
+
     minimum = smallest_arena(model, worker)
     return ArenaSize(minimum, arena_margin(model) if minimum else 0)
 
 
 # --- the worker side ----------------------------------------------------------------------
+
 
 def _read_exact(f, n: int) -> bytes:
     data = f.read(n)
@@ -184,6 +194,7 @@ def _serve() -> None:
     os.dup2(devnull, 2)
     stdin = sys.stdin.buffer
     import tflite_micro
+
     rt = tflite_micro.runtime
     model = None
     while True:

@@ -48,11 +48,16 @@ def resolve(target: str | None, flash: str | None, sram: str | None) -> Budget |
     base = Budget("custom", None, None)
     if target is not None:
         if target.lower() not in TARGETS:
-            raise YonocError(f"unknown target {target!r} (known: {', '.join(sorted(TARGETS))}); "
-                             "or give --flash/--sram")
+            raise YonocError(
+                f"unknown target {target!r} (known: {', '.join(sorted(TARGETS))}); "
+                "or give --flash/--sram"
+            )
         base = TARGETS[target.lower()]
-    return Budget(base.name, parse_size(flash) if flash else base.flash,
-                  parse_size(sram) if sram else base.sram)
+    return Budget(
+        base.name,
+        parse_size(flash) if flash else base.flash,
+        parse_size(sram) if sram else base.sram,
+    )
 
 
 def _align(n: int) -> int:
@@ -75,9 +80,11 @@ class SramNeed:
         return self.model_region + self.arena + self.codeword_cache
 
     def parts(self) -> str:
-        return (f"model region {self.model_region} B (largest model {self.largest_model}) + "
-                f"tensor arena {self.arena} B (largest arena {self.largest_arena}) + codeword "
-                f"cache {self.codeword_cache} B")
+        return (
+            f"model region {self.model_region} B (largest model {self.largest_model}) + "
+            f"tensor arena {self.arena} B (largest arena {self.largest_arena}) + codeword "
+            f"cache {self.codeword_cache} B"
+        )
 
 
 def codeword_cache_size(image) -> int:
@@ -92,9 +99,14 @@ def firmware_sram(image) -> SramNeed:
     tasks = image.tasks
     big_model = max(tasks, key=lambda t: t.model_size)
     big_arena = max(tasks, key=lambda t: t.arena_size)
-    return SramNeed(_align(image.max_model_size), _align(image.max_arena_size),
-                    codeword_cache_size(image), big_model.name, big_arena.name,
-                    all(t.arena_size for t in tasks))
+    return SramNeed(
+        _align(image.max_model_size),
+        _align(image.max_arena_size),
+        codeword_cache_size(image),
+        big_model.name,
+        big_arena.name,
+        all(t.arena_size for t in tasks),
+    )
 
 
 def check(budget: Budget | None, image: bytes) -> None:
@@ -103,10 +115,13 @@ def check(budget: Budget | None, image: bytes) -> None:
     if budget is None:
         return
     from .backend.image_format import read_image
+
     problems = []
     if budget.flash is not None and len(image) > budget.flash:
-        problems.append(f"image {len(image)} B > flash {budget.flash} B (fewer or smaller "
-                        "models, or a coarser --mode)")
+        problems.append(
+            f"image {len(image)} B > flash {budget.flash} B (fewer or smaller "
+            "models, or a coarser --mode)"
+        )
     if budget.sram is not None:
         parsed = read_image(image)
         need = firmware_sram(parsed)
@@ -114,21 +129,27 @@ def check(budget: Budget | None, image: bytes) -> None:
             missing = [t.name for t in parsed.tasks if not t.arena_size]
             _cannot_check(budget, missing)
         if need.total > budget.sram:
-            problems.append(f"SRAM needs {need.total} B = {need.parts()} > SRAM {budget.sram} B;"
-                            f" shrink or drop {need.largest_model} / {need.largest_arena}, or "
-                            "give a larger --sram")
+            problems.append(
+                f"SRAM needs {need.total} B = {need.parts()} > SRAM {budget.sram} B;"
+                f" shrink or drop {need.largest_model} / {need.largest_arena}, or "
+                "give a larger --sram"
+            )
     if problems:
         raise BudgetError(f"does not fit {budget.name}: " + "; ".join(problems))
 
 
 def _cannot_check(budget: Budget, missing: list) -> None:
     from .interpreter import tflm_available
+
     if not tflm_available():
         raise MissingDependencyError(
             f"cannot check SRAM against {budget.name}: tensor arenas are measured in the TFLM "
-            "interpreter: pip install tflite-micro (or drop --sram/--target)")
-    raise BudgetError(f"cannot check SRAM against {budget.name}: the TFLM interpreter could not "
-                      f"allocate {', '.join(missing)}, so its tensor arena is unknown")
+            "interpreter: pip install tflite-micro (or drop --sram/--target)"
+        )
+    raise BudgetError(
+        f"cannot check SRAM against {budget.name}: the TFLM interpreter could not "
+        f"allocate {', '.join(missing)}, so its tensor arena is unknown"
+    )
 
 
 def precheck(budget: Budget | None, paths: list) -> None:
@@ -160,4 +181,5 @@ def precheck(budget: Budget | None, paths: list) -> None:
             f"does not fit {budget.name}: SRAM needs at least {need} B = model region >= "
             f"{regions[big_model]} B (weights of the largest model {big_model}) + tensor arena "
             f"{arenas[big_arena]} B (largest arena {big_arena}) > SRAM {budget.sram} B; drop or "
-            "shrink those models, or give a larger --sram")
+            "shrink those models, or give a larger --sram"
+        )

@@ -14,10 +14,10 @@ import sys
 import click
 
 from . import __version__
+from .budget import TARGETS
 from .errors import YonocError
 from .ir import Group
 from .options import MODES, BuildOptions
-from .budget import TARGETS
 from .passes.fidelity import FidelityTarget
 from .pq.codebooks import CodebookOptions
 
@@ -30,6 +30,7 @@ EXIT_INTERRUPTED = 130
 
 def _error(msg: str, code: int):
     from .progress import clear_line
+
     clear_line()
     click.echo(f"yonoc: error: {msg}", err=True)
     sys.exit(code)
@@ -59,6 +60,7 @@ def interrupted() -> None:
     atomically and the workers are already killed (yonoc/workers.py), so nothing is left."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .progress import clear_line
+
     clear_line()
     try:
         sys.stdout.flush()
@@ -71,6 +73,7 @@ def interrupted() -> None:
 
 def _guard(fn):
     """One-line errors with documented exit codes; never a traceback for user errors."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -87,20 +90,26 @@ def _guard(fn):
         except Exception as e:  # a bug: say so in one line, traceback only on request
             if os.environ.get("YONOC_DEBUG"):
                 raise
-            click.echo(f"yonoc: internal error: {type(e).__name__}: {e} "
-                       "(set YONOC_DEBUG=1 for a traceback)", err=True)
+            click.echo(
+                f"yonoc: internal error: {type(e).__name__}: {e} "
+                "(set YONOC_DEBUG=1 for a traceback)",
+                err=True,
+            )
             sys.exit(EXIT_INTERNAL)
+
     return wrapper
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="yonoc")
-@click.option("-v", "--verbose", count=True,
-              help="-v: details (fidelity steps, EM, epochs), -vv: debug.")
+@click.option(
+    "-v", "--verbose", count=True, help="-v: details (fidelity steps, EM, epochs), -vv: debug."
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 def main(verbose, quiet):
     """yonoc: compress many int8 TFLite models into one flash image (YONO)."""
     from . import progress
+
     progress.setup(progress.level_for(verbose, quiet))
     click.get_current_context().obj = (verbose, quiet)
 
@@ -119,8 +128,11 @@ class _Size(click.ParamType):
         text = str(value).strip()
         m = re.fullmatch(r"(0[xX][0-9a-fA-F]+|\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:i?[bB])?", text)
         if not m:
-            self.fail(f"{value!r}: expected a size such as 1M, 512K, 512KiB, 0x80000 or 1048576",
-                      param, ctx)
+            self.fail(
+                f"{value!r}: expected a size such as 1M, 512K, 512KiB, 0x80000 or 1048576",
+                param,
+                ctx,
+            )
         num = int(m.group(1), 16) if m.group(1).lower().startswith("0x") else float(m.group(1))
         n = int(num * self._UNITS[m.group(2).lower()])
         if n <= 0:
@@ -145,8 +157,11 @@ class _Fraction(click.ParamType):
         try:
             v = float(text.rstrip("%").strip())
         except ValueError:
-            self.fail(f"{value!r}: expected a fraction such as 0.99 or a percentage such as "
-                      "99 or 99%", param, ctx)
+            self.fail(
+                f"{value!r}: expected a fraction such as 0.99 or a percentage such as 99 or 99%",
+                param,
+                ctx,
+            )
         if pct or v > 1:
             v /= 100.0
         if not 0.0 <= v <= 1.0:
@@ -197,8 +212,10 @@ def _parse_subvectors(values) -> dict:
             if g.upper() not in names or not lens or any(not 1 <= x <= 16 for x in lens):
                 raise ValueError
         except ValueError:
-            raise click.BadParameter(f"{v!r}: expected A=4,2 or B=4 (group A or B, lengths "
-                                     "1..16)", param_hint="'--subvector-lengths'") from None
+            raise click.BadParameter(
+                f"{v!r}: expected A=4,2 or B=4 (group A or B, lengths 1..16)",
+                param_hint="'--subvector-lengths'",
+            ) from None
         lengths[names[g.upper()]] = tuple(sorted(set(lens), reverse=True))
     return lengths
 
@@ -206,8 +223,9 @@ def _parse_subvectors(values) -> dict:
 def _codebook_options(codewords, subvector_lengths, seed) -> CodebookOptions:
     if not 1 <= codewords <= 256:
         raise click.BadParameter("--codewords must be 1..256 (indices are one byte)")
-    return CodebookOptions(codewords=codewords, subvector_lengths=_parse_subvectors(
-        subvector_lengths), seed=seed)
+    return CodebookOptions(
+        codewords=codewords, subvector_lengths=_parse_subvectors(subvector_lengths), seed=seed
+    )
 
 
 def _parse_samples(values) -> tuple:
@@ -217,8 +235,10 @@ def _parse_samples(values) -> tuple:
         if not name or not path:
             raise click.BadParameter(f"{v!r}: expected MODEL=FILE.npy", param_hint="'--samples'")
         if not path.endswith((".npy", ".npz")):
-            raise click.BadParameter(f"{v!r}: samples are a .npy file (or an .npz with array "
-                                     "'x')", param_hint="'--samples'")
+            raise click.BadParameter(
+                f"{v!r}: samples are a .npy file (or an .npz with array 'x')",
+                param_hint="'--samples'",
+            )
         if not os.path.isfile(path):
             raise click.BadParameter(f"{path}: no such file", param_hint="'--samples'")
         out.append((name, path))
@@ -230,86 +250,209 @@ def _models_arg(f):
 
 
 def _codebook_opts(f):
-    f = click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1),
-                     help="k-means seed.")(f)
-    f = click.option("--subvector-lengths", "subvector_lengths", multiple=True,
-                     metavar="G=S[,S..]",
-                     help="Rates per group, e.g. A=4,2 (group A: 3x3 kernels, B: the rest); "
-                          "bits per weight = 8/S.")(f)
-    f = click.option("--codewords", default=256, show_default=True, type=click.IntRange(1, 256),
-                     help="K codewords per sub-codebook (indices are one byte).")(f)
+    f = click.option(
+        "--seed",
+        default=0,
+        show_default=True,
+        type=click.IntRange(0, 2**31 - 1),
+        help="k-means seed.",
+    )(f)
+    f = click.option(
+        "--subvector-lengths",
+        "subvector_lengths",
+        multiple=True,
+        metavar="G=S[,S..]",
+        help="Rates per group, e.g. A=4,2 (group A: 3x3 kernels, B: the rest); "
+        "bits per weight = 8/S.",
+    )(f)
+    f = click.option(
+        "--codewords",
+        default=256,
+        show_default=True,
+        type=click.IntRange(1, 256),
+        help="K codewords per sub-codebook (indices are one byte).",
+    )(f)
     return f
 
 
 @main.command(short_help="Compress MODELS into one flash image.")
 @_models_arg
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              callback=_out_file, help="Image file to write.")
-@click.option("--mode", type=click.Choice(MODES), default="yono", show_default=True,
-              help="yono: shared codebooks + fidelity-driven fallback (EM finetuning, "
-                   "Algorithm 1, for models with data); pq-mopt: EM with first/last layers "
-                   "only; pq-m: shared, no fallback; pq-s: per-model codebooks; int8: models "
-                   "as they are.")
-@click.option("--codebooks", "frozen", type=click.Path(dir_okay=False, exists=True),
-              help="Frozen codebooks (.npz from `yonoc codebooks learn`) instead of learning.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    callback=_out_file,
+    help="Image file to write.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="yono",
+    show_default=True,
+    help="yono: shared codebooks + fidelity-driven fallback (EM finetuning, "
+    "Algorithm 1, for models with data); pq-mopt: EM with first/last layers "
+    "only; pq-m: shared, no fallback; pq-s: per-model codebooks; int8: models "
+    "as they are.",
+)
+@click.option(
+    "--codebooks",
+    "frozen",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Frozen codebooks (.npz from `yonoc codebooks learn`) instead of learning.",
+)
 @_codebook_opts
-@click.option("--samples", multiple=True, metavar="MODEL=FILE.npy",
-              help="Real sample inputs for a model (default: <model>.sample.npy beside it, "
-                   "else generated inputs).")
-@click.option("--snr", default=20.0, show_default=True, callback=_finite,
-              help="Output SNR target in dB.")
-@click.option("--min-agreement", default="0.99", show_default=True, type=_Fraction(),
-              help="Top-1 agreement target on real samples: 0.99, 99 or 99% (a value above 1 "
-                   "is a percentage).")
+@click.option(
+    "--samples",
+    multiple=True,
+    metavar="MODEL=FILE.npy",
+    help="Real sample inputs for a model (default: <model>.sample.npy beside it, "
+    "else generated inputs).",
+)
+@click.option(
+    "--snr", default=20.0, show_default=True, callback=_finite, help="Output SNR target in dB."
+)
+@click.option(
+    "--min-agreement",
+    default="0.99",
+    show_default=True,
+    type=_Fraction(),
+    help="Top-1 agreement target on real samples: 0.99, 99 or 99% (a value above 1 "
+    "is a percentage).",
+)
 @click.option("--no-check", is_flag=True, help="No TFLM fidelity check (and no fallback).")
-@click.option("--fallback", type=click.Choice(["sensitivity", "eq3"]), default="sensitivity",
-              show_default=True, help="How the fidelity pass picks what to keep finer/raw.")
+@click.option(
+    "--fallback",
+    type=click.Choice(["sensitivity", "eq3"]),
+    default="sensitivity",
+    show_default=True,
+    help="How the fidelity pass picks what to keep finer/raw.",
+)
 @click.option("--keep-names", is_flag=True, help="Keep tensor names in the rebuilt models.")
-@click.option("--kernel-major", is_flag=True,
-              help="Vectorise kernels spatially (paper) instead of in memory order: "
-                   "+0.1-0.4 dB, slower task switch.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), callback=_out_file,
-              help="Also write the build report as JSON (strict: null for absent figures).")
-@click.option("--no-notes", "no_notes", is_flag=True,
-              help="Leave the build notes (per-model/per-tensor fidelity for `inspect`, a few "
-                   "bytes per tensor) out of the image.")
-@click.option("--encode", "encode_mode", default="output+bias", show_default=True,
-              type=click.Choice(["nearest", "output", "output+bias"], case_sensitive=False),
-              help="Codeword choice: nearest in weight space, output-aware on calibration "
-                   "activations, or output-aware with bias correction.")
-@click.option("--target", type=click.Choice(sorted(TARGETS), case_sensitive=False),
-              help="MCU preset whose flash/SRAM the result must fit.")
-@click.option("--flash", type=_Size(),
-              help="Flash budget for the image: 1M, 512K, 512KiB, 0x80000 or bytes.")
-@click.option("--sram", type=_Size(), help="SRAM budget for what the firmware allocates (largest model "
-              "region + largest tensor arena + codeword cache), e.g. 512K.")
+@click.option(
+    "--kernel-major",
+    is_flag=True,
+    help="Vectorise kernels spatially (paper) instead of in memory order: "
+    "+0.1-0.4 dB, slower task switch.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    callback=_out_file,
+    help="Also write the build report as JSON (strict: null for absent figures).",
+)
+@click.option(
+    "--no-notes",
+    "no_notes",
+    is_flag=True,
+    help="Leave the build notes (per-model/per-tensor fidelity for `inspect`, a few "
+    "bytes per tensor) out of the image.",
+)
+@click.option(
+    "--encode",
+    "encode_mode",
+    default="output+bias",
+    show_default=True,
+    type=click.Choice(["nearest", "output", "output+bias"], case_sensitive=False),
+    help="Codeword choice: nearest in weight space, output-aware on calibration "
+    "activations, or output-aware with bias correction.",
+)
+@click.option(
+    "--target",
+    type=click.Choice(sorted(TARGETS), case_sensitive=False),
+    help="MCU preset whose flash/SRAM the result must fit.",
+)
+@click.option(
+    "--flash", type=_Size(), help="Flash budget for the image: 1M, 512K, 512KiB, 0x80000 or bytes."
+)
+@click.option(
+    "--sram",
+    type=_Size(),
+    help="SRAM budget for what the firmware allocates (largest model "
+    "region + largest tensor arena + codeword cache), e.g. 512K.",
+)
 # --- build spec / EM finetuning (yonoc/spec.py, passes/em.py)
-@click.option("--spec", "spec_path", type=click.Path(dir_okay=False, exists=True),
-              help="Build spec (TOML): models, their train/test data, epsilon, options "
-                   "(docs/finetuning.md). Explicit flags override it.")
-@click.option("--finetune", "finetune", metavar="HOOK",
-              help="Finetune hook for models with data: torch (default), module:callable or "
-                   "a yonoc.finetune entry point.")
-@click.option("--epsilon", type=click.FloatRange(0, 100),
-              help="Allowed accuracy loss (percentage points) for models with data "
-                   "(default 1.0, or the spec's).")
-@click.option("-j", "--jobs", default=0, show_default=True, type=click.IntRange(0, 256),
-              help="Worker processes for the per-model passes (0: one per core).")
-@click.option("--emit-c", "emit_c", type=click.Path(file_okay=False), callback=_out_dir,
-              help="Also write <prefix>_image.h/.cc and <prefix>_ops.h (TFLM op resolver) "
-                   "into this directory.")
-@click.option("--prefix", default="app", show_default=True,
-              help="C identifier prefixing every generated symbol (with --emit-c).")
-@click.option("-v", "--verbose", count=True,
-              help="-v: details (fidelity steps, EM, epochs), -vv: debug.")
+@click.option(
+    "--spec",
+    "spec_path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Build spec (TOML): models, their train/test data, epsilon, options "
+    "(docs/finetuning.md). Explicit flags override it.",
+)
+@click.option(
+    "--finetune",
+    "finetune",
+    metavar="HOOK",
+    help="Finetune hook for models with data: torch (default), module:callable or "
+    "a yonoc.finetune entry point.",
+)
+@click.option(
+    "--epsilon",
+    type=click.FloatRange(0, 100),
+    help="Allowed accuracy loss (percentage points) for models with data "
+    "(default 1.0, or the spec's).",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 256),
+    help="Worker processes for the per-model passes (0: one per core).",
+)
+@click.option(
+    "--emit-c",
+    "emit_c",
+    type=click.Path(file_okay=False),
+    callback=_out_dir,
+    help="Also write <prefix>_image.h/.cc and <prefix>_ops.h (TFLM op resolver) "
+    "into this directory.",
+)
+@click.option(
+    "--prefix",
+    default="app",
+    show_default=True,
+    help="C identifier prefixing every generated symbol (with --emit-c).",
+)
+@click.option(
+    "-v", "--verbose", count=True, help="-v: details (fidelity steps, EM, epochs), -vv: debug."
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 @_guard
-def build(models, output, mode, frozen, codewords, subvector_lengths, seed, samples, snr,
-          min_agreement, no_check, fallback, keep_names, kernel_major, report_path, target,
-          flash, sram, jobs, spec_path, finetune, epsilon, emit_c, prefix, verbose, no_notes,
-          quiet, encode_mode):
+def build(
+    models,
+    output,
+    mode,
+    frozen,
+    codewords,
+    subvector_lengths,
+    seed,
+    samples,
+    snr,
+    min_agreement,
+    no_check,
+    fallback,
+    keep_names,
+    kernel_major,
+    report_path,
+    target,
+    flash,
+    sram,
+    jobs,
+    spec_path,
+    finetune,
+    epsilon,
+    emit_c,
+    prefix,
+    verbose,
+    no_notes,
+    quiet,
+    encode_mode,
+):
     """Compress MODELS (.tflite) into one image (or the models of --spec)."""
     from . import progress
+
     top_v, top_q = click.get_current_context().find_root().obj or (0, False)
     progress.setup(progress.level_for(max(verbose, top_v), quiet or top_q))
     from . import budget
@@ -319,13 +462,23 @@ def build(models, output, mode, frozen, codewords, subvector_lengths, seed, samp
     limits = budget.resolve(target, flash, sram)
     if emit_c:
         from .backend.codegen import check_prefix
+
         check_prefix(prefix)  # fail before the (long) build, not after
 
     opts = BuildOptions(
-        mode=mode, codebook=_codebook_options(codewords, subvector_lengths, seed),
-        frozen_codebooks=frozen, target=FidelityTarget(snr, min_agreement), check=not no_check,
-        fallback=fallback, samples=_parse_samples(samples), erase_names=not keep_names,
-        kernel_major=kernel_major, jobs=jobs, notes=not no_notes, encode=encode_mode.lower())
+        mode=mode,
+        codebook=_codebook_options(codewords, subvector_lengths, seed),
+        frozen_codebooks=frozen,
+        target=FidelityTarget(snr, min_agreement),
+        check=not no_check,
+        fallback=fallback,
+        samples=_parse_samples(samples),
+        erase_names=not keep_names,
+        kernel_major=kernel_major,
+        jobs=jobs,
+        notes=not no_notes,
+        encode=encode_mode.lower(),
+    )
     models = list(models)
     if spec_path or finetune or epsilon is not None:  # --- build spec / EM finetuning
         opts, models = _apply_spec(spec_path, opts, models, mode, frozen, finetune, epsilon)
@@ -334,14 +487,19 @@ def build(models, output, mode, frozen, codewords, subvector_lengths, seed, samp
     budget.check(limits, result.image)  # what the firmware allocates (budget.firmware_sram)
     write_atomic(output, result.image)
     if report_path:
-        write_atomic(report_path, json.dumps(strict(_build_report(result)), indent=2,
-                                             allow_nan=False).encode())
+        write_atomic(
+            report_path,
+            json.dumps(strict(_build_report(result)), indent=2, allow_nan=False).encode(),
+        )
     if emit_c:
         from .backend.codegen import emit_c as write_c
+
         write_c(result.image, emit_c, prefix)
     orig = sum(m.original_bytes for m in result.models)
-    click.echo(f"{output}: {len(result.image)} bytes, {len(result.models)} models of {orig} "
-               f"bytes ({orig / len(result.image):.2f}x) in {result.timings['total']:.1f} s")
+    click.echo(
+        f"{output}: {len(result.image)} bytes, {len(result.models)} models of {orig} "
+        f"bytes ({orig / len(result.image):.2f}x) in {result.timings['total']:.1f} s"
+    )
 
 
 def _apply_spec(spec_path, opts, models, mode, frozen, finetune, epsilon):
@@ -360,13 +518,13 @@ def _apply_spec(spec_path, opts, models, mode, frozen, finetune, epsilon):
         if ctx.get_parameter_source(key) == cmdline:
             explicit[key] = ctx.params[key]
     spec = load_spec(spec_path) if spec_path else Spec("", [], {}, (), ())
-    return apply(spec, opts, explicit), spec.models + [m for m in models
-                                                       if m not in spec.models]
+    return apply(spec, opts, explicit), spec.models + [m for m in models if m not in spec.models]
 
 
 def strict(obj):
     """JSON-safe copy (Infinity/NaN -> null): strict parsers reject them."""
     from .report import strict as report_strict
+
     return report_strict(obj)
 
 
@@ -387,23 +545,33 @@ def _read_image(path: str):
 
 def _build_report(result) -> dict:
     from dataclasses import asdict
-    return {"image_bytes": len(result.image), "codebook_bytes": result.codebook_bytes,
-            "timings_s": result.timings, "models": [asdict(m) for m in result.models]}
+
+    return {
+        "image_bytes": len(result.image),
+        "codebook_bytes": result.codebook_bytes,
+        "timings_s": result.timings,
+        "models": [asdict(m) for m in result.models],
+    }
 
 
 @main.command(short_help="Show an image's models, sizes, fidelity.")
 @click.argument("image", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True,
-              help="Machine-readable output (strict JSON: null for infinite or absent figures).")
-@click.option("--tensors", is_flag=True,
-              help="One row per weight tensor: operator, shape, group, rate, bytes, weight SNR, "
-                   "output noise when coded alone (with --json: a 'tensors' list per model).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Machine-readable output (strict JSON: null for infinite or absent figures).",
+)
+@click.option(
+    "--tensors",
+    is_flag=True,
+    help="One row per weight tensor: operator, shape, group, rate, bytes, weight SNR, "
+    "output noise when coded alone (with --json: a 'tensors' list per model).",
+)
 @click.option("--csv", "as_csv", is_flag=True, help="The per-tensor rows as CSV.")
 @_guard
 def inspect(image, as_json, tensors, as_csv):
     """Show what IMAGE holds: models, sizes, ratios, fidelity (from the build notes)."""
-    from .backend.image_format import read_image
-    from .fileio import read_input
     from .report import format_report, format_tensors, inspect_image, strict, tensors_csv
 
     if as_json and as_csv:
@@ -419,13 +587,18 @@ def inspect(image, as_json, tensors, as_csv):
 
 @main.command(short_help="Rebuild every model of an image as .tflite.")
 @click.argument("image", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
-              help="Directory for <task>.tflite files.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory for <task>.tflite files.",
+)
 @_guard
 def extract(image, output):
     """Rebuild every model of IMAGE as OUTPUT/<name>.tflite."""
-    from .backend.image_format import read_image, rebuild
-    from .fileio import read_input, write_atomic
+    from .backend.image_format import rebuild
+    from .fileio import write_atomic
 
     img = _read_image(image)
     models = [(t.name, rebuild(img, i)) for i, t in enumerate(img.tasks)]
@@ -444,31 +617,75 @@ def extract(image, output):
 @main.command(short_help="Append a model to an image (OTA-friendly).")
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              callback=_out_file,
-              help="New image: IMAGE's bytes with the header rewritten and MODEL appended.")
-@click.option("--mode", type=click.Choice(MODES), default="yono", show_default=True,
-              help="As for build (the image's codebooks are used frozen whatever the mode).")
-@click.option("--samples", multiple=True, metavar="MODEL=FILE.npy",
-              help="Real sample inputs for the model (as for build).")
-@click.option("--snr", default=20.0, show_default=True, callback=_finite,
-              help="Output SNR target in dB.")
-@click.option("--min-agreement", default="0.99", show_default=True, type=_Fraction(),
-              help="Top-1 agreement target on real samples: 0.99, 99 or 99%.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    callback=_out_file,
+    help="New image: IMAGE's bytes with the header rewritten and MODEL appended.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="yono",
+    show_default=True,
+    help="As for build (the image's codebooks are used frozen whatever the mode).",
+)
+@click.option(
+    "--samples",
+    multiple=True,
+    metavar="MODEL=FILE.npy",
+    help="Real sample inputs for the model (as for build).",
+)
+@click.option(
+    "--snr", default=20.0, show_default=True, callback=_finite, help="Output SNR target in dB."
+)
+@click.option(
+    "--min-agreement",
+    default="0.99",
+    show_default=True,
+    type=_Fraction(),
+    help="Top-1 agreement target on real samples: 0.99, 99 or 99%.",
+)
 @click.option("--no-check", is_flag=True, help="No TFLM fidelity check (and no fallback).")
-@click.option("--fallback", type=click.Choice(["sensitivity", "eq3"]), default="sensitivity",
-              show_default=True, help="How the fidelity pass picks what to keep finer/raw.")
+@click.option(
+    "--fallback",
+    type=click.Choice(["sensitivity", "eq3"]),
+    default="sensitivity",
+    show_default=True,
+    help="How the fidelity pass picks what to keep finer/raw.",
+)
 @click.option("--keep-names", is_flag=True, help="Keep tensor names in the rebuilt model.")
 @click.option("--kernel-major", is_flag=True, help="Vectorise 3x3 kernels spatially.")
 @click.option("--no-notes", "no_notes", is_flag=True, help="Write the new image without notes.")
-@click.option("--target", type=click.Choice(sorted(TARGETS), case_sensitive=False),
-              help="MCU preset whose flash/SRAM the result must fit.")
+@click.option(
+    "--target",
+    type=click.Choice(sorted(TARGETS), case_sensitive=False),
+    help="MCU preset whose flash/SRAM the result must fit.",
+)
 @click.option("--flash", type=_Size(), help="Flash budget for the image, e.g. 1M.")
-@click.option("--sram", type=_Size(), help="SRAM budget (model region + arena + codeword "
-              "cache), e.g. 512K.")
+@click.option(
+    "--sram", type=_Size(), help="SRAM budget (model region + arena + codeword cache), e.g. 512K."
+)
 @_guard
-def add(image, model, output, mode, samples, snr, min_agreement, no_check, fallback, keep_names,
-        kernel_major, no_notes, target, flash, sram):
+def add(
+    image,
+    model,
+    output,
+    mode,
+    samples,
+    snr,
+    min_agreement,
+    no_check,
+    fallback,
+    keep_names,
+    kernel_major,
+    no_notes,
+    target,
+    flash,
+    sram,
+):
     """Code MODEL with IMAGE's frozen codebooks and append it as the last task (OTA-friendly:
     only the 64-byte header of IMAGE changes; everything new is appended)."""
     from . import budget, progress
@@ -479,35 +696,52 @@ def add(image, model, output, mode, samples, snr, min_agreement, no_check, fallb
     top_v, top_q = click.get_current_context().find_root().obj or (0, False)
     progress.setup(progress.level_for(top_v, top_q))
     limits = budget.resolve(target, flash, sram)
-    opts = BuildOptions(mode=mode, target=FidelityTarget(snr, min_agreement),
-                        check=not no_check, fallback=fallback, samples=_parse_samples(samples),
-                        erase_names=not keep_names, kernel_major=kernel_major, jobs=1,
-                        notes=not no_notes)
+    opts = BuildOptions(
+        mode=mode,
+        target=FidelityTarget(snr, min_agreement),
+        check=not no_check,
+        fallback=fallback,
+        samples=_parse_samples(samples),
+        erase_names=not keep_names,
+        kernel_major=kernel_major,
+        jobs=1,
+        notes=not no_notes,
+    )
     old = read_input(image)
     new, result = run_add(old, model, opts)
     tasks = read_image(new).tasks
     budget.check(limits, new)
     write_atomic(output, new)
-    click.echo(f"{output}: {len(new)} bytes (+{len(new) - len(old)}), task {len(tasks) - 1} "
-               f"{result.name!r} appended; bytes 64..{len(old)} of {image} unchanged")
+    click.echo(
+        f"{output}: {len(new)} bytes (+{len(new) - len(old)}), task {len(tasks) - 1} "
+        f"{result.name!r} appended; bytes 64..{len(old)} of {image} unchanged"
+    )
 
 
 @main.command(short_help="Write an HTML report of an image.")
 @click.argument("image", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              callback=_out_file,
-              help="HTML file to write (self-contained: inline SVG, no scripts).")
-@click.option("--target", type=click.Choice(sorted(TARGETS), case_sensitive=False),
-              help="MCU preset to draw flash/SRAM against.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    callback=_out_file,
+    help="HTML file to write (self-contained: inline SVG, no scripts).",
+)
+@click.option(
+    "--target",
+    type=click.Choice(sorted(TARGETS), case_sensitive=False),
+    help="MCU preset to draw flash/SRAM against.",
+)
 @click.option("--flash", type=_Size(), help="Flash budget, e.g. 1M.")
-@click.option("--sram", type=_Size(), help="SRAM budget (model region + arena + codeword "
-              "cache), e.g. 512K.")
+@click.option(
+    "--sram", type=_Size(), help="SRAM budget (model region + arena + codeword cache), e.g. 512K."
+)
 @_guard
 def report(image, output, target, flash, sram):
     """Write a one-page HTML report of IMAGE: sizes, rates, fidelity, flash/SRAM."""
     from . import budget
-    from .backend.image_format import read_image
-    from .fileio import read_input, write_atomic
+    from .fileio import write_atomic
     from .report import inspect_image
     from .report_html import render
 
@@ -524,8 +758,14 @@ def codebooks():
 
 @codebooks.command("learn")
 @_models_arg
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              callback=_out_file, help="Codebook file to write (.npz, for build --codebooks).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    callback=_out_file,
+    help="Codebook file to write (.npz, for build --codebooks).",
+)
 @_codebook_opts
 @click.option("--kernel-major", is_flag=True, help="Learn on spatially walked 3x3 kernels.")
 @_guard
@@ -542,8 +782,9 @@ def codebooks_learn(models, output, codewords, subvector_lengths, seed, kernel_m
     cbs.to_npz(buf)
     write_atomic(output, buf.getvalue())
     subs = sum(len(b.subs) for b in cbs.books)
-    click.echo(f"{output}: {subs} sub-codebooks ({len(cbs.books)} group/rate pairs) from "
-               f"{len(ms)} models")
+    click.echo(
+        f"{output}: {subs} sub-codebooks ({len(cbs.books)} group/rate pairs) from {len(ms)} models"
+    )
 
 
 if __name__ == "__main__":

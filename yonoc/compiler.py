@@ -69,8 +69,10 @@ def load_models(paths: list) -> list:
     seen = {}
     for m in models:
         if m.name in seen:
-            raise YonocError(f"duplicate model name {m.name!r} ({seen[m.name]} and {m.path}): "
-                             "task names come from file names, rename one")
+            raise YonocError(
+                f"duplicate model name {m.name!r} ({seen[m.name]} and {m.path}): "
+                "task names come from file names, rename one"
+            )
         seen[m.name] = m.path
     # stable task order whatever order the shell gave the files in
     return sorted(models, key=lambda m: m.name)
@@ -104,8 +106,11 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
 
     t = time.perf_counter()
     if options.mode not in ("int8",) and not options.frozen_codebooks:
-        progress.note("learning codebooks (k-means) on %d weight tensors of %d models",
-                      sum(len(m.weights) for m in models), len(models))
+        progress.note(
+            "learning codebooks (k-means) on %d weight tensors of %d models",
+            sum(len(m.weights) for m in models),
+            len(models),
+        )
     if options.mode == "int8":
         sets = {m.name: pq.CodebookSet([]) for m in models}
     elif options.frozen_codebooks:
@@ -132,8 +137,10 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
             entries += [fmt.CodebookEntry(int(book.group), sub) for sub in book.subs]
 
     t = time.perf_counter()
-    work = [(m, sets[m.name], [book_index[id(b)] for b in sets[m.name].books], options, explicit)
-            for m in models]
+    work = [
+        (m, sets[m.name], [book_index[id(b)] for b in sets[m.name].books], options, explicit)
+        for m in models
+    ]
     jobs = min(options.jobs or os.cpu_count() or 1, len(work))
     done = [None] * len(work)
 
@@ -181,8 +188,11 @@ def check_inputs(models: list, explicit: dict, options: BuildOptions) -> None:
         if m.name in data:
             check_labels(m, data[m.name])
         elif options.mode == "pq-mopt":
-            log.warning("%s: pq-mopt without data (train/inputs in a --spec) behaves like pq-m: "
-                        "every weight coded, no finetuning", m.name)
+            log.warning(
+                "%s: pq-mopt without data (train/inputs in a --spec) behaves like pq-m: "
+                "every weight coded, no finetuning",
+                m.name,
+            )
 
 
 def check_labels(m, ds) -> None:
@@ -200,8 +210,10 @@ def check_labels(m, ds) -> None:
             continue
         bad = y[(y < 0) | (y > top)]
         if len(bad):
-            raise YonocError(f"{path}: label {int(bad[0])} is not a class of model {m.name} "
-                             f"({classes} output{'s' if classes > 1 else ''}: labels 0..{top})")
+            raise YonocError(
+                f"{path}: label {int(bad[0])} is not a class of model {m.name} "
+                f"({classes} output{'s' if classes > 1 else ''}: labels 0..{top})"
+            )
 
 
 def drop_unused_codebooks(entries: list, tasks: list):
@@ -246,26 +258,37 @@ def _compile_model(args):
     # --- EM finetuning (Algorithm 1, passes/em.py): models with data, yono / pq-mopt modes
     patches, em_out = None, None
     if encs and options.mode in ("yono", "pq-mopt") and m.name in dict(options.data):
-        em_out = em.for_build(m, encs, dict(options.data)[m.name], options, erase,
-                              output_aware.float_biases(m, cal) if cal is not None else None)
+        em_out = em.for_build(
+            m,
+            encs,
+            dict(options.data)[m.name],
+            options,
+            erase,
+            output_aware.float_biases(m, cal) if cal is not None else None,
+        )
         encs, choices, patches = em_out.encodings, em_out.choices, em_out.patches
     if options.check:
         samples, real = samples_for(m, explicit, options.generated_samples, options.max_samples)
         samples_desc = f"{real} real + {len(samples) - real} generated"
         evaluator = fidelity.Evaluator(m, samples, real)
         if em_out is not None:
-            measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase,
-                                                                 patches))
+            measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase, patches))
         elif options.mode == "yono" and encs:
             # checked again on inputs that chose neither codes nor rates (output_aware.py)
             choices, measurement, held_out, _ = output_aware.choose_with_margin(
-                m, encs, evaluator, output_aware.held_out_evaluator(m, options), options,
-                erase, alone, cal.patches if cal is not None else (lambda c: {}))
+                m,
+                encs,
+                evaluator,
+                output_aware.held_out_evaluator(m, options),
+                options,
+                erase,
+                alone,
+                cal.patches if cal is not None else (lambda c: {}),
+            )
             patches = cal.patches(choices) if cal is not None else None
         elif encs:
             patches = cal.patches(choices) if cal is not None else None
-            measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase,
-                                                                 patches))
+            measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase, patches))
     rebuilt = encode.rebuilt_model(m, encs, choices, erase, patches)
     # smallest arena TFLM allocates the rebuilt model in, plus margin (yonoc/arena.py); 0 only
     # when tflite-micro is missing or cannot run the model, whether or not --no-check
@@ -273,21 +296,31 @@ def _compile_model(args):
     task = lower_task(m, rebuilt, encode.coded(encs, choices), book_index, arena)
     result = _model_result(m, encs, choices, measurement, evaluator, samples_desc, arena)
     result.notes = build_notes.model_note(
-        m, task.model, measurement, real,
-        len(evaluator.samples) - real if evaluator is not None else 0, options, em_out, alone)
+        m,
+        task.model,
+        measurement,
+        real,
+        len(evaluator.samples) - real if evaluator is not None else 0,
+        options,
+        em_out,
+        alone,
+    )
     if held_out is not None:
         result.notes.held_out_snr_db = held_out.snr_db
     if em_out is not None:
         result.accuracy_original, result.accuracy = em_out.original, em_out.final
-        result.test_accuracy_original, result.test_accuracy = (em_out.test_original,
-                                                               em_out.test_final)
+        result.test_accuracy_original, result.test_accuracy = (
+            em_out.test_original,
+            em_out.test_final,
+        )
         result.finetuned = list(em_out.trainable) if not em_out.fell_back else []
     _judge(result, m, options, measurement, evaluator, real, em_out is not None)
     return task, result
 
 
-def _judge(r: ModelResult, m, options: BuildOptions, measurement, evaluator, real: int,
-           with_data: bool) -> None:
+def _judge(
+    r: ModelResult, m, options: BuildOptions, measurement, evaluator, real: int, with_data: bool
+) -> None:
     """Say how far the fidelity figures can be trusted (ModelResult.fidelity, .warnings)."""
     if measurement is None:
         r.fidelity = "unchecked"
@@ -296,12 +329,12 @@ def _judge(r: ModelResult, m, options: BuildOptions, measurement, evaluator, rea
     n = len(evaluator.samples)
     if not measurement.measurable:
         r.fidelity, r.snr_db = "constant", None
-        kept = (" so every weight stays raw" if options.mode == "yono" and not with_data
-                else "")
+        kept = " so every weight stays raw" if options.mode == "yono" and not with_data else ""
         r.warnings.append(
             f"the original model gives the same outputs for all {n} check inputs: its output "
             f"SNR cannot be measured{kept}; give real inputs that tell its outputs apart "
-            f"(--samples {m.name}=FILE.npy)")
+            f"(--samples {m.name}=FILE.npy)"
+        )
         return
     if evaluator.near_constant():
         r.warnings.append(
@@ -309,22 +342,35 @@ def _judge(r: ModelResult, m, options: BuildOptions, measurement, evaluator, rea
             "ignoring its input would reach "
             f"{fidelity.snr_db(evaluator.signal, evaluator.spread):.0f} dB): the target was "
             "also required on their varying part"
-            + (f" ({_db(measurement.snr_varying_db)})"
-               if measurement.snr_varying_db is not None else "")
-            + f"; real inputs (--samples {m.name}=FILE.npy) judge it better")
+            + (
+                f" ({_db(measurement.snr_varying_db)})"
+                if measurement.snr_varying_db is not None
+                else ""
+            )
+            + f"; real inputs (--samples {m.name}=FILE.npy) judge it better"
+        )
     r.fidelity = "near-constant" if evaluator.near_constant() else "measured"
     if not real and not with_data:
-        r.warnings.append("fidelity checked on generated inputs only (real ones: "
-                          f"--samples {m.name}=FILE.npy, or {m.name}.sample.npy beside it)")
+        r.warnings.append(
+            "fidelity checked on generated inputs only (real ones: "
+            f"--samples {m.name}=FILE.npy, or {m.name}.sample.npy beside it)"
+        )
     if not measurement.meets(options.target):
-        why = {"pq-m": "pq-m codes every weight", "pq-s": "pq-s codes every weight",
-               "pq-mopt": "pq-mopt keeps only what EM finetuning chose"}.get(options.mode, "")
-        agree = ("" if measurement.agreement is None
-                 else f", top-1 agreement {100 * measurement.agreement:.1f}%")
-        r.warnings.append(f"below the fidelity target: output SNR {measurement.snr_db:.1f} dB"
-                          f"{agree} (target {options.target.snr_db:g} dB, "
-                          f"{100 * options.target.min_agreement:g}%)"
-                          + (f"; {why}" if why else ""))
+        why = {
+            "pq-m": "pq-m codes every weight",
+            "pq-s": "pq-s codes every weight",
+            "pq-mopt": "pq-mopt keeps only what EM finetuning chose",
+        }.get(options.mode, "")
+        agree = (
+            ""
+            if measurement.agreement is None
+            else f", top-1 agreement {100 * measurement.agreement:.1f}%"
+        )
+        r.warnings.append(
+            f"below the fidelity target: output SNR {measurement.snr_db:.1f} dB"
+            f"{agree} (target {options.target.snr_db:g} dB, "
+            f"{100 * options.target.min_agreement:g}%)" + (f"; {why}" if why else "")
+        )
 
 
 def compile_model(m, codebook_set: pq.CodebookSet, firsts: list, options: BuildOptions):
@@ -355,12 +401,18 @@ def _model_result(m, encs, choices, measurement, evaluator, samples_desc, arena)
         if m.weights:
             counts["raw"] = len(m.weights)
     return ModelResult(
-        name=m.name, original_bytes=m.size, weight_bytes=m.weight_bytes, tensors=len(m.weights),
-        rate_counts=dict(sorted(counts.items())), weight_image_bytes=wbytes,
+        name=m.name,
+        original_bytes=m.size,
+        weight_bytes=m.weight_bytes,
+        tensors=len(m.weights),
+        rate_counts=dict(sorted(counts.items())),
+        weight_image_bytes=wbytes,
         snr_db=measurement.snr_db if measurement else None,
         agreement=measurement.agreement if measurement else None,
-        samples=samples_desc, evaluations=evaluator.evaluations if evaluator else 0,
-        arena_size=arena)
+        samples=samples_desc,
+        evaluations=evaluator.evaluations if evaluator else 0,
+        arena_size=arena,
+    )
 
 
 def _report_model(r: ModelResult, options: BuildOptions) -> None:
@@ -379,8 +431,13 @@ def _db(v: float | None) -> str:
 
 
 def _summary(r: ModelResult) -> str:
-    rates = ", ".join(f"{n} at {k[:-3]} bits/weight" if k != "raw" else f"{n} raw"
-                      for k, n in r.rate_counts.items()) or "no weight tensors"
+    rates = (
+        ", ".join(
+            f"{n} at {k[:-3]} bits/weight" if k != "raw" else f"{n} raw"
+            for k, n in r.rate_counts.items()
+        )
+        or "no weight tensors"
+    )
     if r.fidelity == "unchecked" or r.samples == "none":
         fid = "fidelity not checked"
     elif r.fidelity == "constant":
@@ -392,10 +449,16 @@ def _summary(r: ModelResult) -> str:
         elif r.agreement_generated is not None:
             fid += f", top-1 agreement {100 * r.agreement_generated:.0f}% on the generated ones"
     acc = ""
-    if r.accuracy is not None and r.accuracy_original is not None and r.notes is not None \
-            and not r.notes.distilled:  # --- EM with labels: val decides, test is reported
+    if (
+        r.accuracy is not None
+        and r.accuracy_original is not None
+        and r.notes is not None
+        and not r.notes.distilled
+    ):  # --- EM with labels: val decides, test is reported
         acc = f"; accuracy val {r.accuracy_original:.1f}% -> {r.accuracy:.1f}%"
         if r.test_accuracy is not None:
             acc += f", test {r.test_accuracy_original:.1f}% -> {r.test_accuracy:.1f}%"
-    return (f"{r.weight_bytes} -> {r.weight_image_bytes} weight bytes ({rates}); {fid}{acc}; "
-            f"{r.evaluations} TFLM runs")
+    return (
+        f"{r.weight_bytes} -> {r.weight_image_bytes} weight bytes ({rates}); {fid}{acc}; "
+        f"{r.evaluations} TFLM runs"
+    )

@@ -16,11 +16,18 @@ from . import quant
 from .errors import MissingDependencyError, ModelError
 from .ir import ModelIR, TensorInfo
 
-_ITEM_BYTES = {tflite.TensorType.FLOAT32: 4, tflite.TensorType.FLOAT16: 2,
-               tflite.TensorType.INT32: 4, tflite.TensorType.UINT8: 1,
-               tflite.TensorType.INT64: 8, tflite.TensorType.BOOL: 1,
-               tflite.TensorType.INT16: 2, tflite.TensorType.INT8: 1,
-               tflite.TensorType.UINT32: 4, tflite.TensorType.UINT16: 2}
+_ITEM_BYTES = {
+    tflite.TensorType.FLOAT32: 4,
+    tflite.TensorType.FLOAT16: 2,
+    tflite.TensorType.INT32: 4,
+    tflite.TensorType.UINT8: 1,
+    tflite.TensorType.INT64: 8,
+    tflite.TensorType.BOOL: 1,
+    tflite.TensorType.INT16: 2,
+    tflite.TensorType.INT8: 1,
+    tflite.TensorType.UINT32: 4,
+    tflite.TensorType.UINT16: 2,
+}
 
 
 def _runtime():
@@ -29,7 +36,8 @@ def _runtime():
     except ImportError:
         raise MissingDependencyError(
             "the TFLM interpreter is needed for fidelity checks: pip install tflite-micro "
-            "(or build with --no-check)") from None
+            "(or build with --no-check)"
+        ) from None
     return tflite_micro.runtime
 
 
@@ -78,21 +86,29 @@ def arena_bound(model: bytes) -> int:
 def _custom_ops(model: bytes) -> list:
     try:
         m = tflite.Model.GetRootAsModel(model, 0)
-        return sorted({(m.OperatorCodes(i).CustomCode() or b"").decode("utf-8", "replace")
-                       for i in range(m.OperatorCodesLength())} - {""})
+        return sorted(
+            {
+                (m.OperatorCodes(i).CustomCode() or b"").decode("utf-8", "replace")
+                for i in range(m.OperatorCodesLength())
+            }
+            - {""}
+        )
     except Exception:
         return []
 
 
 def _cannot_run(name: str, model: bytes, error: Exception, stderr: list) -> ModelError:
     lines = [ln.strip() for ln in "".join(stderr).splitlines() if ln.strip()]
-    why = lines[0] if lines else (str(error).splitlines()[0] if str(error) else
-                                  type(error).__name__)
+    why = (
+        lines[0] if lines else (str(error).splitlines()[0] if str(error) else type(error).__name__)
+    )
     why = why.rstrip(".")
     if "CUSTOM" in why and _custom_ops(model):
         why += f" ({', '.join(_custom_ops(model))})"
-    return ModelError(f"{name}: the TFLM interpreter cannot run this model: {why}; build with "
-                      "--no-check to store it without the TFLM fidelity check")
+    return ModelError(
+        f"{name}: the TFLM interpreter cannot run this model: {why}; build with "
+        "--no-check to store it without the TFLM fidelity check"
+    )
 
 
 def make_interpreter(model: bytes, arena_size: int | None = None):
@@ -141,12 +157,16 @@ def measure_arena(model: bytes, sample=None, name: str = "a model") -> int:
     if not tflm_available():
         return 0
     from . import arena
+
     size = arena.measure(model).size
     if not size:
         import logging
+
         logging.getLogger("yonoc").warning(
             "%s: TFLM's interpreter cannot allocate it at any size, so its tensor arena is not "
-            "measured (0 in the image)", name)
+            "measured (0 in the image)",
+            name,
+        )
     return size
 
 
@@ -162,8 +182,10 @@ def generated_inputs(model: ModelIR, count: int, seed: int = 0) -> list:
     with several inputs gets tuples (one array per input).
     """
     rng = np.random.default_rng(seed)
-    per_input = [_generated(info, model.float_input_range if k == 0 else None, count, rng)
-                 for k, info in enumerate(model.inputs)]
+    per_input = [
+        _generated(info, model.float_input_range if k == 0 else None, count, rng)
+        for k, info in enumerate(model.inputs)
+    ]
     if len(per_input) == 1:
         return per_input[0]
     return [tuple(xs) for xs in zip(*per_input)]
@@ -191,6 +213,7 @@ def _generated(info: TensorInfo, float_range, count: int, rng) -> list:
 
 def _smooth(u: np.ndarray) -> np.ndarray:
     from scipy.ndimage import uniform_filter
+
     sq = [d for d in u.shape]
     size = [max(1, d // 8) if d > 1 else 1 for d in sq]
     v = uniform_filter(u, size=size, mode="reflect")

@@ -72,10 +72,17 @@ class Bar:
     per-model lines are the progress then)."""
 
     def __init__(self, total: int, label: str):
-        show = (total > 1 and sys.stderr.isatty() and log.isEnabledFor(PROGRESS)
-                and _handler in log.handlers)
-        self._bar = click.progressbar(length=total, label=label, file=sys.stderr,
-                                      show_eta=True) if show else None
+        show = (
+            total > 1
+            and sys.stderr.isatty()
+            and log.isEnabledFor(PROGRESS)
+            and _handler in log.handlers
+        )
+        self._bar = (
+            click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True)
+            if show
+            else None
+        )
 
     def __enter__(self):
         if self._bar is not None:

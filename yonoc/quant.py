@@ -21,8 +21,9 @@ def channel_axis(shape: tuple[int, ...], channels: int, quantized_dimension: int
     return matches[0] if matches else None
 
 
-def channel_view(values: np.ndarray, shape: tuple[int, ...], quantized_dimension: int
-                 ) -> np.ndarray:
+def channel_view(
+    values: np.ndarray, shape: tuple[int, ...], quantized_dimension: int
+) -> np.ndarray:
     """Per-channel `values` (scales or zero points) reshaped to broadcast against `shape`.
 
     One value broadcasts as it is; values that fit no axis fall back to their mean (such a file
@@ -42,8 +43,9 @@ def channel_view(values: np.ndarray, shape: tuple[int, ...], quantized_dimension
     return values.reshape(bshape)
 
 
-def element_scales(shape: tuple[int, ...], scales: np.ndarray, quantized_dimension: int
-                   ) -> np.ndarray:
+def element_scales(
+    shape: tuple[int, ...], scales: np.ndarray, quantized_dimension: int
+) -> np.ndarray:
     """The real scale of every element, flat in file order (float32)."""
     scales = np.asarray(scales)
     if scales.size == 0:

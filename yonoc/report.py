@@ -36,26 +36,33 @@ def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
         pq_fills = [f for f in t.fills if f.kind in (fmt.FillKind.PQ, fmt.FillKind.PQ_RESIDUAL)]
         pq_at = {f.dst_offset: f for f in pq_fills}
         w_orig = sum(w.size for w in weights)
-        w_img = sum(_aligned(len(pq_at[w.offset].payload)) if w.offset in pq_at else w.size
-                    for w in weights)
-        in_image = (_aligned(t.skeleton_size) + _aligned(fmt.FILL_RECORD.size * len(t.fills))
-                    + _aligned(len(t.name.encode()) + 1) + fmt.TASK_ENTRY.size
-                    + sum(_aligned(len(f.payload)) for f in t.fills))
-        models.append({
-            "name": t.name,
-            "operators": operators,
-            "original_bytes": t.original_size,
-            "image_bytes": in_image,
-            "rebuilt_bytes": t.model_size,
-            "ratio": t.original_size / in_image if in_image else 0.0,
-            "tensors_compressed": len(pq_fills),
-            "tensors_raw": len(weights) - sum(1 for w in weights if w.offset in pq_at),
-            "weight_bytes": w_orig,
-            "weight_image_bytes": w_img,
-            "sram_model_bytes": t.model_size,
-            "arena_bytes": t.arena_size,
-            **_model_notes(notes[i] if notes else None),
-        })
+        w_img = sum(
+            _aligned(len(pq_at[w.offset].payload)) if w.offset in pq_at else w.size for w in weights
+        )
+        in_image = (
+            _aligned(t.skeleton_size)
+            + _aligned(fmt.FILL_RECORD.size * len(t.fills))
+            + _aligned(len(t.name.encode()) + 1)
+            + fmt.TASK_ENTRY.size
+            + sum(_aligned(len(f.payload)) for f in t.fills)
+        )
+        models.append(
+            {
+                "name": t.name,
+                "operators": operators,
+                "original_bytes": t.original_size,
+                "image_bytes": in_image,
+                "rebuilt_bytes": t.model_size,
+                "ratio": t.original_size / in_image if in_image else 0.0,
+                "tensors_compressed": len(pq_fills),
+                "tensors_raw": len(weights) - sum(1 for w in weights if w.offset in pq_at),
+                "weight_bytes": w_orig,
+                "weight_image_bytes": w_img,
+                "sram_model_bytes": t.model_size,
+                "arena_bytes": t.arena_size,
+                **_model_notes(notes[i] if notes else None),
+            }
+        )
         if tensors:
             models[-1]["tensors"] = tensor_rows(image, t, weights, notes[i] if notes else None)
         tot_orig += t.original_size
@@ -85,11 +92,17 @@ def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
 def _sram(image: fmt.Image) -> dict:
     """What the firmware allocates in SRAM: the figure `--sram` checks (budget.firmware_sram)."""
     from .budget import firmware_sram
+
     need = firmware_sram(image)
-    return {"total_bytes": need.total, "model_region_bytes": need.model_region,
-            "arena_bytes": need.arena, "codeword_cache_bytes": need.codeword_cache,
-            "largest_model": need.largest_model, "largest_arena": need.largest_arena,
-            "arena_measured": need.arena_measured}
+    return {
+        "total_bytes": need.total,
+        "model_region_bytes": need.model_region,
+        "arena_bytes": need.arena,
+        "codeword_cache_bytes": need.codeword_cache,
+        "largest_model": need.largest_model,
+        "largest_arena": need.largest_arena,
+        "arena_measured": need.arena_measured,
+    }
 
 
 def _finite(v):
@@ -98,23 +111,39 @@ def _finite(v):
 
 def _model_notes(n) -> dict:
     """Per-model fidelity from the build notes; None (shown "-") when the image has none."""
-    keys = ("snr_db", "agreement", "inputs_real", "inputs_generated", "accuracy_original",
-            "accuracy", "target_snr_db", "target_agreement", "epsilon", "held_out_snr_db",
-            "test_accuracy_original", "test_accuracy")
+    keys = (
+        "snr_db",
+        "agreement",
+        "inputs_real",
+        "inputs_generated",
+        "accuracy_original",
+        "accuracy",
+        "target_snr_db",
+        "target_agreement",
+        "epsilon",
+        "held_out_snr_db",
+        "test_accuracy_original",
+        "test_accuracy",
+    )
     if n is None:
         return {"notes": False, **{k: None for k in keys}}
-    return {"notes": True, "snr_db": n.snr_db if n.checked else None,
-            "agreement": n.agreement,
-            "inputs_real": n.real_inputs if n.checked else None,
-            "inputs_generated": n.generated_inputs if n.checked else None,
-            "accuracy_original": n.accuracy_original, "accuracy": n.accuracy,
-            "target_snr_db": n.target_snr_db, "target_agreement": n.target_agreement,
-            "epsilon": n.epsilon,
-            # on inputs that chose neither codes nor rates (passes/output_aware.py)
-            "held_out_snr_db": n.held_out_snr_db if n.checked else None,
-            # held-out test data, reported only (the build decided on validation data)
-            "test_accuracy_original": n.test_accuracy_original,
-            "test_accuracy": n.test_accuracy}
+    return {
+        "notes": True,
+        "snr_db": n.snr_db if n.checked else None,
+        "agreement": n.agreement,
+        "inputs_real": n.real_inputs if n.checked else None,
+        "inputs_generated": n.generated_inputs if n.checked else None,
+        "accuracy_original": n.accuracy_original,
+        "accuracy": n.accuracy,
+        "target_snr_db": n.target_snr_db,
+        "target_agreement": n.target_agreement,
+        "epsilon": n.epsilon,
+        # on inputs that chose neither codes nor rates (passes/output_aware.py)
+        "held_out_snr_db": n.held_out_snr_db if n.checked else None,
+        # held-out test data, reported only (the build decided on validation data)
+        "test_accuracy_original": n.test_accuracy_original,
+        "test_accuracy": n.test_accuracy,
+    }
 
 
 def _group_name(group: int) -> str:
@@ -124,14 +153,16 @@ def _group_name(group: int) -> str:
 def tensor_rows(image: fmt.Image, task, weights: list, note) -> list:
     """One row per weight tensor the frontend finds in the rebuilt model: its operator, shape
     and kernel group (frontend), rate and bytes (fill records), fidelity (build notes)."""
-    pq_at = {f.dst_offset: f for f in task.fills
-             if f.kind in (fmt.FillKind.PQ, fmt.FillKind.PQ_RESIDUAL)}
+    pq_at = {
+        f.dst_offset: f for f in task.fills if f.kind in (fmt.FillKind.PQ, fmt.FillKind.PQ_RESIDUAL)
+    }
     by_offset = {tn.offset: tn for tn in note.tensors} if note else {}
-    probe = {o: tn.alone_snr_db for o, tn in by_offset.items()
-             if tn.alone_snr_db is not None}
+    probe = {o: tn.alone_snr_db for o, tn in by_offset.items() if tn.alone_snr_db is not None}
     # share of the all-coarse output noise: the probe measured each tensor alone
-    power = {o: 10 ** (-a / 10) if math.isfinite(a) else (0.0 if a > 0 else math.inf)
-             for o, a in probe.items()}
+    power = {
+        o: 10 ** (-a / 10) if math.isfinite(a) else (0.0 if a > 0 else math.inf)
+        for o, a in probe.items()
+    }
     total = sum(power.values())
     rows = []
     for k, w in enumerate(weights):
@@ -147,15 +178,23 @@ def tensor_rows(image: fmt.Image, task, weights: list, note) -> list:
         share = None
         if w.offset in power and total > 0 and math.isfinite(total):
             share = power[w.offset] / total
-        rows.append({
-            "model": task.name, "index": k, "operator": w.op_type, "shape": list(w.shape),
-            "group": _group_name(int(w.group)), "rate": rate, "bits_per_weight": bpw,
-            "bytes_before": w.size, "bytes_after": after,
-            "weight_snr_db": tn.weight_snr_db if tn else None,
-            "exact": f is None and (tn is None or tn.weight_snr_db == math.inf),
-            "alone_snr_db": tn.alone_snr_db if tn else None,
-            "noise_share": share,
-        })
+        rows.append(
+            {
+                "model": task.name,
+                "index": k,
+                "operator": w.op_type,
+                "shape": list(w.shape),
+                "group": _group_name(int(w.group)),
+                "rate": rate,
+                "bits_per_weight": bpw,
+                "bytes_before": w.size,
+                "bytes_after": after,
+                "weight_snr_db": tn.weight_snr_db if tn else None,
+                "exact": f is None and (tn is None or tn.weight_snr_db == math.inf),
+                "alone_snr_db": tn.alone_snr_db if tn else None,
+                "noise_share": share,
+            }
+        )
     return rows
 
 
@@ -170,8 +209,19 @@ def strict(obj):
     return obj
 
 
-TENSOR_COLUMNS = ("model", "index", "operator", "shape", "group", "rate", "bytes_before",
-                  "bytes_after", "weight_snr_db", "alone_snr_db", "noise_share")
+TENSOR_COLUMNS = (
+    "model",
+    "index",
+    "operator",
+    "shape",
+    "group",
+    "rate",
+    "bytes_before",
+    "bytes_after",
+    "weight_snr_db",
+    "alone_snr_db",
+    "noise_share",
+)
 
 
 def _fmt(v, spec: str, none: str = "-") -> str:
@@ -184,8 +234,10 @@ def _fmt(v, spec: str, none: str = "-") -> str:
 
 def format_tensors(r: dict) -> str:
     """The `inspect --tensors` table."""
-    lines = [f"{'model':24s} {'#':>3s} {'operator':18s} {'shape':16s} {'grp':3s} {'rate':>6s} "
-             f"{'bytes':>8s} {'stored':>8s} {'wSNR dB':>8s} {'alone dB':>8s} {'noise':>6s}"]
+    lines = [
+        f"{'model':24s} {'#':>3s} {'operator':18s} {'shape':16s} {'grp':3s} {'rate':>6s} "
+        f"{'bytes':>8s} {'stored':>8s} {'wSNR dB':>8s} {'alone dB':>8s} {'noise':>6s}"
+    ]
     for m in r["models"]:
         for t in m.get("tensors", []):
             shape = "x".join(map(str, t["shape"]))
@@ -194,7 +246,8 @@ def format_tensors(r: dict) -> str:
                 f"{m['name'][:24]:24s} {t['index']:3d} {t['operator'][:18]:18s} {shape[:16]:16s} "
                 f"{t['group']:3s} {t['rate']:>6s} {t['bytes_before']:8d} {t['bytes_after']:8d} "
                 f"{_fmt(t['weight_snr_db'], '.1f'):>8s} {_fmt(t['alone_snr_db'], '.1f'):>8s} "
-                f"{share:>6s}")
+                f"{share:>6s}"
+            )
     if not any(m.get("notes") for m in r["models"]):
         lines.append("(no build notes in this image: fidelity columns are '-')")
     return "\n".join(lines)
@@ -210,35 +263,52 @@ def tensors_csv(r: dict) -> str:
     for m in r["models"]:
         for t in m.get("tensors", []):
             row = dict(t, shape="x".join(map(str, t["shape"])))
-            w.writerow(["" if row[c] is None else _fmt(row[c], "g") if isinstance(row[c], float)
-                        else row[c] for c in TENSOR_COLUMNS])
+            w.writerow(
+                [
+                    ""
+                    if row[c] is None
+                    else _fmt(row[c], "g")
+                    if isinstance(row[c], float)
+                    else row[c]
+                    for c in TENSOR_COLUMNS
+                ]
+            )
     return buf.getvalue()
 
 
 def format_report(r: dict) -> str:
-    lines = [f"{'model':40s} {'ops':>4s} {'original':>9s} {'in image':>9s} {'ratio':>6s} "
-             f"{'PQ/raw':>7s} {'SRAM model':>10s} {'arena':>8s} {'SNR dB':>6s} {'held':>5s} "
-             f"{'agree':>6s} "
-             f"{'inputs':>10s}"]
+    lines = [
+        f"{'model':40s} {'ops':>4s} {'original':>9s} {'in image':>9s} {'ratio':>6s} "
+        f"{'PQ/raw':>7s} {'SRAM model':>10s} {'arena':>8s} {'SNR dB':>6s} {'held':>5s} "
+        f"{'agree':>6s} "
+        f"{'inputs':>10s}"
+    ]
     for m in r["models"]:
         agree = "-" if m.get("agreement") is None else f"{100 * m['agreement']:.1f}%"
-        inputs = ("-" if m.get("inputs_real") is None
-                  else f"{m['inputs_real']}r+{m['inputs_generated']}g")
+        inputs = (
+            "-" if m.get("inputs_real") is None else f"{m['inputs_real']}r+{m['inputs_generated']}g"
+        )
         lines.append(
             f"{m['name'][:40]:40s} {sum(m['operators'].values()):4d} {m['original_bytes']:9d} "
             f"{m['image_bytes']:9d} {m['ratio']:5.2f}x "
             f"{m['tensors_compressed']:3d}/{m['tensors_raw']:<3d} {m['sram_model_bytes']:10d} "
             f"{m['arena_bytes']:8d} {_fmt(m.get('snr_db'), '.1f'):>6s} "
             f"{_fmt(m.get('held_out_snr_db'), '.1f'):>5s} {agree:>6s} "
-            f"{inputs:>10s}")
+            f"{inputs:>10s}"
+        )
     for m in r["models"]:  # models built with labelled data are judged on accuracy
         if m.get("accuracy") is not None and m.get("accuracy_original") is not None:
             eps = "" if m.get("epsilon") is None else f" (allowed loss {m['epsilon']:g} pt)"
-            test = ("" if m.get("test_accuracy") is None else
-                    f"; {m['test_accuracy_original']:.2f}% -> {m['test_accuracy']:.2f}% on its "
-                    "test data (reported only)")
-            lines.append(f"{m['name']}: accuracy {m['accuracy_original']:.2f}% -> "
-                         f"{m['accuracy']:.2f}% on its validation data{eps}{test}")
+            test = (
+                ""
+                if m.get("test_accuracy") is None
+                else f"; {m['test_accuracy_original']:.2f}% -> {m['test_accuracy']:.2f}% on its "
+                "test data (reported only)"
+            )
+            lines.append(
+                f"{m['name']}: accuracy {m['accuracy_original']:.2f}% -> "
+                f"{m['accuracy']:.2f}% on its validation data{eps}{test}"
+            )
     lines += [
         "",
         f"codebooks: {r['codebooks']} sub-codebooks, {r['codebook_bytes']} bytes (fp16, shared)",
@@ -252,7 +322,10 @@ def format_report(r: dict) -> str:
         f"{r['sram']['model_region_bytes']} ({r['sram']['largest_model']}) + tensor arena "
         f"{r['sram']['arena_bytes']} ({r['sram']['largest_arena']}) + codeword cache "
         f"{r['sram']['codeword_cache_bytes']}"
-        + ("" if r["sram"]["arena_measured"] else " (arena not measured for every model: "
-           "a lower bound)"),
+        + (
+            ""
+            if r["sram"]["arena_measured"]
+            else " (arena not measured for every model: a lower bound)"
+        ),
     ]
     return "\n".join(lines)

@@ -13,8 +13,13 @@ from markupsafe import Markup
 
 from . import __version__
 
-RATE_COLORS = {"2bpw": "#1f78b4", "4bpw": "#a6cee3", "6bpw": "#33a02c", "raw": "#fb9a29",
-               "other": "#bdbdbd"}
+RATE_COLORS = {
+    "2bpw": "#1f78b4",
+    "4bpw": "#a6cee3",
+    "6bpw": "#33a02c",
+    "raw": "#fb9a29",
+    "other": "#bdbdbd",
+}
 ORIGINAL = "#e5e5e5"
 FAIL, OK = "#d7301f", "#31a354"
 
@@ -36,12 +41,14 @@ def _db(v) -> str:
 
 
 def _short(name: str, n: int = 26) -> str:
-    return name if len(name) <= n else name[:n - 1] + "\u2026"
+    return name if len(name) <= n else name[: n - 1] + "\u2026"
 
 
 def _rect(x, y, w, h, color, title) -> str:
-    return (f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{h}" '
-            f'fill="{color}"><title>{escape(title)}</title></rect>')
+    return (
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{h}" '
+        f'fill="{color}"><title>{escape(title)}</title></rect>'
+    )
 
 
 def _text(x, y, s, anchor="start", cls="") -> str:
@@ -50,9 +57,12 @@ def _text(x, y, s, anchor="start", cls="") -> str:
 
 
 def _svg(width, height, body, label) -> Markup:
-    return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-                  f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}">'
-                  + "".join(body) + "</svg>")
+    return Markup(
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}">'
+        + "".join(body)
+        + "</svg>"
+    )
 
 
 def rate_bytes(model: dict) -> dict:
@@ -90,15 +100,17 @@ def sizes_chart(models: list, width=1000) -> Markup:
         body.append(_text(label_w - 8, y + 22, _short(m["name"]), "end", "label"))
         w = bar_w * m["original_bytes"] / top
         body.append(_rect(label_w, y, w, 14, ORIGINAL, f"original {m['original_bytes']} B"))
-        body.append(_text(label_w + w + 6, y + 11, f"{_kb(m['original_bytes'])} original",
-                          cls="small"))
+        body.append(
+            _text(label_w + w + 6, y + 11, f"{_kb(m['original_bytes'])} original", cls="small")
+        )
         x = label_w
         for rate, n in rate_bytes(m).items():
             w = bar_w * n / top
             body.append(_rect(x, y + 17, w, 18, _rate_color(rate), f"{rate}: {n} B"))
             x += w
-        body.append(_text(x + 6, y + 31, f"{_kb(m['image_bytes'])} in image "
-                          f"({m['ratio']:.2f}x)", cls="num"))
+        body.append(
+            _text(x + 6, y + 31, f"{_kb(m['image_bytes'])} in image ({m['ratio']:.2f}x)", cls="num")
+        )
     return _svg(width, 8 + row * len(models), body, "bytes per model")
 
 
@@ -118,12 +130,15 @@ def fidelity_chart(models: list, width=1000) -> Markup:
             ok = target is None or snr >= target
             if m["epsilon"] is not None and m["accuracy"] is not None:  # judged on accuracy
                 ok = m["accuracy"] >= m["accuracy_original"] - m["epsilon"]
-            body.append(_rect(label_w, y, bar_w * v / top, 18, OK if ok else FAIL,
-                              f"output SNR {_db(snr)}"))
+            body.append(
+                _rect(label_w, y, bar_w * v / top, 18, OK if ok else FAIL, f"output SNR {_db(snr)}")
+            )
         if target is not None:
             x = label_w + bar_w * target / top
-            body.append(f'<line x1="{x:.1f}" y1="{y - 2}" x2="{x:.1f}" y2="{y + 20}" '
-                        'stroke="#333" stroke-dasharray="3,2"/>')
+            body.append(
+                f'<line x1="{x:.1f}" y1="{y - 2}" x2="{x:.1f}" y2="{y + 20}" '
+                'stroke="#333" stroke-dasharray="3,2"/>'
+            )
         extra = [_db(snr)]
         if m["agreement"] is not None:
             extra.append(f"top-1 {100 * m['agreement']:.1f}%")
@@ -137,15 +152,22 @@ def fidelity_chart(models: list, width=1000) -> Markup:
 
 def budget_chart(r: dict, limits, width=1000) -> Markup:
     """Flash: the image; SRAM: model region + arena + codeword cache; against the budget."""
-    sram = r.get("sram") or {"model_region_bytes": r["max_model_bytes"],
-                             "arena_bytes": r["max_arena_bytes"], "codeword_cache_bytes": 0}
+    sram = r.get("sram") or {
+        "model_region_bytes": r["max_model_bytes"],
+        "arena_bytes": r["max_arena_bytes"],
+        "codeword_cache_bytes": 0,
+    }
     flash_parts = [("codebooks", r["codebook_bytes"], "#6a3d9a")]
     flash_parts.append(("models", r["image_bytes"] - r["codebook_bytes"], "#1f78b4"))
-    sram_parts = [("model region", sram["model_region_bytes"], "#1f78b4"),
-                  ("tensor arena", sram["arena_bytes"], "#a6cee3"),
-                  ("codeword cache", sram.get("codeword_cache_bytes", 0), "#6a3d9a")]
-    rows = [("flash", flash_parts, getattr(limits, "flash", None)),
-            ("SRAM", sram_parts, getattr(limits, "sram", None))]
+    sram_parts = [
+        ("model region", sram["model_region_bytes"], "#1f78b4"),
+        ("tensor arena", sram["arena_bytes"], "#a6cee3"),
+        ("codeword cache", sram.get("codeword_cache_bytes", 0), "#6a3d9a"),
+    ]
+    rows = [
+        ("flash", flash_parts, getattr(limits, "flash", None)),
+        ("SRAM", sram_parts, getattr(limits, "sram", None)),
+    ]
     label_w, bar_w = 90, width - 90 - 330
     body = []
     for i, (name, parts, limit) in enumerate(rows):
@@ -154,8 +176,7 @@ def budget_chart(r: dict, limits, width=1000) -> Markup:
         y = 8 + i * 44
         body.append(_text(label_w - 8, y + 16, name, "end", "label"))
         if limit:
-            body.append(_rect(label_w, y, bar_w * limit / top, 22, "#f4f4f4",
-                              f"budget {limit} B"))
+            body.append(_rect(label_w, y, bar_w * limit / top, 22, "#f4f4f4", f"budget {limit} B"))
         x = label_w
         for what, n, color in parts:
             w = bar_w * n / top
@@ -163,15 +184,19 @@ def budget_chart(r: dict, limits, width=1000) -> Markup:
             x += w
         if limit:
             lx = label_w + bar_w * limit / top
-            body.append(f'<line x1="{lx:.1f}" y1="{y - 4}" x2="{lx:.1f}" y2="{y + 26}" '
-                        f'stroke="{FAIL if used > limit else "#333"}" stroke-width="2"/>')
+            body.append(
+                f'<line x1="{lx:.1f}" y1="{y - 4}" x2="{lx:.1f}" y2="{y + 26}" '
+                f'stroke="{FAIL if used > limit else "#333"}" stroke-width="2"/>'
+            )
             head = f"{_kb(used)} of {_kb(limit)}: " + (
-                f"{_kb(limit - used)} free" if used <= limit else f"{_kb(used - limit)} OVER")
+                f"{_kb(limit - used)} free" if used <= limit else f"{_kb(used - limit)} OVER"
+            )
         else:
             head = f"{_kb(used)} (no budget given)"
         body.append(_text(label_w + bar_w + 8, y + 16, head, cls="num"))
-        body.append(_text(label_w, y + 36, ", ".join(f"{w} {_kb(n)}" for w, n, _ in parts),
-                          cls="small"))
+        body.append(
+            _text(label_w, y + 36, ", ".join(f"{w} {_kb(n)}" for w, n, _ in parts), cls="small")
+        )
     return _svg(width, 8 + 44 * len(rows), body, "flash and SRAM")
 
 
@@ -184,25 +209,54 @@ def tensor_chart(model: dict, width=1000) -> Markup:
     for i, t in enumerate(ts):
         y = 4 + i * row
         shape = "x".join(map(str, t["shape"]))
-        body.append(_text(label_w - 6, y + 10, _short(f"{t['index']} {t['operator']} {shape}", 40),
-                          "end", "small"))
-        body.append(_rect(label_w, y, bar_w * t["bytes_before"] / top, 12, ORIGINAL,
-                          f"int8: {t['bytes_before']} B"))
-        body.append(_rect(label_w, y + 2, bar_w * t["bytes_after"] / top, 8,
-                          _rate_color(t["rate"]), f"{t['rate']}: {t['bytes_after']} B"))
+        body.append(
+            _text(
+                label_w - 6,
+                y + 10,
+                _short(f"{t['index']} {t['operator']} {shape}", 40),
+                "end",
+                "small",
+            )
+        )
+        body.append(
+            _rect(
+                label_w,
+                y,
+                bar_w * t["bytes_before"] / top,
+                12,
+                ORIGINAL,
+                f"int8: {t['bytes_before']} B",
+            )
+        )
+        body.append(
+            _rect(
+                label_w,
+                y + 2,
+                bar_w * t["bytes_after"] / top,
+                8,
+                _rate_color(t["rate"]),
+                f"{t['rate']}: {t['bytes_after']} B",
+            )
+        )
         share = "" if t["noise_share"] is None else f", noise {100 * t['noise_share']:.0f}%"
         w = t["weight_snr_db"]
         wtext = "" if w is None else ", exact" if math.isinf(w) and w > 0 else f", w {_db(w)}"
-        body.append(_text(label_w + bar_w + 6, y + 10,
-                          f"{t['rate']} {t['bytes_after']} B{wtext}{share}",
-                          cls="small"))
+        body.append(
+            _text(
+                label_w + bar_w + 6,
+                y + 10,
+                f"{t['rate']} {t['bytes_after']} B{wtext}{share}",
+                cls="small",
+            )
+        )
     return _svg(width, 8 + row * len(ts), body, f"weight tensors of {model['name']}")
 
 
 def legend(rates: list) -> Markup:
-    items = [("original int8", ORIGINAL)] + [(f"{k} " + ("weights" if k != "other" else
-                                               "(graph, biases, tables)"), _rate_color(k))
-                                              for k in rates]
+    items = [("original int8", ORIGINAL)] + [
+        (f"{k} " + ("weights" if k != "other" else "(graph, biases, tables)"), _rate_color(k))
+        for k in rates
+    ]
     body, x = [], 0
     for name, color in items:
         body.append(_rect(x, 2, 12, 12, color, name))
@@ -215,11 +269,25 @@ def render(r: dict, limits=None, title: str = "image") -> str:
     here = os.path.dirname(os.path.abspath(__file__))
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(os.path.join(here, "backend", "templates")),
-        autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
     models = r["models"]
     return env.get_template("report.html.j2").render(
-        r=r, title=title, version=__version__, limits=limits, models=models,
-        sizes=sizes_chart(models), fidelity=fidelity_chart(models), budget=budget_chart(r, limits),
-        tensors=[(m, tensor_chart(m)) for m in models], legend=legend(rate_columns(models)),
-        rates=rate_columns(models), db=_db, kb=_kb,
-        rate_bytes=rate_bytes, any_notes=any(m["notes"] for m in models))
+        r=r,
+        title=title,
+        version=__version__,
+        limits=limits,
+        models=models,
+        sizes=sizes_chart(models),
+        fidelity=fidelity_chart(models),
+        budget=budget_chart(r, limits),
+        tensors=[(m, tensor_chart(m)) for m in models],
+        legend=legend(rate_columns(models)),
+        rates=rate_columns(models),
+        db=_db,
+        kb=_kb,
+        rate_bytes=rate_bytes,
+        any_notes=any(m["notes"] for m in models),
+    )

@@ -31,8 +31,10 @@ def load_samples(model: ModelIR, path: str, limit: int) -> list:
         if isinstance(arr, np.lib.npyio.NpzFile):  # an .npz of data: its inputs `x`
             with arr:
                 if "x" not in arr.files:
-                    raise YonocError(f"{path}: an .npz of samples needs an array 'x' (has "
-                                     f"{', '.join(arr.files) or 'none'})")
+                    raise YonocError(
+                        f"{path}: an .npz of samples needs an array 'x' (has "
+                        f"{', '.join(arr.files) or 'none'})"
+                    )
                 arr = np.asarray(arr["x"])
     except YonocError:
         raise
@@ -43,8 +45,10 @@ def load_samples(model: ModelIR, path: str, limit: int) -> list:
     shape = tuple(info.shape)
     per_sample = int(np.prod(shape))
     if arr.size == 0 or arr.size % per_sample:
-        raise YonocError(f"{path}: {arr.shape} does not hold whole inputs of shape {shape} "
-                         f"for model {model.name}")
+        raise YonocError(
+            f"{path}: {arr.shape} does not hold whole inputs of shape {shape} "
+            f"for model {model.name}"
+        )
     arr = arr.reshape((-1,) + shape)[:limit]
     if arr.dtype != np.dtype(info.dtype):
         arr = quant.quantize(arr, info.scale, info.zero_point, info.dtype)
@@ -59,16 +63,20 @@ def samples_for(model: ModelIR, explicit: dict, generated: int, limit: int):
     are tuples (see `interpreter.generated_inputs`); real ones feed input 0.
     """
     if not model.inputs:
-        raise YonocError(f"{model.name}: model has no inputs to check it with; build with "
-                         "--no-check to store it without the TFLM fidelity check")
-    real = [x for path in find_sample_files(model, explicit)
-            for x in load_samples(model, path, limit)][:limit]
+        raise YonocError(
+            f"{model.name}: model has no inputs to check it with; build with "
+            "--no-check to store it without the TFLM fidelity check"
+        )
+    real = [
+        x for path in find_sample_files(model, explicit) for x in load_samples(model, path, limit)
+    ][:limit]
     if real and len(model.inputs) > 1:  # real samples feed input 0; generated ones the rest
         real = [(x,) + extra[1:] for x, extra in zip(real, generated_inputs(model, len(real), 1))]
     return real + generated_inputs(model, generated), len(real)
 
 
 # --- training and test data of a build spec (Algorithm 1, passes/em.py)
+
 
 @dataclass(frozen=True)
 class DataSpec:
@@ -128,12 +136,10 @@ def split_val(x: np.ndarray, y: np.ndarray, seed: int = VAL_SPLIT_SEED):
     val = np.zeros(len(y), bool)
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
-        val[idx[:(len(idx) + 1) // 2]] = True
+        val[idx[: (len(idx) + 1) // 2]] = True
     if val.all() or not val.any():  # one example: nothing to split
         return x, y, x, y
     return x[val], y[val], x[~val], y[~val]
-
-
 
 
 def model_inputs(model: ModelIR, x: np.ndarray) -> list[np.ndarray]:
@@ -162,8 +168,9 @@ def load_npz(path: str, need_labels: bool = False) -> tuple[np.ndarray, np.ndarr
     except FileNotFoundError:
         raise YonocError(f"{path}: no such data file") from None
     except KeyError:
-        raise YonocError(f"{path}: an .npz data file needs an array 'x' (and 'y' for labels)") \
-            from None
+        raise YonocError(
+            f"{path}: an .npz data file needs an array 'x' (and 'y' for labels)"
+        ) from None
     except Exception as e:
         raise YonocError(f"{path}: cannot read data ({type(e).__name__})") from None
     if need_labels and y is None:
@@ -181,8 +188,9 @@ def check_data_shape(model: ModelIR, x: np.ndarray, path: str) -> np.ndarray:
     shape = tuple(model.inputs[0].shape)
     per = int(np.prod(shape))
     if x.size == 0 or x.size % per or x.size // per != len(x):
-        raise YonocError(f"{path}: inputs of shape {x.shape} do not fit model {model.name} "
-                         f"input {shape}")
+        raise YonocError(
+            f"{path}: inputs of shape {x.shape} do not fit model {model.name} input {shape}"
+        )
     return x.reshape((len(x),) + (shape[1:] if shape and shape[0] == 1 else shape))
 
 
@@ -215,6 +223,8 @@ def load_data(model: ModelIR, spec: DataSpec) -> ModelData:
     if yt is None:  # unlabelled test data: judged on fidelity (em.py), nothing to split
         return ModelData(x, y, xt, yt, spec.epsilon)
     xv, yv, xt, yt = split_val(xt, yt)
-    split = (f"no val data: test split (seed {VAL_SPLIT_SEED}) into {len(yv)} val (decisions) "
-             f"+ {len(yt)} test (reported)")
+    split = (
+        f"no val data: test split (seed {VAL_SPLIT_SEED}) into {len(yv)} val (decisions) "
+        f"+ {len(yt)} test (reported)"
+    )
     return ModelData(x, y, xt, yt, spec.epsilon, xv, yv, split)

@@ -34,24 +34,59 @@ silently change a build).
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, replace
+
+import tomllib
 
 from .errors import YonocError
 from .options import MODES, BuildOptions
 from .passes.em import DataSpec, EMOptions
 from .passes.fidelity import FidelityTarget
 
-_BUILD_KEYS = {"mode", "epsilon", "finetune", "codebooks", "epochs", "lr", "batch_size", "seed",
-               "init", "train_biases", "frozen_biases", "reassign", "loss", "max_train",
-               "max_iterations", "snr", "min_agreement", "fallback", "rate_search",
-               "patience"}
+_BUILD_KEYS = {
+    "mode",
+    "epsilon",
+    "finetune",
+    "codebooks",
+    "epochs",
+    "lr",
+    "batch_size",
+    "seed",
+    "init",
+    "train_biases",
+    "frozen_biases",
+    "reassign",
+    "loss",
+    "max_train",
+    "max_iterations",
+    "snr",
+    "min_agreement",
+    "fallback",
+    "rate_search",
+    "patience",
+}
 _MODEL_KEYS = {"path", "train", "val", "test", "inputs", "epsilon", "samples"}
-_EM_KEYS = {"epsilon", "epochs", "lr", "batch_size", "seed", "init", "train_biases",
-            "frozen_biases", "reassign", "loss", "max_train", "max_iterations", "rate_search",
-            "patience"}
-_EM_CHOICES = {"init": ("original", "reconstructed"), "reassign": ("original", "finetuned"),
-               "loss": ("auto", "ce", "bce", "kl", "mse")}
+_EM_KEYS = {
+    "epsilon",
+    "epochs",
+    "lr",
+    "batch_size",
+    "seed",
+    "init",
+    "train_biases",
+    "frozen_biases",
+    "reassign",
+    "loss",
+    "max_train",
+    "max_iterations",
+    "rate_search",
+    "patience",
+}
+_EM_CHOICES = {
+    "init": ("original", "reconstructed"),
+    "reassign": ("original", "finetuned"),
+    "loss": ("auto", "ce", "bce", "kl", "mse"),
+}
 
 
 @dataclass
@@ -82,8 +117,10 @@ def load_spec(path: str) -> Spec:
 
     unknown = set(doc) - {"build", "model"}
     if unknown:
-        raise YonocError(f"{path}: unknown table(s) {', '.join(sorted(unknown))} "
-                         "(expected [build] and [[model]])")
+        raise YonocError(
+            f"{path}: unknown table(s) {', '.join(sorted(unknown))} "
+            "(expected [build] and [[model]])"
+        )
     build = dict(doc.get("build", {}))
     bad = set(build) - _BUILD_KEYS
     if bad:
@@ -111,7 +148,7 @@ def load_spec(path: str) -> Spec:
     for k, entry in enumerate(models):
         where = f"[[model]] #{k + 1}"
         if not isinstance(entry, dict) or "path" not in entry:
-            raise YonocError(f"{path}: {where} needs path = \"....tflite\"")
+            raise YonocError(f'{path}: {where} needs path = "....tflite"')
         bad = set(entry) - _MODEL_KEYS
         if bad:
             raise YonocError(f"{path}: {where}: unknown key(s) {', '.join(sorted(bad))}")
@@ -121,21 +158,34 @@ def load_spec(path: str) -> Spec:
         eps = entry.get("epsilon")
         if eps is not None and (not isinstance(eps, (int, float)) or eps < 0):
             raise YonocError(f"{path}: {where}: epsilon must be a non-negative number")
-        files = {key: resolve(entry[key], f"{where} {key}")
-                 for key in ("train", "val", "test", "inputs") if key in entry}
+        files = {
+            key: resolve(entry[key], f"{where} {key}")
+            for key in ("train", "val", "test", "inputs")
+            if key in entry
+        }
         if files:
             if "train" in files and "inputs" in files:
-                raise YonocError(f"{path}: {where}: give train (labelled) or inputs "
-                                 "(unlabelled), not both")
+                raise YonocError(
+                    f"{path}: {where}: give train (labelled) or inputs (unlabelled), not both"
+                )
             if "test" in files and not ({"train", "inputs"} & set(files)):
                 raise YonocError(f"{path}: {where}: test data needs train = or inputs = too")
             if "val" in files and not ("train" in files and "test" in files):
-                raise YonocError(f"{path}: {where}: val data needs train = and test = too "
-                                 "(labelled data)")
-            data.append((name, DataSpec(files.get("train"), files.get("test"),
-                                        files.get("inputs"),
-                                        float(eps) if eps is not None else None,
-                                        files.get("val"))))
+                raise YonocError(
+                    f"{path}: {where}: val data needs train = and test = too (labelled data)"
+                )
+            data.append(
+                (
+                    name,
+                    DataSpec(
+                        files.get("train"),
+                        files.get("test"),
+                        files.get("inputs"),
+                        float(eps) if eps is not None else None,
+                        files.get("val"),
+                    ),
+                )
+            )
         if "samples" in entry:
             samples.append((name, resolve(entry["samples"], f"{where} samples")))
     return Spec(path, paths, build, tuple(data), tuple(samples))
@@ -149,14 +199,21 @@ def apply(spec: Spec, options: BuildOptions, overrides: dict | None = None) -> B
     if "epsilon" in em_kw:
         em_kw["epsilon"] = float(em_kw["epsilon"])
     em = replace(options.em, **em_kw)
-    target = FidelityTarget(float(b.get("snr", options.target.snr_db)),
-                            float(b.get("min_agreement", options.target.min_agreement)))
+    target = FidelityTarget(
+        float(b.get("snr", options.target.snr_db)),
+        float(b.get("min_agreement", options.target.min_agreement)),
+    )
     return replace(
-        options, mode=b.get("mode", options.mode), em=em, target=target,
+        options,
+        mode=b.get("mode", options.mode),
+        em=em,
+        target=target,
         finetune=b.get("finetune", options.finetune),
         frozen_codebooks=b.get("codebooks", options.frozen_codebooks),
         fallback=b.get("fallback", options.fallback),
-        data=tuple(options.data) + spec.data, samples=tuple(options.samples) + spec.samples)
+        data=tuple(options.data) + spec.data,
+        samples=tuple(options.samples) + spec.samples,
+    )
 
 
 __all__ = ["Spec", "load_spec", "apply", "EMOptions"]

@@ -90,13 +90,30 @@ def _worker_main():
 def _start(fn) -> tuple:
     parent, child = socket.socketpair()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        ),
+    )
     target = f"{fn.__module__}:{fn.__qualname__}"
     proc = subprocess.Popen(
-        ["/bin/sh", "-c", "trap '' INT; exec \"$@\"", "yonoc-worker", sys.executable, "-c",
-         _CHILD, str(child.fileno()), target, str(log.getEffectiveLevel())],
-        pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env)
+        [
+            "/bin/sh",
+            "-c",
+            "trap '' INT; exec \"$@\"",
+            "yonoc-worker",
+            sys.executable,
+            "-c",
+            _CHILD,
+            str(child.fileno()),
+            target,
+            str(log.getEffectiveLevel()),
+        ],
+        pass_fds=(child.fileno(),),
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
     child.close()
     return proc, Connection(parent.detach())
 
@@ -151,8 +168,9 @@ def _receive(w, on_result) -> None:
         msg = w[1].recv()
     except (EOFError, OSError):
         code = w[0].wait()
-        raise WorkerDied(f"a worker process died (exit code {code}) while compiling; out of "
-                         "memory? try -j 1") from None
+        raise WorkerDied(
+            f"a worker process died (exit code {code}) while compiling; out of memory? try -j 1"
+        ) from None
     if msg[0] == "log":
         log.log(msg[1], "%s", msg[2])
     elif msg[0] == "done":

@@ -32,7 +32,7 @@ def _name_with_nul() -> bytes:
     task_table = struct.unpack_from("<I", data, spec.HEADER.offset("task_table_offset"))[0]
     name_off = struct.unpack_from("<I", data, task_table + spec.TASK_ENTRY.offset("name_offset"))[0]
     data[name_off + 2] = 0
-    crc = fmt.crc32(bytes(data[spec.CRC_START:]))
+    crc = fmt.crc32(bytes(data[spec.CRC_START :]))
     struct.pack_into("<I", data, spec.HEADER.offset("crc32"), crc)
     return bytes(data)
 
@@ -41,18 +41,38 @@ def _residual(bad_index: bool = False) -> bytes:
     """PQ_RESIDUAL records (linear and kernel-major) whose sums saturate at both ends: a valid
     image that the replay rebuilds through every path; with `bad_index`, one residual index is
     past its codebook (K = 3), which the reader must refuse (kBadIndex)."""
-    base = np.array([[120, -120, 5, -5], [0, 1, 2, 3], [-128, 127, 64, -64], [7, 7, 7, 7]],
-                    np.float32)
+    base = np.array(
+        [[120, -120, 5, -5], [0, 1, 2, 3], [-128, 127, 64, -64], [7, 7, 7, 7]], np.float32
+    )
     res = np.array([[20, -20], [-9, 9], [0, 1]], np.float32)
     books = [fmt.CodebookEntry(0, base), fmt.CodebookEntry(0, res)]
-    r_lin = fmt.Fill(16, 8, fmt.FillKind.PQ_RESIDUAL, 0, 0, 1, payload=bytes([0, 2, 0, 1, 2, 0]),
-                     residual_first=1, residual_count=1)
-    r_km = fmt.Fill(48, 12, fmt.FillKind.PQ_RESIDUAL, 1, 0, 1, 3, 2,
-                    payload=bytes([2, 0, 3, 0, 1, 2, 0, 1, 1]), residual_first=1,
-                    residual_count=1)
+    r_lin = fmt.Fill(
+        16,
+        8,
+        fmt.FillKind.PQ_RESIDUAL,
+        0,
+        0,
+        1,
+        payload=bytes([0, 2, 0, 1, 2, 0]),
+        residual_first=1,
+        residual_count=1,
+    )
+    r_km = fmt.Fill(
+        48,
+        12,
+        fmt.FillKind.PQ_RESIDUAL,
+        1,
+        0,
+        1,
+        3,
+        2,
+        payload=bytes([2, 0, 3, 0, 1, 2, 0, 1, 1]),
+        residual_first=1,
+        residual_count=1,
+    )
     model = bytearray(range(1, 97)) + bytes(64)
     for f in (r_lin, r_km):
-        model[f.dst_offset:f.dst_offset + f.length] = fmt.decode_pq(f, books).tobytes()
+        model[f.dst_offset : f.dst_offset + f.length] = fmt.decode_pq(f, books).tobytes()
     model = bytes(model)
     fills = [r_lin, r_km]
     fills += fmt.zero_fills(model, fills)
@@ -60,14 +80,17 @@ def _residual(bad_index: bool = False) -> bytes:
     if bad_index:
         at = data.index(bytes(r_lin.payload))
         data[at + 5] = 3  # a residual index (K = 3)
-        struct.pack_into("<I", data, spec.HEADER.offset("crc32"),
-                         fmt.crc32(bytes(data[spec.CRC_START:])))
+        struct.pack_into(
+            "<I", data, spec.HEADER.offset("crc32"), fmt.crc32(bytes(data[spec.CRC_START :]))
+        )
     return bytes(data)
 
 
-REGRESSIONS = {"name-with-nul.bin": _name_with_nul,
-               "residual-valid.bin": _residual,
-               "residual-index-past-k.bin": lambda: _residual(bad_index=True)}
+REGRESSIONS = {
+    "name-with-nul.bin": _name_with_nul,
+    "residual-valid.bin": _residual,
+    "residual-index-past-k.bin": lambda: _residual(bad_index=True),
+}
 
 
 def main() -> None:

@@ -32,62 +32,143 @@ TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templat
 # numpy dtype name -> (TfLiteType value, element bytes, upper-case name). TfLiteType numbers are
 # TFLM's (tensorflow/lite/core/c/c_api_types.h) so that firmware can compare them directly.
 DTYPES = {
-    "float32": (1, 4, "FLOAT32"), "int32": (2, 4, "INT32"), "uint8": (3, 1, "UINT8"),
-    "int64": (4, 8, "INT64"), "bool": (6, 1, "BOOL"), "int16": (7, 2, "INT16"),
-    "int8": (9, 1, "INT8"), "float16": (10, 2, "FLOAT16"), "float64": (11, 8, "FLOAT64"),
-    "uint64": (13, 8, "UINT64"), "uint32": (16, 4, "UINT32"), "uint16": (17, 2, "UINT16"),
+    "float32": (1, 4, "FLOAT32"),
+    "int32": (2, 4, "INT32"),
+    "uint8": (3, 1, "UINT8"),
+    "int64": (4, 8, "INT64"),
+    "bool": (6, 1, "BOOL"),
+    "int16": (7, 2, "INT16"),
+    "int8": (9, 1, "INT8"),
+    "float16": (10, 2, "FLOAT16"),
+    "float64": (11, 8, "FLOAT64"),
+    "uint64": (13, 8, "UINT64"),
+    "uint32": (16, 4, "UINT32"),
+    "uint16": (17, 2, "UINT16"),
 }
 
 # TFLite builtin operator (schema name) -> tflite::MicroMutableOpResolver method.
 # From tensorflow/lite/micro/micro_mutable_op_resolver.h (tflite-micro, 2026).
 BUILTIN_OPS = {
-    "ABS": "AddAbs", "ADD": "AddAdd", "ADD_N": "AddAddN", "ARG_MAX": "AddArgMax",
-    "ARG_MIN": "AddArgMin", "ASSIGN_VARIABLE": "AddAssignVariable",
-    "AVERAGE_POOL_2D": "AddAveragePool2D", "BATCH_MATMUL": "AddBatchMatMul",
-    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd", "BROADCAST_ARGS": "AddBroadcastArgs",
-    "BROADCAST_TO": "AddBroadcastTo", "CALL_ONCE": "AddCallOnce", "CAST": "AddCast",
-    "CEIL": "AddCeil", "CONCATENATION": "AddConcatenation", "CONV_2D": "AddConv2D",
-    "COS": "AddCos", "CUMSUM": "AddCumSum", "DEPTH_TO_SPACE": "AddDepthToSpace",
-    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D", "DEQUANTIZE": "AddDequantize", "DIV": "AddDiv",
-    "DYNAMIC_UPDATE_SLICE": "AddDynamicUpdateSlice", "EMBEDDING_LOOKUP": "AddEmbeddingLookup",
-    "ELU": "AddElu", "EQUAL": "AddEqual", "EXP": "AddExp", "EXPAND_DIMS": "AddExpandDims",
-    "FILL": "AddFill", "FLOOR": "AddFloor", "FLOOR_DIV": "AddFloorDiv",
-    "FLOOR_MOD": "AddFloorMod", "FULLY_CONNECTED": "AddFullyConnected", "GATHER": "AddGather",
-    "GATHER_ND": "AddGatherNd", "GREATER": "AddGreater", "GREATER_EQUAL": "AddGreaterEqual",
-    "HARD_SWISH": "AddHardSwish", "IF": "AddIf", "L2_NORMALIZATION": "AddL2Normalization",
-    "L2_POOL_2D": "AddL2Pool2D", "LEAKY_RELU": "AddLeakyRelu", "LESS": "AddLess",
-    "LESS_EQUAL": "AddLessEqual", "LOG": "AddLog", "LOGICAL_AND": "AddLogicalAnd",
-    "LOGICAL_NOT": "AddLogicalNot", "LOGICAL_OR": "AddLogicalOr", "LOGISTIC": "AddLogistic",
-    "LOG_SOFTMAX": "AddLogSoftmax", "MAXIMUM": "AddMaximum", "MAX_POOL_2D": "AddMaxPool2D",
-    "MIRROR_PAD": "AddMirrorPad", "MEAN": "AddMean", "MINIMUM": "AddMinimum", "MUL": "AddMul",
-    "NEG": "AddNeg", "NOT_EQUAL": "AddNotEqual", "PACK": "AddPack", "PAD": "AddPad",
-    "PADV2": "AddPadV2", "PRELU": "AddPrelu", "QUANTIZE": "AddQuantize",
-    "READ_VARIABLE": "AddReadVariable", "REDUCE_ALL": "AddReduceAll",
-    "REDUCE_MAX": "AddReduceMax", "REDUCE_MIN": "AddReduceMin", "RELU": "AddRelu",
-    "RELU6": "AddRelu6", "RESHAPE": "AddReshape", "RESIZE_BILINEAR": "AddResizeBilinear",
-    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor", "REVERSE_V2": "AddReverseV2",
-    "ROUND": "AddRound", "RSQRT": "AddRsqrt", "SELECT_V2": "AddSelectV2", "SHAPE": "AddShape",
-    "SIN": "AddSin", "SLICE": "AddSlice", "SOFTMAX": "AddSoftmax",
-    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd", "SPACE_TO_DEPTH": "AddSpaceToDepth",
-    "SPLIT": "AddSplit", "SPLIT_V": "AddSplitV", "SQUEEZE": "AddSqueeze", "SQRT": "AddSqrt",
-    "SQUARE": "AddSquare", "SQUARED_DIFFERENCE": "AddSquaredDifference",
-    "STRIDED_SLICE": "AddStridedSlice", "SUB": "AddSub", "SUM": "AddSum", "SVDF": "AddSvdf",
-    "TANH": "AddTanh", "TRANSPOSE_CONV": "AddTransposeConv", "TRANSPOSE": "AddTranspose",
-    "UNPACK": "AddUnpack", "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
-    "VAR_HANDLE": "AddVarHandle", "WHILE": "AddWhile", "ZEROS_LIKE": "AddZerosLike",
+    "ABS": "AddAbs",
+    "ADD": "AddAdd",
+    "ADD_N": "AddAddN",
+    "ARG_MAX": "AddArgMax",
+    "ARG_MIN": "AddArgMin",
+    "ASSIGN_VARIABLE": "AddAssignVariable",
+    "AVERAGE_POOL_2D": "AddAveragePool2D",
+    "BATCH_MATMUL": "AddBatchMatMul",
+    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd",
+    "BROADCAST_ARGS": "AddBroadcastArgs",
+    "BROADCAST_TO": "AddBroadcastTo",
+    "CALL_ONCE": "AddCallOnce",
+    "CAST": "AddCast",
+    "CEIL": "AddCeil",
+    "CONCATENATION": "AddConcatenation",
+    "CONV_2D": "AddConv2D",
+    "COS": "AddCos",
+    "CUMSUM": "AddCumSum",
+    "DEPTH_TO_SPACE": "AddDepthToSpace",
+    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
+    "DEQUANTIZE": "AddDequantize",
+    "DIV": "AddDiv",
+    "DYNAMIC_UPDATE_SLICE": "AddDynamicUpdateSlice",
+    "EMBEDDING_LOOKUP": "AddEmbeddingLookup",
+    "ELU": "AddElu",
+    "EQUAL": "AddEqual",
+    "EXP": "AddExp",
+    "EXPAND_DIMS": "AddExpandDims",
+    "FILL": "AddFill",
+    "FLOOR": "AddFloor",
+    "FLOOR_DIV": "AddFloorDiv",
+    "FLOOR_MOD": "AddFloorMod",
+    "FULLY_CONNECTED": "AddFullyConnected",
+    "GATHER": "AddGather",
+    "GATHER_ND": "AddGatherNd",
+    "GREATER": "AddGreater",
+    "GREATER_EQUAL": "AddGreaterEqual",
+    "HARD_SWISH": "AddHardSwish",
+    "IF": "AddIf",
+    "L2_NORMALIZATION": "AddL2Normalization",
+    "L2_POOL_2D": "AddL2Pool2D",
+    "LEAKY_RELU": "AddLeakyRelu",
+    "LESS": "AddLess",
+    "LESS_EQUAL": "AddLessEqual",
+    "LOG": "AddLog",
+    "LOGICAL_AND": "AddLogicalAnd",
+    "LOGICAL_NOT": "AddLogicalNot",
+    "LOGICAL_OR": "AddLogicalOr",
+    "LOGISTIC": "AddLogistic",
+    "LOG_SOFTMAX": "AddLogSoftmax",
+    "MAXIMUM": "AddMaximum",
+    "MAX_POOL_2D": "AddMaxPool2D",
+    "MIRROR_PAD": "AddMirrorPad",
+    "MEAN": "AddMean",
+    "MINIMUM": "AddMinimum",
+    "MUL": "AddMul",
+    "NEG": "AddNeg",
+    "NOT_EQUAL": "AddNotEqual",
+    "PACK": "AddPack",
+    "PAD": "AddPad",
+    "PADV2": "AddPadV2",
+    "PRELU": "AddPrelu",
+    "QUANTIZE": "AddQuantize",
+    "READ_VARIABLE": "AddReadVariable",
+    "REDUCE_ALL": "AddReduceAll",
+    "REDUCE_MAX": "AddReduceMax",
+    "REDUCE_MIN": "AddReduceMin",
+    "RELU": "AddRelu",
+    "RELU6": "AddRelu6",
+    "RESHAPE": "AddReshape",
+    "RESIZE_BILINEAR": "AddResizeBilinear",
+    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor",
+    "REVERSE_V2": "AddReverseV2",
+    "ROUND": "AddRound",
+    "RSQRT": "AddRsqrt",
+    "SELECT_V2": "AddSelectV2",
+    "SHAPE": "AddShape",
+    "SIN": "AddSin",
+    "SLICE": "AddSlice",
+    "SOFTMAX": "AddSoftmax",
+    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd",
+    "SPACE_TO_DEPTH": "AddSpaceToDepth",
+    "SPLIT": "AddSplit",
+    "SPLIT_V": "AddSplitV",
+    "SQUEEZE": "AddSqueeze",
+    "SQRT": "AddSqrt",
+    "SQUARE": "AddSquare",
+    "SQUARED_DIFFERENCE": "AddSquaredDifference",
+    "STRIDED_SLICE": "AddStridedSlice",
+    "SUB": "AddSub",
+    "SUM": "AddSum",
+    "SVDF": "AddSvdf",
+    "TANH": "AddTanh",
+    "TRANSPOSE_CONV": "AddTransposeConv",
+    "TRANSPOSE": "AddTranspose",
+    "UNPACK": "AddUnpack",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
+    "VAR_HANDLE": "AddVarHandle",
+    "WHILE": "AddWhile",
+    "ZEROS_LIKE": "AddZerosLike",
 }
 
 # Custom operators TFLM itself implements (custom name in the model -> resolver method). The
 # signal ops need TFLM's signal library (signal/micro/kernels), part of TFLM's default build.
 CUSTOM_OPS = {
-    "SignalDelay": "AddDelay", "SignalEnergy": "AddEnergy",
-    "SignalFftAutoScale": "AddFftAutoScale", "SignalFilterBank": "AddFilterBank",
+    "SignalDelay": "AddDelay",
+    "SignalEnergy": "AddEnergy",
+    "SignalFftAutoScale": "AddFftAutoScale",
+    "SignalFilterBank": "AddFilterBank",
     "SignalFilterBankLog": "AddFilterBankLog",
     "SignalFilterBankSquareRoot": "AddFilterBankSquareRoot",
     "SignalFilterBankSpectralSubtraction": "AddFilterBankSpectralSubtraction",
-    "SignalFramer": "AddFramer", "SignalIrfft": "AddIrfft", "SignalOverlapAdd": "AddOverlapAdd",
-    "SignalPCAN": "AddPCAN", "SignalRfft": "AddRfft", "SignalStacker": "AddStacker",
-    "SignalWindow": "AddWindow", "CIRCULAR_BUFFER": "AddCircularBuffer",
+    "SignalFramer": "AddFramer",
+    "SignalIrfft": "AddIrfft",
+    "SignalOverlapAdd": "AddOverlapAdd",
+    "SignalPCAN": "AddPCAN",
+    "SignalRfft": "AddRfft",
+    "SignalStacker": "AddStacker",
+    "SignalWindow": "AddWindow",
+    "CIRCULAR_BUFFER": "AddCircularBuffer",
     "TFLite_Detection_PostProcess": "AddDetectionPostprocess",
 }
 
@@ -140,6 +221,7 @@ class Generated:
 def _float_literal(x: float) -> str:
     """A C float literal that round-trips the float32 value exactly (and deterministically)."""
     import numpy as np
+
     v = float(np.float32(x))
     if v == 0.0:
         return "0.0f"
@@ -152,14 +234,20 @@ def _float_literal(x: float) -> str:
 
 def check_prefix(prefix: str) -> str:
     if not prefix or not _IDENT.match(prefix):
-        raise YonocError(f"--prefix {prefix!r}: must be a C identifier (letters, digits, _; "
-                         "not starting with a digit)")
+        raise YonocError(
+            f"--prefix {prefix!r}: must be a C identifier (letters, digits, _; "
+            "not starting with a digit)"
+        )
     if prefix.lower() == "yono":
-        raise YonocError("--prefix 'yono' is the runtime's own prefix (yono_image, YONO_...): "
-                         "the generated names would collide; choose another, e.g. app")
+        raise YonocError(
+            "--prefix 'yono' is the runtime's own prefix (yono_image, YONO_...): "
+            "the generated names would collide; choose another, e.g. app"
+        )
     if prefix.startswith("__") or re.match(r"^_[A-Z]", prefix):
-        raise YonocError(f"--prefix {prefix!r}: identifiers starting with __ or _<capital> are "
-                         "reserved in C and C++")
+        raise YonocError(
+            f"--prefix {prefix!r}: identifiers starting with __ or _<capital> are "
+            "reserved in C and C++"
+        )
     return prefix
 
 
@@ -170,17 +258,28 @@ def _ident(name: str) -> str:
 
 def _tensor(info, task: str, what: str) -> TensorDesc:
     if info.dtype not in DTYPES:
-        raise YonocError(f"task {task!r}: {what} has type {info.dtype}, which the generated C "
-                         f"descriptions do not support ({', '.join(sorted(DTYPES))})")
+        raise YonocError(
+            f"task {task!r}: {what} has type {info.dtype}, which the generated C "
+            f"descriptions do not support ({', '.join(sorted(DTYPES))})"
+        )
     code, size, tname = DTYPES[info.dtype]
     count = 1
     for d in info.shape:
         if d < 0:
-            raise YonocError(f"task {task!r}: {what} has a dynamic shape {list(info.shape)}; "
-                             "TFLM needs static shapes")
+            raise YonocError(
+                f"task {task!r}: {what} has a dynamic shape {list(info.shape)}; "
+                "TFLM needs static shapes"
+            )
         count *= d
-    return TensorDesc(info.dtype, code, tname, tuple(int(d) for d in info.shape), count * size,
-                      float(info.scale), int(info.zero_point))
+    return TensorDesc(
+        info.dtype,
+        code,
+        tname,
+        tuple(int(d) for d in info.shape),
+        count * size,
+        float(info.scale),
+        int(info.zero_point),
+    )
 
 
 def resolver_ops(tasks: list) -> list:
@@ -192,7 +291,7 @@ def resolver_ops(tasks: list) -> list:
     ops, unknown = [], []
     for name in sorted(users):
         if name.startswith("CUSTOM:"):
-            method = CUSTOM_OPS.get(name[len("CUSTOM:"):])
+            method = CUSTOM_OPS.get(name[len("CUSTOM:") :])
         else:
             method = BUILTIN_OPS.get(name)
         if method is None:
@@ -200,10 +299,13 @@ def resolver_ops(tasks: list) -> list:
         else:
             ops.append(OpDesc(name, method, users[name]))
     if unknown:
-        raise YonocError("no TFLM op resolver registration is known for operator(s): "
-                         + "; ".join(unknown) + ". Custom operators other than TFLM's own "
-                         "(signal ops, CIRCULAR_BUFFER, TFLite_Detection_PostProcess) must be "
-                         "registered by the firmware; --emit-c cannot generate them")
+        raise YonocError(
+            "no TFLM op resolver registration is known for operator(s): "
+            + "; ".join(unknown)
+            + ". Custom operators other than TFLM's own "
+            "(signal ops, CIRCULAR_BUFFER, TFLite_Detection_PostProcess) must be "
+            "registered by the firmware; --emit-c cannot generate them"
+        )
     # distinct methods: two custom names never share a method, builtins are unique keys
     return ops
 
@@ -217,15 +319,23 @@ def describe(image: fmt.Image) -> list:
         ir = read_model_bytes(fmt.rebuild(image, i), t.name)
         ident = _ident(t.name)
         if ident in idents:
-            raise YonocError(f"task names {idents[ident]!r} and {t.name!r} both become "
-                             f"{ident} in C; rename one")
+            raise YonocError(
+                f"task names {idents[ident]!r} and {t.name!r} both become {ident} in C; rename one"
+            )
         idents[ident] = t.name
-        tasks.append(TaskDesc(
-            index=i, name=t.name, ident=ident, model_size=t.model_size,
-            arena_size=t.arena_size, model_crc32=t.model_crc32,
-            inputs=[_tensor(x, t.name, f"input {k}") for k, x in enumerate(ir.inputs)],
-            outputs=[_tensor(x, t.name, f"output {k}") for k, x in enumerate(ir.outputs)],
-            operators=sorted(ir.operators)))
+        tasks.append(
+            TaskDesc(
+                index=i,
+                name=t.name,
+                ident=ident,
+                model_size=t.model_size,
+                arena_size=t.arena_size,
+                model_crc32=t.model_crc32,
+                inputs=[_tensor(x, t.name, f"input {k}") for k, x in enumerate(ir.inputs)],
+                outputs=[_tensor(x, t.name, f"output {k}") for k, x in enumerate(ir.outputs)],
+                operators=sorted(ir.operators),
+            )
+        )
     return tasks
 
 
@@ -251,7 +361,7 @@ def _c_comment(s: str) -> str:
 def _byte_lines(data: bytes) -> str:
     lines = []
     for i in range(0, len(data), BYTES_PER_LINE):
-        lines.append("    " + ", ".join(_HEX[b] for b in data[i:i + BYTES_PER_LINE]) + ",")
+        lines.append("    " + ", ".join(_HEX[b] for b in data[i : i + BYTES_PER_LINE]) + ",")
     return "\n".join(lines)
 
 
@@ -260,10 +370,16 @@ def _env():
         import jinja2
     except ImportError:  # pragma: no cover - jinja2 is a declared dependency
         from ..errors import MissingDependencyError
+
         raise MissingDependencyError("--emit-c needs jinja2: pip install jinja2") from None
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE_DIR), undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
     env.filters["c_string"] = _c_string
     env.filters["c_comment"] = _c_comment
     return env
@@ -280,15 +396,26 @@ def generate(image_bytes: bytes, prefix: str) -> Generated:
     max_rank = max([len(x.dims) for t in tasks for x in t.inputs + t.outputs] + [1])
     sram = firmware_sram(image)
     ctx = dict(
-        prefix=prefix, P=prefix.upper(), version=__version__, tasks=tasks, ops=ops,
-        image_size=len(image.data), image_crc32=int.from_bytes(image.data[12:16], "little"),
-        max_model_size=image.max_model_size, max_arena_size=image.max_arena_size,
-        arena_measured=all(t.arena_size for t in tasks), sram=sram,
-        codeword_cache_size=sram.codeword_cache, max_inputs=max_in,
-        max_outputs=max_out, max_rank=max_rank, guard=f"{prefix.upper()}_YONO",
+        prefix=prefix,
+        P=prefix.upper(),
+        version=__version__,
+        tasks=tasks,
+        ops=ops,
+        image_size=len(image.data),
+        image_crc32=int.from_bytes(image.data[12:16], "little"),
+        max_model_size=image.max_model_size,
+        max_arena_size=image.max_arena_size,
+        arena_measured=all(t.arena_size for t in tasks),
+        sram=sram,
+        codeword_cache_size=sram.codeword_cache,
+        max_inputs=max_in,
+        max_outputs=max_out,
+        max_rank=max_rank,
+        guard=f"{prefix.upper()}_YONO",
         alignment=fmt.ALIGN,
-        tflite_types=sorted(((name, code) for code, _, name in DTYPES.values()),
-                            key=lambda nc: nc[1]),
+        tflite_types=sorted(
+            ((name, code) for code, _, name in DTYPES.values()), key=lambda nc: nc[1]
+        ),
     )
     env = _env()
     files = {}

@@ -99,61 +99,85 @@ class Record:
         return next(f.offset for f in self.fields if f.name == name)
 
 
-HEADER = Record("Header", "HEADER", "HEADER_SIZE", 64, (
-    Field(0, "u8[4]", "magic", '"YONO"'),
-    Field(4, "u16", "format_version", "YONO_FORMAT_VERSION"),
-    Field(6, "u16", "header_size", "YONO_HEADER_SIZE"),
-    Field(8, "u32", "image_size", "total bytes of the image"),
-    Field(12, "u32", "crc32", "CRC-32 of bytes [YONO_CRC_START, image_size)"),
-    Field(16, "u32", "flags", "0"),
-    Field(20, "u16", "codebook_count", "entries in the codebook table"),
-    Field(22, "u16", "task_count", "entries in the task table (>= 1)"),
-    Field(24, "u32", "codebook_table_offset", ""),
-    Field(28, "u32", "task_table_offset", ""),
-    Field(32, "u32", "max_model_size", "largest model_size of any task"),
-    Field(36, "u32", "max_arena_size", "largest arena_size of any task"),
-    Field(40, "u32", "notes_offset", "opaque build notes, 16-aligned, 0 if none"),
-    Field(44, "u32", "notes_size", "bytes of build notes"),
-    Field(48, "u8[16]", "reserved", "0"),
-))
+HEADER = Record(
+    "Header",
+    "HEADER",
+    "HEADER_SIZE",
+    64,
+    (
+        Field(0, "u8[4]", "magic", '"YONO"'),
+        Field(4, "u16", "format_version", "YONO_FORMAT_VERSION"),
+        Field(6, "u16", "header_size", "YONO_HEADER_SIZE"),
+        Field(8, "u32", "image_size", "total bytes of the image"),
+        Field(12, "u32", "crc32", "CRC-32 of bytes [YONO_CRC_START, image_size)"),
+        Field(16, "u32", "flags", "0"),
+        Field(20, "u16", "codebook_count", "entries in the codebook table"),
+        Field(22, "u16", "task_count", "entries in the task table (>= 1)"),
+        Field(24, "u32", "codebook_table_offset", ""),
+        Field(28, "u32", "task_table_offset", ""),
+        Field(32, "u32", "max_model_size", "largest model_size of any task"),
+        Field(36, "u32", "max_arena_size", "largest arena_size of any task"),
+        Field(40, "u32", "notes_offset", "opaque build notes, 16-aligned, 0 if none"),
+        Field(44, "u32", "notes_size", "bytes of build notes"),
+        Field(48, "u8[16]", "reserved", "0"),
+    ),
+)
 
-CODEBOOK_ENTRY = Record("Codebook table entry", "CODEBOOK", "CODEBOOK_ENTRY_SIZE", 16, (
-    Field(0, "u8", "group", "Group"),
-    Field(1, "u8", "subvector_len", "s, 1..MAX_SUBVECTOR_LEN"),
-    Field(2, "u16", "codeword_count", "K, 1..MAX_CODEWORDS"),
-    Field(4, "u32", "data_offset", "K*s binary16 values, codeword-major"),
-    Field(8, "u32", "data_size", "K*s*2"),
-    Field(12, "u32", "reserved", "0"),
-))
+CODEBOOK_ENTRY = Record(
+    "Codebook table entry",
+    "CODEBOOK",
+    "CODEBOOK_ENTRY_SIZE",
+    16,
+    (
+        Field(0, "u8", "group", "Group"),
+        Field(1, "u8", "subvector_len", "s, 1..MAX_SUBVECTOR_LEN"),
+        Field(2, "u16", "codeword_count", "K, 1..MAX_CODEWORDS"),
+        Field(4, "u32", "data_offset", "K*s binary16 values, codeword-major"),
+        Field(8, "u32", "data_size", "K*s*2"),
+        Field(12, "u32", "reserved", "0"),
+    ),
+)
 
-TASK_ENTRY = Record("Task table entry", "TASK", "TASK_ENTRY_SIZE", 64, (
-    Field(0, "u32", "name_offset", "UTF-8 name followed by one 0 byte"),
-    Field(4, "u32", "name_length", "1..MAX_NAME_LENGTH"),
-    Field(8, "u32", "model_size", "bytes of the rebuilt .tflite"),
-    Field(12, "u32", "model_crc32", "CRC-32 of the rebuilt model"),
-    Field(16, "u32", "skeleton_offset", "model bytes no fill record covers"),
-    Field(20, "u32", "skeleton_size", ""),
-    Field(24, "u32", "fill_table_offset", "16-aligned array of fill records"),
-    Field(28, "u32", "fill_count", ""),
-    Field(32, "u32", "arena_size", "TFLM arena bytes at build time (0 = not measured)"),
-    Field(36, "u32", "flags", "0"),
-    Field(40, "u32", "original_size", "bytes of the input .tflite"),
-    Field(44, "u8[20]", "reserved", "0"),
-))
+TASK_ENTRY = Record(
+    "Task table entry",
+    "TASK",
+    "TASK_ENTRY_SIZE",
+    64,
+    (
+        Field(0, "u32", "name_offset", "UTF-8 name followed by one 0 byte"),
+        Field(4, "u32", "name_length", "1..MAX_NAME_LENGTH"),
+        Field(8, "u32", "model_size", "bytes of the rebuilt .tflite"),
+        Field(12, "u32", "model_crc32", "CRC-32 of the rebuilt model"),
+        Field(16, "u32", "skeleton_offset", "model bytes no fill record covers"),
+        Field(20, "u32", "skeleton_size", ""),
+        Field(24, "u32", "fill_table_offset", "16-aligned array of fill records"),
+        Field(28, "u32", "fill_count", ""),
+        Field(32, "u32", "arena_size", "TFLM arena bytes at build time (0 = not measured)"),
+        Field(36, "u32", "flags", "0"),
+        Field(40, "u32", "original_size", "bytes of the input .tflite"),
+        Field(44, "u8[20]", "reserved", "0"),
+    ),
+)
 
-FILL_RECORD = Record("Fill record", "FILL", "FILL_RECORD_SIZE", 24, (
-    Field(0, "u32", "dst_offset", "where in the rebuilt model it writes"),
-    Field(4, "u32", "length", "bytes it writes (> 0)"),
-    Field(8, "u8", "kind", "FillKind"),
-    Field(9, "u8", "layout", "Layout (PQ only)"),
-    Field(10, "u8", "codebook_count", "M, 1..MAX_SUBCODEBOOKS (PQ only)"),
-    Field(11, "u8", "residual_count", "M2 of the residual stage (PQ_RESIDUAL only)"),
-    Field(12, "u16", "codebook_first", "first of M consecutive codebooks (PQ only)"),
-    Field(14, "u16", "kernel_positions", "P (PQ layout 1 only)"),
-    Field(16, "u32", "src_offset", "RAW payload or PQ index array"),
-    Field(20, "u16", "inner_channels", "I (PQ layout 1 only)"),
-    Field(22, "u16", "residual_first", "first residual codebook (PQ_RESIDUAL only)"),
-))
+FILL_RECORD = Record(
+    "Fill record",
+    "FILL",
+    "FILL_RECORD_SIZE",
+    24,
+    (
+        Field(0, "u32", "dst_offset", "where in the rebuilt model it writes"),
+        Field(4, "u32", "length", "bytes it writes (> 0)"),
+        Field(8, "u8", "kind", "FillKind"),
+        Field(9, "u8", "layout", "Layout (PQ only)"),
+        Field(10, "u8", "codebook_count", "M, 1..MAX_SUBCODEBOOKS (PQ only)"),
+        Field(11, "u8", "residual_count", "M2 of the residual stage (PQ_RESIDUAL only)"),
+        Field(12, "u16", "codebook_first", "first of M consecutive codebooks (PQ only)"),
+        Field(14, "u16", "kernel_positions", "P (PQ layout 1 only)"),
+        Field(16, "u32", "src_offset", "RAW payload or PQ index array"),
+        Field(20, "u16", "inner_channels", "I (PQ layout 1 only)"),
+        Field(22, "u16", "residual_first", "first residual codebook (PQ_RESIDUAL only)"),
+    ),
+)
 
 RECORDS = (HEADER, CODEBOOK_ENTRY, TASK_ENTRY, FILL_RECORD)
 CRC_START = HEADER.offset("crc32") + 4  # the CRC covers everything after itself
@@ -173,6 +197,7 @@ HEADER_PATH = Path(__file__).resolve().parents[2] / "runtime/include/yono/image_
 
 def c_header() -> str:
     """The generated C header: #defines usable from C and C++ (no heap, no types)."""
+
     def d(name, value, comment=""):
         return f"#define YONO_{name} {value}" + (f"  // {comment}" if comment else "")
 
@@ -205,16 +230,23 @@ def c_header() -> str:
         out.append(d(rec.c_size, f"{rec.size}u"))
         for f in rec.fields:
             if f.name != "reserved":
-                out.append(d(f"{rec.c_name}_{f.name.upper()}_OFF", f"{f.offset}u",
-                             f"{f.type}" + (f": {f.meaning}" if f.meaning else "")))
+                out.append(
+                    d(
+                        f"{rec.c_name}_{f.name.upper()}_OFF",
+                        f"{f.offset}u",
+                        f"{f.type}" + (f": {f.meaning}" if f.meaning else ""),
+                    )
+                )
         out.append("")
     out.append("#endif  // YONO_IMAGE_FORMAT_H_")
     return "\n".join(out) + "\n"
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m yonoc.backend.format_spec",
-                                description="Write or check runtime/include/yono/image_format.h.")
+    p = argparse.ArgumentParser(
+        prog="python -m yonoc.backend.format_spec",
+        description="Write or check runtime/include/yono/image_format.h.",
+    )
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--write", action="store_true")
     g.add_argument("--check", action="store_true")
@@ -227,8 +259,10 @@ def main(argv=None) -> int:
         return 0
     current = HEADER_PATH.read_text() if HEADER_PATH.exists() else ""
     if current != text:
-        print(f"{HEADER_PATH} is stale: run python -m yonoc.backend.format_spec --write",
-              file=sys.stderr)
+        print(
+            f"{HEADER_PATH} is stale: run python -m yonoc.backend.format_spec --write",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -122,7 +122,7 @@ def zero_fills(model: bytes, fills: list, min_run: int = MIN_ZERO_RUN) -> list:
     arr = np.frombuffer(model, np.uint8)
     covered = np.zeros(len(arr), bool)
     for f in fills:
-        covered[f.dst_offset:f.dst_offset + f.length] = True
+        covered[f.dst_offset : f.dst_offset + f.length] = True
     z = (arr == 0) & ~covered
     # run boundaries
     d = np.diff(np.concatenate(([0], z.astype(np.int8), [0])))
@@ -161,7 +161,7 @@ def put_task(lay: _Layout, t: Task) -> bytes:
     for f in fills:
         if f.dst_offset < cursor or f.length <= 0 or f.dst_offset + f.length > len(t.model):
             raise ImageError(f"task {t.name!r}: overlapping or out-of-range fill records")
-        skeleton.append(t.model[cursor:f.dst_offset])
+        skeleton.append(t.model[cursor : f.dst_offset])
         cursor = f.dst_offset + f.length
     skeleton.append(t.model[cursor:])
     skel = b"".join(skeleton)
@@ -170,13 +170,35 @@ def put_task(lay: _Layout, t: Task) -> bytes:
     for f in fills:
         src = lay.put(f.payload) if f.kind != FillKind.ZERO else 0
         res = f.kind == FillKind.PQ_RESIDUAL
-        rows.append(FILL_RECORD.pack(f.dst_offset, f.length, f.kind, f.layout,
-                                     f.codebook_count, f.residual_count if res else 0,
-                                     f.codebook_first, f.kernel_positions, src,
-                                     f.inner_channels, f.residual_first if res else 0))
+        rows.append(
+            FILL_RECORD.pack(
+                f.dst_offset,
+                f.length,
+                f.kind,
+                f.layout,
+                f.codebook_count,
+                f.residual_count if res else 0,
+                f.codebook_first,
+                f.kernel_positions,
+                src,
+                f.inner_channels,
+                f.residual_first if res else 0,
+            )
+        )
     fill_off = lay.put(b"".join(rows)) if rows else _align(lay.end)
-    return TASK_ENTRY.pack(name_off, len(name), len(t.model), crc32(t.model), skel_off,
-                           len(skel), fill_off, len(fills), t.arena_size, 0, t.original_size)
+    return TASK_ENTRY.pack(
+        name_off,
+        len(name),
+        len(t.model),
+        crc32(t.model),
+        skel_off,
+        len(skel),
+        fill_off,
+        len(fills),
+        t.arena_size,
+        0,
+        t.original_size,
+    )
 
 
 def write_image(codebooks: list, tasks: list, notes: bytes = b"") -> bytes:
@@ -196,8 +218,9 @@ def write_image(codebooks: list, tasks: list, notes: bytes = b"") -> bytes:
     for cb in codebooks:
         k, s = cb.codewords.shape
         if not (1 <= k <= MAX_CODEWORDS and 1 <= s <= MAX_SUBVECTOR_LEN):
-            raise ImageError(f"codebook of {k}x{s}: K must be 1..{MAX_CODEWORDS} and s "
-                             f"1..{MAX_SUBVECTOR_LEN}")
+            raise ImageError(
+                f"codebook of {k}x{s}: K must be 1..{MAX_CODEWORDS} and s 1..{MAX_SUBVECTOR_LEN}"
+            )
         blob = np.ascontiguousarray(cb.codewords, "<f2").tobytes()
         cb_rows.append(CODEBOOK_ENTRY.pack(cb.group, s, k, lay.put(blob), len(blob), 0))
 
@@ -208,23 +231,36 @@ def write_image(codebooks: list, tasks: list, notes: bytes = b"") -> bytes:
     if size > MAX_IMAGE_SIZE:
         raise ImageError(f"image of {size} bytes exceeds the format's 4 GiB limit")
     buf = bytearray(size)
-    buf[cb_table:cb_table + len(b"".join(cb_rows))] = b"".join(cb_rows)
-    buf[task_table:task_table + len(b"".join(task_rows))] = b"".join(task_rows)
+    buf[cb_table : cb_table + len(b"".join(cb_rows))] = b"".join(cb_rows)
+    buf[task_table : task_table + len(b"".join(task_rows))] = b"".join(task_rows)
     for off, data in lay.chunks:
-        buf[off:off + len(data)] = data
+        buf[off : off + len(data)] = data
     max_model = max(len(t.model) for t in tasks)
     max_arena = max(t.arena_size for t in tasks)
-    header = HEADER.pack(MAGIC, FORMAT_VERSION, HEADER.size, size, 0, 0, len(codebooks),
-                         len(tasks), cb_table, task_table, max_model, max_arena, notes_off,
-                         len(notes))
-    buf[:HEADER.size] = header
+    header = HEADER.pack(
+        MAGIC,
+        FORMAT_VERSION,
+        HEADER.size,
+        size,
+        0,
+        0,
+        len(codebooks),
+        len(tasks),
+        cb_table,
+        task_table,
+        max_model,
+        max_arena,
+        notes_off,
+        len(notes),
+    )
+    buf[: HEADER.size] = header
     seal_crc(buf)
     return bytes(buf)
 
 
 def seal_crc(buf: bytearray) -> None:
     """Write the header CRC of a finished image; every writer (build, `add`) ends with this."""
-    struct.pack_into("<I", buf, CRC_AT, crc32(memoryview(buf)[spec.CRC_START:]))
+    struct.pack_into("<I", buf, CRC_AT, crc32(memoryview(buf)[spec.CRC_START :]))
 
 
 def _span(image_size, off, length, what):
@@ -237,18 +273,33 @@ def read_image(data: bytes) -> Image:
     data = bytes(data)
     if len(data) < HEADER.size:
         raise ImageError("not a yonoc image (too short)")
-    (magic, version, header_size, image_size, crc, flags, n_cb, n_tasks, cb_table, task_table,
-     max_model, max_arena, notes_off, notes_size) = HEADER.unpack_from(data, 0)
+    (
+        magic,
+        version,
+        header_size,
+        image_size,
+        crc,
+        flags,
+        n_cb,
+        n_tasks,
+        cb_table,
+        task_table,
+        max_model,
+        max_arena,
+        notes_off,
+        notes_size,
+    ) = HEADER.unpack_from(data, 0)
     if magic != MAGIC:
         raise ImageError("not a yonoc image (bad magic)")
     if version != FORMAT_VERSION:
-        raise ImageError(f"unsupported image format version {version} (this yonoc reads "
-                         f"{FORMAT_VERSION})")
+        raise ImageError(
+            f"unsupported image format version {version} (this yonoc reads {FORMAT_VERSION})"
+        )
     if header_size != HEADER.size or flags != 0:
         raise ImageError("corrupt image: bad header")
     if image_size > len(data) or image_size < HEADER.size:
         raise ImageError(f"truncated image: header says {image_size} bytes, file has {len(data)}")
-    if crc32(memoryview(data)[spec.CRC_START:image_size]) != crc:
+    if crc32(memoryview(data)[spec.CRC_START : image_size]) != crc:
         raise ImageError("corrupt image: CRC-32 mismatch")
     if n_tasks < 1:
         raise ImageError("corrupt image: no tasks")
@@ -271,23 +322,35 @@ def read_image(data: bytes) -> Image:
     tasks = []
     for ti in range(n_tasks):
         at = task_table + TASK_ENTRY.size * ti
-        (name_off, name_len, model_size, model_crc, skel_off, skel_size, fill_off, fill_count,
-         arena, tflags, original) = TASK_ENTRY.unpack_from(data, at)
+        (
+            name_off,
+            name_len,
+            model_size,
+            model_crc,
+            skel_off,
+            skel_size,
+            fill_off,
+            fill_count,
+            arena,
+            tflags,
+            original,
+        ) = TASK_ENTRY.unpack_from(data, at)
         if not 1 <= name_len <= MAX_NAME_LENGTH:
             raise ImageError(f"corrupt image: task {ti} has a bad name length")
         _span(image_size, name_off, name_len + 1, f"task {ti} name")
-        if data[name_off + name_len] != 0 or 0 in data[name_off:name_off + name_len]:
+        if data[name_off + name_len] != 0 or 0 in data[name_off : name_off + name_len]:
             raise ImageError(f"corrupt image: task {ti} name is not a NUL-terminated string")
         try:
-            name = data[name_off:name_off + name_len].decode("utf-8")
+            name = data[name_off : name_off + name_len].decode("utf-8")
         except UnicodeDecodeError:
             raise ImageError(f"corrupt image: task {ti} name is not UTF-8") from None
         _span(image_size, skel_off, skel_size, f"task {name!r} skeleton")
         _span(image_size, fill_off, FILL_RECORD.size * fill_count, f"task {name!r} fill table")
         fills, cursor, filled = [], 0, 0
         for ri in range(fill_count):
-            (dst, length, kind, layout, m, m2, first, p, src, inner, first2
-             ) = FILL_RECORD.unpack_from(data, fill_off + FILL_RECORD.size * ri)
+            (dst, length, kind, layout, m, m2, first, p, src, inner, first2) = (
+                FILL_RECORD.unpack_from(data, fill_off + FILL_RECORD.size * ri)
+            )
             where = f"task {name!r} fill record {ri}"
             if length == 0 or dst < cursor or dst + length > model_size:
                 raise ImageError(f"corrupt image: {where} is out of order or out of range")
@@ -300,11 +363,12 @@ def read_image(data: bytes) -> Image:
                 pass
             elif kind == FillKind.RAW:
                 _span(image_size, src, length, where)
-                fill.kind, fill.payload = FillKind.RAW, data[src:src + length]
+                fill.kind, fill.payload = FillKind.RAW, data[src : src + length]
             elif kind in (FillKind.PQ, FillKind.PQ_RESIDUAL):
                 kernel_major = layout == Layout.KERNEL_MAJOR
-                if layout not in tuple(Layout) or (kernel_major and (p < 1 or inner < 1
-                                                                     or length % (p * inner))):
+                if layout not in tuple(Layout) or (
+                    kernel_major and (p < 1 or inner < 1 or length % (p * inner))
+                ):
                     raise ImageError(f"corrupt image: {where} has a bad layout")
                 stages = [(first, m)] + ([(first2, m2)] if kind == FillKind.PQ_RESIDUAL else [])
                 at = src
@@ -312,7 +376,8 @@ def read_image(data: bytes) -> Image:
                     at += _check_stage(data, image_size, codebooks, where, length, sf, sm, at)
                 fill.kind, fill.payload = FillKind(kind), data[src:at]
                 fill.residual_first, fill.residual_count = (
-                    (first2, m2) if kind == FillKind.PQ_RESIDUAL else (0, 0))
+                    (first2, m2) if kind == FillKind.PQ_RESIDUAL else (0, 0)
+                )
             else:
                 raise ImageError(f"corrupt image: {where} has unknown kind {kind}")
             fills.append(fill)
@@ -320,10 +385,17 @@ def read_image(data: bytes) -> Image:
             raise ImageError(f"corrupt image: task {name!r} exceeds the header's maximum sizes")
         if filled + skel_size != model_size:
             raise ImageError(f"corrupt image: task {name!r} sizes do not add up")
-        tasks.append(TaskView(name, model_size, model_crc, skel_off, skel_size, fills, arena,
-                              original))
-    return Image(data[:image_size], codebooks, tasks, max_model, max_arena,
-                 data[notes_off:notes_off + notes_size])
+        tasks.append(
+            TaskView(name, model_size, model_crc, skel_off, skel_size, fills, arena, original)
+        )
+    return Image(
+        data[:image_size],
+        codebooks,
+        tasks,
+        max_model,
+        max_arena,
+        data[notes_off : notes_off + notes_size],
+    )
 
 
 def _check_stage(data, image_size, codebooks, where, length, first, m, src) -> int:
@@ -343,8 +415,7 @@ def _check_stage(data, image_size, codebooks, where, length, first, m, src) -> i
     return n
 
 
-def _decode_stage(idx: np.ndarray, codebooks: list, first: int, m: int, length: int
-                  ) -> np.ndarray:
+def _decode_stage(idx: np.ndarray, codebooks: list, first: int, m: int, length: int) -> np.ndarray:
     tables = [codeword_to_int8(codebooks[first + j].codewords) for j in range(m)]
     s = tables[0].shape[1]
     n = -(-length // s)
@@ -361,8 +432,7 @@ def decode_pq(fill: Fill, codebooks: list) -> np.ndarray:
     v = _decode_stage(idx, codebooks, fill.codebook_first, fill.codebook_count, fill.length)
     if fill.kind == FillKind.PQ_RESIDUAL:
         n = -(-fill.length // codebooks[fill.codebook_first].subvector_len)
-        r = _decode_stage(idx[n:], codebooks, fill.residual_first, fill.residual_count,
-                          fill.length)
+        r = _decode_stage(idx[n:], codebooks, fill.residual_first, fill.residual_count, fill.length)
         v = np.clip(v.astype(np.int16) + r, -128, 127).astype(np.int8)  # saturating
     if fill.layout == Layout.KERNEL_MAJOR:
         p, i = fill.kernel_positions, fill.inner_channels
@@ -378,14 +448,14 @@ def rebuild(image: Image, index: int) -> bytes:
     cursor, skel = 0, t.skeleton_offset
     for f in t.fills:
         gap = f.dst_offset - cursor
-        out[cursor:f.dst_offset] = data[skel:skel + gap]
+        out[cursor : f.dst_offset] = data[skel : skel + gap]
         skel += gap
         if f.kind == FillKind.RAW:
-            out[f.dst_offset:f.dst_offset + f.length] = f.payload
+            out[f.dst_offset : f.dst_offset + f.length] = f.payload
         elif f.kind in (FillKind.PQ, FillKind.PQ_RESIDUAL):
-            out[f.dst_offset:f.dst_offset + f.length] = decode_pq(f, image.codebooks).tobytes()
+            out[f.dst_offset : f.dst_offset + f.length] = decode_pq(f, image.codebooks).tobytes()
         cursor = f.dst_offset + f.length
-    out[cursor:] = data[skel:skel + t.model_size - cursor]
+    out[cursor:] = data[skel : skel + t.model_size - cursor]
     model = bytes(out)
     if crc32(model) != t.model_crc32:
         raise ImageError(f"corrupt image: task {t.name!r} rebuilds with a wrong CRC-32")

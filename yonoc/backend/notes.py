@@ -98,16 +98,34 @@ def encode(models: list) -> bytes:
     """One blob for the image, models in task order."""
     out = [HEADER.pack(MAGIC, NOTES_VERSION, 0, len(models))]
     for m in models:
-        flags = ((CHECKED if m.checked else 0) | (DISTILLED if m.distilled else 0)
-                 | (HAS_ACCURACY if m.accuracy is not None else 0))
-        out.append(MODEL.pack(
-            _count(len(m.tensors)), flags, 0, _q16(m.snr_db), _qu16(m.agreement),
-            _count(m.real_inputs), _count(m.generated_inputs), _q16(m.accuracy_original),
-            _q16(m.accuracy), _q16(m.target_snr_db), _qu16(m.target_agreement),
-            _q16(m.epsilon), _q16(m.held_out_snr_db), _q16(m.test_accuracy_original),
-            _q16(m.test_accuracy)))
-        out += [TENSOR.pack(t.offset, _q16(t.weight_snr_db), _q16(t.alone_snr_db))
-                for t in m.tensors[:0xFFFF]]
+        flags = (
+            (CHECKED if m.checked else 0)
+            | (DISTILLED if m.distilled else 0)
+            | (HAS_ACCURACY if m.accuracy is not None else 0)
+        )
+        out.append(
+            MODEL.pack(
+                _count(len(m.tensors)),
+                flags,
+                0,
+                _q16(m.snr_db),
+                _qu16(m.agreement),
+                _count(m.real_inputs),
+                _count(m.generated_inputs),
+                _q16(m.accuracy_original),
+                _q16(m.accuracy),
+                _q16(m.target_snr_db),
+                _qu16(m.target_agreement),
+                _q16(m.epsilon),
+                _q16(m.held_out_snr_db),
+                _q16(m.test_accuracy_original),
+                _q16(m.test_accuracy),
+            )
+        )
+        out += [
+            TENSOR.pack(t.offset, _q16(t.weight_snr_db), _q16(t.alone_snr_db))
+            for t in m.tensors[:0xFFFF]
+        ]
     return b"".join(out)
 
 
@@ -122,28 +140,42 @@ def decode(blob: bytes, task_count: int) -> list | None:
         return None  # notes of another kind or version: not ours to read, not an error
     record = MODEL if version == NOTES_VERSION else MODEL_V1
     if count != task_count:
-        raise ImageError(f"corrupt image: build notes cover {count} models, image has "
-                         f"{task_count}")
+        raise ImageError(f"corrupt image: build notes cover {count} models, image has {task_count}")
     pos, models = HEADER.size, []
     for _ in range(count):
         if pos + record.size > len(blob):
             raise ImageError("corrupt image: build notes are truncated")
-        (n, flags, _, snr, agr, real, gen, acc0, acc, tsnr, tagr, eps, held,
-         *test) = record.unpack_from(blob, pos)
+        (n, flags, _, snr, agr, real, gen, acc0, acc, tsnr, tagr, eps, held, *test) = (
+            record.unpack_from(blob, pos)
+        )
         test = test or [NONE16, NONE16]
         pos += record.size
         if pos + n * TENSOR.size > len(blob):
             raise ImageError("corrupt image: build notes are truncated")
-        tensors = [TensorNote(o, _d16(w), _d16(a))
-                   for o, w, a in TENSOR.iter_unpack(blob[pos:pos + n * TENSOR.size])]
+        tensors = [
+            TensorNote(o, _d16(w), _d16(a))
+            for o, w, a in TENSOR.iter_unpack(blob[pos : pos + n * TENSOR.size])
+        ]
         pos += n * TENSOR.size
-        models.append(ModelNote(
-            checked=bool(flags & CHECKED), snr_db=_d16(snr), agreement=_du16(agr),
-            real_inputs=real, generated_inputs=gen, accuracy_original=_d16(acc0),
-            accuracy=_d16(acc), distilled=bool(flags & DISTILLED), target_snr_db=_d16(tsnr),
-            target_agreement=_du16(tagr), epsilon=_d16(eps), held_out_snr_db=_d16(held),
-            test_accuracy_original=_d16(test[0]), test_accuracy=_d16(test[1]),
-            tensors=tensors))
+        models.append(
+            ModelNote(
+                checked=bool(flags & CHECKED),
+                snr_db=_d16(snr),
+                agreement=_du16(agr),
+                real_inputs=real,
+                generated_inputs=gen,
+                accuracy_original=_d16(acc0),
+                accuracy=_d16(acc),
+                distilled=bool(flags & DISTILLED),
+                target_snr_db=_d16(tsnr),
+                target_agreement=_du16(tagr),
+                epsilon=_d16(eps),
+                held_out_snr_db=_d16(held),
+                test_accuracy_original=_d16(test[0]),
+                test_accuracy=_d16(test[1]),
+                tensors=tensors,
+            )
+        )
     return models
 
 
@@ -167,16 +199,31 @@ def tensor_notes(model, rebuilt: bytes, alone: dict | None) -> list:
     notes = []
     for i, w in enumerate(model.weights):
         stored = np.frombuffer(rebuilt, np.int8, w.size, w.offset)
-        notes.append(TensorNote(w.offset, weight_snr_db(w.values, stored, channel_scales(w)),
-                                (alone or {}).get(i)))
+        notes.append(
+            TensorNote(
+                w.offset, weight_snr_db(w.values, stored, channel_scales(w)), (alone or {}).get(i)
+            )
+        )
     return notes
 
 
-def model_note(model, rebuilt: bytes, measurement, real: int, generated: int, options,
-               em_out=None, alone: dict | None = None) -> ModelNote:
+def model_note(
+    model,
+    rebuilt: bytes,
+    measurement,
+    real: int,
+    generated: int,
+    options,
+    em_out=None,
+    alone: dict | None = None,
+) -> ModelNote:
     """The notes of one compiled model (compiler._compile_model's figures)."""
-    note = ModelNote(checked=measurement is not None, real_inputs=real,
-                     generated_inputs=generated, tensors=tensor_notes(model, rebuilt, alone))
+    note = ModelNote(
+        checked=measurement is not None,
+        real_inputs=real,
+        generated_inputs=generated,
+        tensors=tensor_notes(model, rebuilt, alone),
+    )
     if measurement is not None:
         note.snr_db, note.agreement = measurement.snr_db, measurement.agreement
         note.target_snr_db = options.target.snr_db

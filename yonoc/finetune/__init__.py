@@ -99,9 +99,13 @@ class FinetuneResult:
 
 @runtime_checkable
 class FinetuneHook(Protocol):
-    def __call__(self, model: ModelIR, trainable: Sequence[int], weights: Sequence[np.ndarray],
-                 data: FinetuneData) -> FinetuneResult | Mapping[int, np.ndarray]:
-        ...
+    def __call__(
+        self,
+        model: ModelIR,
+        trainable: Sequence[int],
+        weights: Sequence[np.ndarray],
+        data: FinetuneData,
+    ) -> FinetuneResult | Mapping[int, np.ndarray]: ...
 
 
 def load_hook(name: str | None) -> FinetuneHook:
@@ -109,6 +113,7 @@ def load_hook(name: str | None) -> FinetuneHook:
     name = name or DEFAULT_HOOK
     if name == DEFAULT_HOOK:
         from .torch_hook import TorchFinetune
+
         return TorchFinetune()
     if ":" in name:
         mod_name, _, attr = name.partition(":")
@@ -122,10 +127,13 @@ def load_hook(name: str | None) -> FinetuneHook:
             raise YonocError(f"--finetune {name}: {mod_name} has no {attr}") from None
     else:
         from importlib.metadata import entry_points
+
         eps = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
         if not eps:
-            raise YonocError(f"--finetune {name}: no such hook (use module:callable, an entry "
-                             f"point of group {ENTRY_POINT_GROUP}, or {DEFAULT_HOOK})")
+            raise YonocError(
+                f"--finetune {name}: no such hook (use module:callable, an entry "
+                f"point of group {ENTRY_POINT_GROUP}, or {DEFAULT_HOOK})"
+            )
         obj = eps[0].load()
     if isinstance(obj, type):
         obj = obj()
@@ -134,8 +142,13 @@ def load_hook(name: str | None) -> FinetuneHook:
     return obj
 
 
-def call_hook(hook: FinetuneHook, model: ModelIR, trainable: Sequence[int],
-              weights: Sequence[np.ndarray], data: FinetuneData) -> FinetuneResult:
+def call_hook(
+    hook: FinetuneHook,
+    model: ModelIR,
+    trainable: Sequence[int],
+    weights: Sequence[np.ndarray],
+    data: FinetuneData,
+) -> FinetuneResult:
     """Call a hook and check what it returns: shapes, finiteness, only trainable layers."""
     out = hook(model, list(trainable), list(weights), data)
     if isinstance(out, FinetuneResult):
@@ -143,22 +156,29 @@ def call_hook(hook: FinetuneHook, model: ModelIR, trainable: Sequence[int],
     elif isinstance(out, Mapping):
         res = FinetuneResult(dict(out))
     else:
-        raise YonocError(f"{model.name}: finetune hook returned {type(out).__name__}, expected "
-                         "FinetuneResult or a mapping of layer index to weights")
-    allowed = {"weights": set(trainable),
-               "biases": set(range(len(model.weights))) if data.frozen_biases
-               else set(trainable)}
+        raise YonocError(
+            f"{model.name}: finetune hook returned {type(out).__name__}, expected "
+            "FinetuneResult or a mapping of layer index to weights"
+        )
+    allowed = {
+        "weights": set(trainable),
+        "biases": set(range(len(model.weights))) if data.frozen_biases else set(trainable),
+    }
     for kind, d in (("weights", res.weights), ("biases", res.biases)):
         for i, a in d.items():
             if i not in allowed[kind]:
-                raise YonocError(f"{model.name}: finetune hook returned {kind} for frozen "
-                                 f"layer {i}")
+                raise YonocError(
+                    f"{model.name}: finetune hook returned {kind} for frozen layer {i}"
+                )
             a = np.asarray(a, np.float64)
             if kind == "weights" and a.size != model.weights[i].size:
-                raise YonocError(f"{model.name}: finetune hook returned {a.size} weights for "
-                                 f"layer {i} of {model.weights[i].size}")
+                raise YonocError(
+                    f"{model.name}: finetune hook returned {a.size} weights for "
+                    f"layer {i} of {model.weights[i].size}"
+                )
             if not np.all(np.isfinite(a)):
-                raise YonocError(f"{model.name}: finetune hook returned non-finite {kind} "
-                                 f"for layer {i}")
+                raise YonocError(
+                    f"{model.name}: finetune hook returned non-finite {kind} for layer {i}"
+                )
             d[i] = a
     return res

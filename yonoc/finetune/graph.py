@@ -50,8 +50,9 @@ def layer_map(model: ModelIR) -> list[LayerInfo]:
         ti = by_offset.get(w.offset)
         op = first_use.get(ti) if ti is not None else None
         if op is None:
-            raise ModelError(f"{model.name}: weight tensor {w.name!r} has no consuming "
-                             "operator in subgraph 0")
+            raise ModelError(
+                f"{model.name}: weight tensor {w.name!r} has no consuming operator in subgraph 0"
+            )
         bias, boff, bscale = None, None, None
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             bt = graph.tensors[op.inputs[2]]

@@ -27,10 +27,34 @@ if TYPE_CHECKING:
     from . import CodedLayer
 
 SUPPORTED_OPS = (
-    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
-    "EXPAND_DIMS", "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "MAXIMUM",
-    "MAX_POOL_2D", "MEAN", "MINIMUM", "MUL", "PAD", "PADV2", "QUANTIZE", "REDUCE_MAX", "RELU",
-    "RELU6", "RESHAPE", "SOFTMAX", "SQUEEZE", "SUB", "SUM", "TANH",
+    "ADD",
+    "AVERAGE_POOL_2D",
+    "CONCATENATION",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "DEQUANTIZE",
+    "EXPAND_DIMS",
+    "FULLY_CONNECTED",
+    "HARD_SWISH",
+    "LEAKY_RELU",
+    "LOGISTIC",
+    "MAXIMUM",
+    "MAX_POOL_2D",
+    "MEAN",
+    "MINIMUM",
+    "MUL",
+    "PAD",
+    "PADV2",
+    "QUANTIZE",
+    "REDUCE_MAX",
+    "RELU",
+    "RELU6",
+    "RESHAPE",
+    "SOFTMAX",
+    "SQUEEZE",
+    "SUB",
+    "SUM",
+    "TANH",
 )
 
 
@@ -40,15 +64,18 @@ def require_torch() -> ModuleType:
     except ImportError:
         raise MissingDependencyError(
             "finetuning with the reference hook needs PyTorch: pip install 'yonoc[torch]' "
-            "(or pip install torch==2.13.0)") from None
+            "(or pip install torch==2.13.0)"
+        ) from None
     return torch
 
 
 def check_supported(graph: Graph, name: str) -> None:
     bad = sorted({op.name for op in graph.ops if op.name not in SUPPORTED_OPS})
     if bad:
-        raise ModelError(f"{name}: the finetuning lift does not support operator(s) "
-                         f"{', '.join(bad)} (supported operators: docs/finetuning.md)")
+        raise ModelError(
+            f"{name}: the finetuning lift does not support operator(s) "
+            f"{', '.join(bad)} (supported operators: docs/finetuning.md)"
+        )
 
 
 def _qrange(dtype: str):
@@ -83,10 +110,15 @@ def conv_window(x, kh: int, kw: int, options: dict) -> tuple:
     return x, (sh, sw), (dh, dw)
 
 
-def build_lift(model: ModelIR, weights: Sequence[np.ndarray] | None = None,
-               biases: Mapping[int, np.ndarray] | None = None, trainable: Iterable[int] = (),
-               dtype=None, bias_trainable: Iterable[int] | None = None,
-               coded: Mapping[int, CodedLayer] | None = None):
+def build_lift(
+    model: ModelIR,
+    weights: Sequence[np.ndarray] | None = None,
+    biases: Mapping[int, np.ndarray] | None = None,
+    trainable: Iterable[int] = (),
+    dtype=None,
+    bias_trainable: Iterable[int] | None = None,
+    coded: Mapping[int, CodedLayer] | None = None,
+):
     """A `torch.nn.Module` computing `model` in float with fake quantisation.
 
     weights: optional float (real-domain) arrays, index-aligned with `model.weights`, replacing
@@ -101,12 +133,20 @@ def build_lift(model: ModelIR, weights: Sequence[np.ndarray] | None = None,
     check_supported(graph, model.name)
     trainable = set(trainable)
     bias_trainable = trainable if bias_trainable is None else set(bias_trainable)
-    return _make_module(torch, model, graph, weights, biases, trainable, bias_trainable,
-                        coded or {}, dtype or torch.float32)
+    return _make_module(
+        torch,
+        model,
+        graph,
+        weights,
+        biases,
+        trainable,
+        bias_trainable,
+        coded or {},
+        dtype or torch.float32,
+    )
 
 
-def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable, coded,
-                 dtype):
+def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable, coded, dtype):
     import torch.nn.functional as F
 
     layers = layer_map(model)
@@ -123,9 +163,11 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
         """A non-trainable constant tensor, dequantised."""
         a = t.data
         if t.quantized and a.dtype.kind in "iu":
-            a = quant.dequantize(a, quant.channel_view(t.scale, t.shape, t.quantized_dimension),
-                                 quant.channel_view(t.zero_point, t.shape,
-                                                    t.quantized_dimension))
+            a = quant.dequantize(
+                a,
+                quant.channel_view(t.scale, t.shape, t.quantized_dimension),
+                quant.channel_view(t.zero_point, t.shape, t.quantized_dimension),
+            )
         return torch.as_tensor(np.asarray(a, np.float64), dtype=dtype)
 
     class Lifted(torch.nn.Module):
@@ -141,40 +183,58 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
             self.coded = {}  # tensor index -> (codeword tensors, s, permutation or None)
             for li in layers:
                 wt = graph.tensors[li.tensor]
-                w = (np.asarray(weights[li.weight_index], np.float64).reshape(wt.shape)
-                     if weights is not None else const(wt).double().numpy())
+                w = (
+                    np.asarray(weights[li.weight_index], np.float64).reshape(wt.shape)
+                    if weights is not None
+                    else const(wt).double().numpy()
+                )
                 sc = _channel_scale(wt)
                 if li.weight_index in trainable:
                     self.w_params[str(li.tensor)] = torch.nn.Parameter(
-                        torch.as_tensor(w / sc, dtype=dtype))
+                        torch.as_tensor(w / sc, dtype=dtype)
+                    )
                     self.w_scale[li.tensor] = torch.as_tensor(sc, dtype=dtype)
                     c = coded.get(li.weight_index)
                     if c is not None:
-                        perm = (None if c.permutation is None
-                                else torch.as_tensor(np.asarray(c.permutation, np.int64)))
+                        perm = (
+                            None
+                            if c.permutation is None
+                            else torch.as_tensor(np.asarray(c.permutation, np.int64))
+                        )
                         self.coded[li.tensor] = (
-                            [torch.as_tensor(np.asarray(b, np.float64), dtype=dtype)
-                             for b in c.subs], int(c.subvector_len), perm)
+                            [
+                                torch.as_tensor(np.asarray(b, np.float64), dtype=dtype)
+                                for b in c.subs
+                            ],
+                            int(c.subvector_len),
+                            perm,
+                        )
                 else:
                     self.consts[li.tensor] = torch.as_tensor(w, dtype=dtype)
                 if li.bias is not None:
                     b = biases.get(li.weight_index)
-                    b = (np.asarray(b, np.float64) if b is not None
-                         else graph.tensors[li.bias].data.astype(np.float64) * li.bias_scale)
+                    b = (
+                        np.asarray(b, np.float64)
+                        if b is not None
+                        else graph.tensors[li.bias].data.astype(np.float64) * li.bias_scale
+                    )
                     op = graph.ops[li.op_index]
                     osc = graph.tensors[op.outputs[0]].scale
                     unit = float(osc[0]) if osc.size else 1.0
                     if li.weight_index in bias_trainable:
                         self.b_params[str(li.bias)] = torch.nn.Parameter(
-                            torch.as_tensor(b / unit, dtype=dtype))
-                        self.b_unit[li.bias] = (torch.as_tensor(li.bias_scale, dtype=dtype),
-                                                unit)
+                            torch.as_tensor(b / unit, dtype=dtype)
+                        )
+                        self.b_unit[li.bias] = (torch.as_tensor(li.bias_scale, dtype=dtype), unit)
                     else:
                         self.consts[li.bias] = torch.as_tensor(b, dtype=dtype)
             for t in graph.tensors:
-                if t.data is not None and t.index not in self.consts \
-                        and str(t.index) not in self.w_params \
-                        and str(t.index) not in self.b_params:
+                if (
+                    t.data is not None
+                    and t.index not in self.consts
+                    and str(t.index) not in self.w_params
+                    and str(t.index) not in self.b_params
+                ):
                     if t.dtype in ("int32", "int64") and not t.quantized:
                         continue  # shapes, axes, paddings: read from t.data
                     self.consts[t.index] = const(t)
@@ -192,7 +252,7 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
                 p = self.b_params[str(ti)]
                 bsc, unit = self.b_unit[ti]
                 b = p * unit
-                return fq(b, bsc, 0.0, -2**31, 2**31 - 1)
+                return fq(b, bsc, 0.0, -(2**31), 2**31 - 1)
             return self.consts[ti]
 
         def weight_values(self):
@@ -208,8 +268,9 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
             out = {}
             for li in self.layers:
                 if li.bias is not None and str(li.bias) in self.b_params:
-                    out[li.weight_index] = (self.b_params[str(li.bias)].detach().double()
-                                            * self.b_unit[li.bias][1]).numpy()
+                    out[li.weight_index] = (
+                        self.b_params[str(li.bias)].detach().double() * self.b_unit[li.bias][1]
+                    ).numpy()
             return out
 
         def forward(self, x):
@@ -260,13 +321,23 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
                 y = F.linear(x, w, b)
                 tout = graph.tensors[op.outputs[0]]
                 n = env[ins[0]].shape[0]
-                y = y.reshape((n,) + tuple(tout.shape[1:])) if tout.shape and tout.shape[0] == 1 \
-                    and int(np.prod(tout.shape)) * n == y.numel() else y
+                y = (
+                    y.reshape((n,) + tuple(tout.shape[1:]))
+                    if tout.shape
+                    and tout.shape[0] == 1
+                    and int(np.prod(tout.shape)) * n == y.numel()
+                    else y
+                )
                 return _act(torch, y, o.get("activation"))
             if name in ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM"):
                 a, b = self._in(env, ins[0]), self._in(env, ins[1])
-                y = {"ADD": torch.add, "SUB": torch.sub, "MUL": torch.mul,
-                     "MAXIMUM": torch.maximum, "MINIMUM": torch.minimum}[name](a, b)
+                y = {
+                    "ADD": torch.add,
+                    "SUB": torch.sub,
+                    "MUL": torch.mul,
+                    "MAXIMUM": torch.maximum,
+                    "MINIMUM": torch.minimum,
+                }[name](a, b)
                 return _act(torch, y, o.get("activation"))
             if name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
                 x = env[ins[0]].permute(0, 3, 1, 2)
@@ -326,8 +397,7 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
                 return F.pad(x, flat, value=value)
             if name == "CONCATENATION":
                 xs = [self._in(env, i) for i in ins]
-                return _act(torch, torch.cat(xs, dim=int(o.get("axis", -1))),
-                            o.get("activation"))
+                return _act(torch, torch.cat(xs, dim=int(o.get("axis", -1))), o.get("activation"))
             raise ModelError(f"the finetuning lift does not support operator {name}")
 
     return Lifted()
@@ -344,9 +414,9 @@ def _nearest_codewords(torch, w, subs, s, perm):
     v = torch.nn.functional.pad(flat, (0, n * s - size)).reshape(n, s)
     out = torch.empty_like(v)
     for j, book in enumerate(subs):
-        rows = v[j::len(subs)]
+        rows = v[j :: len(subs)]
         d = (book * book).sum(1) - 2.0 * rows @ book.T  # + |rows|^2, same for every codeword
-        out[j::len(subs)] = book[d.argmin(1)]
+        out[j :: len(subs)] = book[d.argmin(1)]
     q = out.reshape(-1)[:size]
     if perm is not None:
         q = torch.empty_like(q).index_copy_(0, perm, q)
@@ -379,8 +449,7 @@ def _head_tensor(graph: Graph):
     """
     producer = {o: op for op in graph.ops for o in op.outputs}
     ti = graph.outputs[0]
-    while ti in producer and producer[ti].name in ("DEQUANTIZE", "QUANTIZE", "RESHAPE",
-                                                    "SQUEEZE"):
+    while ti in producer and producer[ti].name in ("DEQUANTIZE", "QUANTIZE", "RESHAPE", "SQUEEZE"):
         ti = producer[ti].inputs[0]
     op = producer.get(ti)
     if op is not None and op.name in ("SOFTMAX", "LOGISTIC"):

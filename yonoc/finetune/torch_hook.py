@@ -34,11 +34,21 @@ class TorchFinetune:
         if self.threads:
             torch.set_num_threads(self.threads)
         torch.manual_seed(data.seed)
-        bias_layers = (() if not data.train_biases
-                       else range(len(model.weights)) if data.frozen_biases else trainable)
-        student = build_lift(model, weights=weights, biases=dict(data.biases),
-                             trainable=trainable, bias_trainable=bias_layers,
-                             coded=data.coded)
+        bias_layers = (
+            ()
+            if not data.train_biases
+            else range(len(model.weights))
+            if data.frozen_biases
+            else trainable
+        )
+        student = build_lift(
+            model,
+            weights=weights,
+            biases=dict(data.biases),
+            trainable=trainable,
+            bias_trainable=bias_layers,
+            coded=data.coded,
+        )
         params = [p for p in student.parameters() if p.requires_grad]
         if not params:
             return FinetuneResult({}, {})
@@ -54,8 +64,12 @@ class TorchFinetune:
         else:  # no labels, or distillation asked for: the original model is the teacher
             teacher = build_lift(model)
             with torch.no_grad():
-                target = torch.cat([teacher(x[i:i + 256])[1].reshape(min(256, n - i), -1)
-                                    for i in range(0, n, 256)])
+                target = torch.cat(
+                    [
+                        teacher(x[i : i + 256])[1].reshape(min(256, n - i), -1)
+                        for i in range(0, n, 256)
+                    ]
+                )
             if loss_kind == "auto":
                 loss_kind = "kl" if classy and target.shape[1] > 1 else "mse"
         val = None
@@ -66,8 +80,12 @@ class TorchFinetune:
             else:
                 with torch.no_grad():
                     teacher = teacher or build_lift(model)
-                    tv = torch.cat([teacher(xv[i:i + 256])[1].reshape(
-                        min(256, len(xv) - i), -1) for i in range(0, len(xv), 256)])
+                    tv = torch.cat(
+                        [
+                            teacher(xv[i : i + 256])[1].reshape(min(256, len(xv) - i), -1)
+                            for i in range(0, len(xv), 256)
+                        ]
+                    )
             val = (xv, tv)
         best = (float("inf"), None, None)
         stale = 0
@@ -79,7 +97,7 @@ class TorchFinetune:
             total = 0.0
             perm = torch.randperm(n, generator=gen)
             for i in range(0, n, data.batch_size):
-                idx = perm[i:i + data.batch_size]
+                idx = perm[i : i + data.batch_size]
                 _, head = student(x[idx])
                 head = head.reshape(len(idx), -1)
                 loss = _loss(torch, loss_kind, head, target[idx], data.temperature)
@@ -88,34 +106,59 @@ class TorchFinetune:
                 opt.step()
                 sched.step()
                 total += float(loss.detach()) * len(idx)
-            log.info("%s: finetune S=%s epoch %d/%d, %s loss %.4g", getattr(model, "name", "?"),
-                     list(trainable), epoch + 1, data.epochs, loss_kind, total / n)
+            log.info(
+                "%s: finetune S=%s epoch %d/%d, %s loss %.4g",
+                getattr(model, "name", "?"),
+                list(trainable),
+                epoch + 1,
+                data.epochs,
+                loss_kind,
+                total / n,
+            )
             if val is not None:
                 with torch.no_grad():
                     xv, tv = val
-                    vl = sum(float(_loss(torch, loss_kind,
-                                         student(xv[i:i + 256])[1].reshape(
-                                             min(256, len(xv) - i), -1),
-                                         tv[i:i + 256], data.temperature)) * min(256, len(xv) - i)
-                             for i in range(0, len(xv), 256)) / len(xv)
+                    vl = sum(
+                        float(
+                            _loss(
+                                torch,
+                                loss_kind,
+                                student(xv[i : i + 256])[1].reshape(min(256, len(xv) - i), -1),
+                                tv[i : i + 256],
+                                data.temperature,
+                            )
+                        )
+                        * min(256, len(xv) - i)
+                        for i in range(0, len(xv), 256)
+                    ) / len(xv)
                 if vl < best[0] - 1e-9:
-                    best = (vl, student.weight_values(),
-                            student.bias_values() if data.train_biases else {})
+                    best = (
+                        vl,
+                        student.weight_values(),
+                        student.bias_values() if data.train_biases else {},
+                    )
                     stale = 0
                 else:
                     stale += 1
                     if stale >= data.patience:
-                        log.info("%s: early stop after epoch %d (val loss %.4g, best %.4g)",
-                                 getattr(model, "name", "?"), epoch + 1, vl, best[0])
+                        log.info(
+                            "%s: early stop after epoch %d (val loss %.4g, best %.4g)",
+                            getattr(model, "name", "?"),
+                            epoch + 1,
+                            vl,
+                            best[0],
+                        )
                         break
         if best[1] is not None:
             return FinetuneResult(best[1], best[2])
-        return FinetuneResult(student.weight_values(),
-                              student.bias_values() if data.train_biases else {})
+        return FinetuneResult(
+            student.weight_values(), student.bias_values() if data.train_biases else {}
+        )
 
 
 def _loss(torch, kind, head, target, temperature):
     import torch.nn.functional as F
+
     if kind == "ce":
         if head.shape[1] == 1:
             return F.binary_cross_entropy_with_logits(head[:, 0], target.to(head.dtype))
@@ -124,8 +167,16 @@ def _loss(torch, kind, head, target, temperature):
         return F.binary_cross_entropy_with_logits(head[:, 0], target.to(head.dtype))
     if kind == "kl":
         t = temperature
-        return F.kl_div(F.log_softmax(head / t, 1), F.log_softmax(target / t, 1),
-                        log_target=True, reduction="batchmean") * t * t
+        return (
+            F.kl_div(
+                F.log_softmax(head / t, 1),
+                F.log_softmax(target / t, 1),
+                log_target=True,
+                reduction="batchmean",
+            )
+            * t
+            * t
+        )
     if kind == "mse":
         return F.mse_loss(head, target)
     raise YonocError(f"unknown finetuning loss {kind!r} (auto, ce, bce, kl, mse)")

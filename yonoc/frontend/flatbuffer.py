@@ -17,11 +17,18 @@ from ..errors import ModelError
 OP_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
 TYPE_NAMES = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
 NUMPY_TYPES = {
-    "FLOAT32": "float32", "INT8": "int8", "UINT8": "uint8", "INT16": "int16",
-    "INT32": "int32", "INT64": "int64", "BOOL": "bool", "FLOAT16": "float16",
+    "FLOAT32": "float32",
+    "INT8": "int8",
+    "UINT8": "uint8",
+    "INT16": "int16",
+    "INT32": "int32",
+    "INT64": "int64",
+    "BOOL": "bool",
+    "FLOAT16": "float16",
 }
-_ACTIVATIONS = {v: k for k, v in vars(tflite.ActivationFunctionType).items()
-                if not k.startswith("_")}
+_ACTIVATIONS = {
+    v: k for k, v in vars(tflite.ActivationFunctionType).items() if not k.startswith("_")
+}
 _PADDINGS = {v: k for k, v in vars(tflite.Padding).items() if not k.startswith("_")}
 _OPTION_TYPES = {v: k for k, v in vars(tflite.BuiltinOptions).items() if not k.startswith("_")}
 
@@ -95,30 +102,66 @@ def buffer_span(model, index: int, size: int, path: str) -> tuple[int, int]:
 # operator name -> (options table, {option key: accessor}); what the finetuning lift computes
 # with. Enum-valued options are stored by name.
 OPTION_FIELDS: dict[str, tuple[str, dict[str, str]]] = {
-    "CONV_2D": ("Conv2DOptions", {"padding": "Padding", "stride_w": "StrideW",
-                                  "stride_h": "StrideH", "dilation_w": "DilationWFactor",
-                                  "dilation_h": "DilationHFactor",
-                                  "activation": "FusedActivationFunction"}),
-    "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptions", {
-        "padding": "Padding", "stride_w": "StrideW", "stride_h": "StrideH",
-        "depth_multiplier": "DepthMultiplier", "dilation_w": "DilationWFactor",
-        "dilation_h": "DilationHFactor", "activation": "FusedActivationFunction"}),
-    "FULLY_CONNECTED": ("FullyConnectedOptions", {"activation": "FusedActivationFunction",
-                                                  "keep_num_dims": "KeepNumDims",
-                                                  "weights_format": "WeightsFormat"}),
+    "CONV_2D": (
+        "Conv2DOptions",
+        {
+            "padding": "Padding",
+            "stride_w": "StrideW",
+            "stride_h": "StrideH",
+            "dilation_w": "DilationWFactor",
+            "dilation_h": "DilationHFactor",
+            "activation": "FusedActivationFunction",
+        },
+    ),
+    "DEPTHWISE_CONV_2D": (
+        "DepthwiseConv2DOptions",
+        {
+            "padding": "Padding",
+            "stride_w": "StrideW",
+            "stride_h": "StrideH",
+            "depth_multiplier": "DepthMultiplier",
+            "dilation_w": "DilationWFactor",
+            "dilation_h": "DilationHFactor",
+            "activation": "FusedActivationFunction",
+        },
+    ),
+    "FULLY_CONNECTED": (
+        "FullyConnectedOptions",
+        {
+            "activation": "FusedActivationFunction",
+            "keep_num_dims": "KeepNumDims",
+            "weights_format": "WeightsFormat",
+        },
+    ),
     "ADD": ("AddOptions", {"activation": "FusedActivationFunction"}),
     "SUB": ("SubOptions", {"activation": "FusedActivationFunction"}),
     "MUL": ("MulOptions", {"activation": "FusedActivationFunction"}),
-    "AVERAGE_POOL_2D": ("Pool2DOptions", {"padding": "Padding", "stride_w": "StrideW",
-                                          "stride_h": "StrideH", "filter_w": "FilterWidth",
-                                          "filter_h": "FilterHeight",
-                                          "activation": "FusedActivationFunction"}),
-    "MAX_POOL_2D": ("Pool2DOptions", {"padding": "Padding", "stride_w": "StrideW",
-                                      "stride_h": "StrideH", "filter_w": "FilterWidth",
-                                      "filter_h": "FilterHeight",
-                                      "activation": "FusedActivationFunction"}),
-    "CONCATENATION": ("ConcatenationOptions", {"axis": "Axis",
-                                               "activation": "FusedActivationFunction"}),
+    "AVERAGE_POOL_2D": (
+        "Pool2DOptions",
+        {
+            "padding": "Padding",
+            "stride_w": "StrideW",
+            "stride_h": "StrideH",
+            "filter_w": "FilterWidth",
+            "filter_h": "FilterHeight",
+            "activation": "FusedActivationFunction",
+        },
+    ),
+    "MAX_POOL_2D": (
+        "Pool2DOptions",
+        {
+            "padding": "Padding",
+            "stride_w": "StrideW",
+            "stride_h": "StrideH",
+            "filter_w": "FilterWidth",
+            "filter_h": "FilterHeight",
+            "activation": "FusedActivationFunction",
+        },
+    ),
+    "CONCATENATION": (
+        "ConcatenationOptions",
+        {"axis": "Axis", "activation": "FusedActivationFunction"},
+    ),
     "MEAN": ("ReducerOptions", {"keep_dims": "KeepDims"}),
     "REDUCE_MAX": ("ReducerOptions", {"keep_dims": "KeepDims"}),
     "SUM": ("ReducerOptions", {"keep_dims": "KeepDims"}),

@@ -21,11 +21,21 @@ def read_graph(model, data: bytes, opcodes: list[str], path: str) -> Graph:
     for oi in range(sg.OperatorsLength()):
         op = sg.Operators(oi)
         name = opcodes[op.OpcodeIndex()]
-        ops.append(Operator(oi, name, _ints(op.InputsAsNumpy, op.InputsLength()),
-                            _ints(op.OutputsAsNumpy, op.OutputsLength()),
-                            operator_options(name, op)))
-    return Graph(tensors, ops, _ints(sg.InputsAsNumpy, sg.InputsLength()),
-                 _ints(sg.OutputsAsNumpy, sg.OutputsLength()))
+        ops.append(
+            Operator(
+                oi,
+                name,
+                _ints(op.InputsAsNumpy, op.InputsLength()),
+                _ints(op.OutputsAsNumpy, op.OutputsLength()),
+                operator_options(name, op),
+            )
+        )
+    return Graph(
+        tensors,
+        ops,
+        _ints(sg.InputsAsNumpy, sg.InputsLength()),
+        _ints(sg.OutputsAsNumpy, sg.OutputsLength()),
+    )
 
 
 def _ints(as_numpy, length: int) -> list[int]:
@@ -38,8 +48,11 @@ def _tensor(model, t, index: int, data: bytes, path: str) -> Tensor:
     q = t.Quantization()
     if q is not None and q.ScaleLength():
         scale = q.ScaleAsNumpy().astype(np.float64)
-        zp = (q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength()
-              else np.zeros(scale.size, np.int64))
+        zp = (
+            q.ZeroPointAsNumpy().astype(np.int64)
+            if q.ZeroPointLength()
+            else np.zeros(scale.size, np.int64)
+        )
         qdim = int(q.QuantizedDimension())
     else:
         scale, zp, qdim = np.zeros(0), np.zeros(0, np.int64), 0
@@ -49,12 +62,22 @@ def _tensor(model, t, index: int, data: bytes, path: str) -> Tensor:
         if length > 0:
             offset = int(start)
             arr = _constant(data, start, length, dtype, shape)
-    return Tensor(index, (t.Name() or b"").decode("utf-8", "replace"), shape, dtype, scale, zp,
-                  qdim, offset, arr)
+    return Tensor(
+        index,
+        (t.Name() or b"").decode("utf-8", "replace"),
+        shape,
+        dtype,
+        scale,
+        zp,
+        qdim,
+        offset,
+        arr,
+    )
 
 
-def _constant(data: bytes, start: int, length: int, dtype: str, shape: tuple[int, ...]
-              ) -> np.ndarray | None:
+def _constant(
+    data: bytes, start: int, length: int, dtype: str, shape: tuple[int, ...]
+) -> np.ndarray | None:
     """The payload as a read-only view in `shape`; None if it is not a plain array of it
     (strings, sparse or packed tensors: nothing the lift computes with)."""
     try:

@@ -53,11 +53,14 @@ def read_model_bytes(data: bytes, name: str, path: str = "<bytes>") -> ModelIR:
     except ModelError:
         raise
     except Exception as e:  # the flatbuffers runtime raises anything on garbage
-        what = ("an offset or length points past the end of the file"
-                if type(e).__name__ in ("error", "IndexError", "OverflowError")
-                else type(e).__name__)  # struct.error and friends: data that is not there
-        raise ModelError(f"{path}: not a valid TFLite flatbuffer, truncated or corrupt ({what})"
-                         ) from None
+        what = (
+            "an offset or length points past the end of the file"
+            if type(e).__name__ in ("error", "IndexError", "OverflowError")
+            else type(e).__name__
+        )  # struct.error and friends: data that is not there
+        raise ModelError(
+            f"{path}: not a valid TFLite flatbuffer, truncated or corrupt ({what})"
+        ) from None
 
 
 def _classify(op_name: str, shape: tuple[int, ...]) -> tuple[Group, int, int] | None:
@@ -91,7 +94,7 @@ def _read(data: bytes, name: str, path: str) -> ModelIR:
     if model.SubgraphsLength() < 1:
         raise ModelError(f"{path}: model has no subgraph")
     opcodes = operator_names(model)
-    custom = [op[len("CUSTOM:"):] for op in opcodes if op.startswith("CUSTOM:")]
+    custom = [op[len("CUSTOM:") :] for op in opcodes if op.startswith("CUSTOM:")]
 
     operators: Counter = Counter()
     # buffer index -> list of (tensor, op name, subgraph index); a buffer is compressed only if
@@ -142,41 +145,53 @@ def _read(data: bytes, name: str, path: str) -> ModelIR:
         kinds = set()
         for t, opname, _ in users:
             shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-            ok = (opname is not None and t.Type() == tflite.TensorType.INT8
-                  and t.Sparsity() is None and int(np.prod(shape, dtype=np.int64)) == length)
+            ok = (
+                opname is not None
+                and t.Type() == tflite.TensorType.INT8
+                and t.Sparsity() is None
+                and int(np.prod(shape, dtype=np.int64)) == length
+            )
             kinds.add((_classify(opname, shape), shape) if ok else None)
         if len(kinds) != 1 or None in kinds:
             continue
-        (cls, shape), = kinds
+        ((cls, shape),) = kinds
         if cls is None:
             continue
         group, p, i = cls
         t, opname, _ = users[0]
         q = t.Quantization()
-        scales = (q.ScaleAsNumpy().astype(np.float32) if q is not None and q.ScaleLength()
-                  else np.ones(1, np.float32))
+        scales = (
+            q.ScaleAsNumpy().astype(np.float32)
+            if q is not None and q.ScaleLength()
+            else np.ones(1, np.float32)
+        )
         qdim = q.QuantizedDimension() if q is not None else 0
         axis = 3 if opname == "DEPTHWISE_CONV_2D" else 0
         if scales.size > 1 and shape[axis] == scales.size:
             qdim = axis  # where TFLM's kernels apply the scales, whatever the field says
-        weights.append(WeightTensor(
-            name=(t.Name() or b"").decode("utf-8", "replace"),
-            op_type=opname,
-            shape=shape,
-            group=group,
-            layout=Layout.LINEAR,  # file order until the encoding picks its layout
-            kernel_positions=p,
-            inner_channels=i,
-            offset=start,
-            values=np.frombuffer(data, np.int8, length, start).copy(),
-            scales=scales,
-            quantized_dimension=int(qdim),
-        ))
+        weights.append(
+            WeightTensor(
+                name=(t.Name() or b"").decode("utf-8", "replace"),
+                op_type=opname,
+                shape=shape,
+                group=group,
+                layout=Layout.LINEAR,  # file order until the encoding picks its layout
+                kernel_positions=p,
+                inner_channels=i,
+                offset=start,
+                values=np.frombuffer(data, np.int8, length, start).copy(),
+                scales=scales,
+                quantized_dimension=int(qdim),
+            )
+        )
     weights.sort(key=lambda w: w.offset)
     if float_weights:
-        log.warning("%s: %d float conv/FC weight tensor(s) stay raw: yonoc compresses int8 "
-                    "weights only (quantise the model to int8 to compress it)", name,
-                    float_weights)
+        log.warning(
+            "%s: %d float conv/FC weight tensor(s) stay raw: yonoc compresses int8 "
+            "weights only (quantise the model to int8 to compress it)",
+            name,
+            float_weights,
+        )
 
     graph = read_graph(model, data, opcodes, path)
     ins = [_tensor_info(graph.tensors[i]) for i in graph.inputs]
@@ -184,18 +199,30 @@ def _read(data: bytes, name: str, path: str) -> ModelIR:
     float_range = _float_input_range(graph) if ins and ins[0].dtype == "float32" else None
     classifier = _is_classifier(graph) or _looks_like_logits(ins, outs)
     return ModelIR(
-        name=name, path=path, data=data, operators=dict(sorted(operators.items())),
-        inputs=ins, outputs=outs, weights=weights, erasable=sorted(set(erasable)),
-        custom_ops=sorted(set(custom)), float_input_range=float_range, classifier=classifier,
+        name=name,
+        path=path,
+        data=data,
+        operators=dict(sorted(operators.items())),
+        inputs=ins,
+        outputs=outs,
+        weights=weights,
+        erasable=sorted(set(erasable)),
+        custom_ops=sorted(set(custom)),
+        float_input_range=float_range,
+        classifier=classifier,
         graph=graph,
     )
 
 
 def _tensor_info(t: Tensor) -> TensorInfo:
     """Per-tensor view of a model input or output (its first scale and zero point)."""
-    return TensorInfo(name=t.name, shape=t.shape, dtype=t.dtype,
-                      scale=float(t.scale[0]) if t.scale.size else 0.0,
-                      zero_point=int(t.zero_point[0]) if t.zero_point.size else 0)
+    return TensorInfo(
+        name=t.name,
+        shape=t.shape,
+        dtype=t.dtype,
+        scale=float(t.scale[0]) if t.scale.size else 0.0,
+        zero_point=int(t.zero_point[0]) if t.zero_point.size else 0,
+    )
 
 
 def _is_classifier(graph: Graph) -> bool:

@@ -85,12 +85,13 @@ def layer_stats(model, x: np.ndarray, batch: int = 8) -> dict:
     try:
         with torch.no_grad():
             for i in range(0, len(x), batch):
-                mod(torch.as_tensor(np.asarray(x[i:i + batch], np.float32)))
+                mod(torch.as_tensor(np.asarray(x[i : i + batch], np.float32)))
     except YonocError:
         raise
     except Exception as e:
-        raise YonocError(f"{model.name}: calibration pass failed ({type(e).__name__}: {e})") \
-            from None
+        raise YonocError(
+            f"{model.name}: calibration pass failed ({type(e).__name__}: {e})"
+        ) from None
     finally:
         torch.set_num_threads(threads)
     out = {}

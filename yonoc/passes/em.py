@@ -123,8 +123,9 @@ def accuracy(model: ModelIR, data: bytes, x: list, y: np.ndarray) -> float:
     preds = []
     for o in outs:
         v = interpreter.dequantize(o[0], info).reshape(-1)
-        preds.append(int(np.argmax(v)) if v.size > 1 else int(v[0] > (0.5 if _is_prob(info)
-                                                                        else 0.0)))
+        preds.append(
+            int(np.argmax(v)) if v.size > 1 else int(v[0] > (0.5 if _is_prob(info) else 0.0))
+        )
     return 100.0 * float(np.mean(np.asarray(preds) == np.asarray(y).reshape(-1)))
 
 
@@ -139,11 +140,18 @@ def first_last(layers) -> list:
     return sorted({order[0], order[-1]})
 
 
-def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, options: EMOptions,
-        hook: FinetuneHook | str | None = None, target: FidelityTarget | None = None,
-        erase_names: bool = True, evaluator: Evaluator | None = None,
-        progress: Callable[[EMStep], None] | None = None,
-        biases0: dict | None = None) -> EMOutcome:
+def run(
+    model: ModelIR,
+    encodings: list[TensorEncodings],
+    data: ModelData,
+    options: EMOptions,
+    hook: FinetuneHook | str | None = None,
+    target: FidelityTarget | None = None,
+    erase_names: bool = True,
+    evaluator: Evaluator | None = None,
+    progress: Callable[[EMStep], None] | None = None,
+    biases0: dict | None = None,
+) -> EMOutcome:
     """Algorithm 1 for one model. `hook`: a finetune hook or its name (default: torch).
 
     `encodings` are left as they are: the E-step's codes come back in `EMOutcome.encodings`.
@@ -180,8 +188,9 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
     # training set (a seeded subset if large), in the model's float input domain
     x_tr, y_tr = float_inputs(model, data.x_train), data.y_train
     if len(x_tr) > options.max_train:
-        keep = np.sort(np.random.default_rng(options.seed).choice(len(x_tr), options.max_train,
-                                                                  replace=False))
+        keep = np.sort(
+            np.random.default_rng(options.seed).choice(len(x_tr), options.max_train, replace=False)
+        )
         x_tr = x_tr[keep]
         y_tr = None if y_tr is None else np.asarray(y_tr)[keep]
 
@@ -189,8 +198,7 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
     level = [0] * n
     books = [e.rates[0].book if e.rates else None for e in encodings]
     scales = [channel_scales(e.tensor) for e in encodings]
-    originals = [e.tensor.values.astype(np.float64) * scales[i]
-                 for i, e in enumerate(encodings)]
+    originals = [e.tensor.values.astype(np.float64) * scales[i] for i, e in enumerate(encodings)]
     codes = [e.rates[0].indices if e.rates else None for e in encodings]
 
     def set_level(i, r, weights=None):
@@ -232,12 +240,21 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
             weights[i] = shadow.get(i, originals[i]).reshape(encodings[i].tensor.shape)
         knobs = {f.name: getattr(options, f.name) for f in fields(Training)}
         fd = FinetuneData(
-            x=x_tr, y=y_tr, biases=dict(biases), **knobs,
+            x=x_tr,
+            y=y_tr,
+            biases=dict(biases),
+            **knobs,
             x_val=x_val_f if options.patience else None,
             y_val=y_dec if options.patience else None,
-            coded={i: CodedLayer(tuple(np.array(b, np.float32) for b in books[i].subs),
-                                 books[i].subvector_len,
-                                 encodings[i].tensor.vector_permutation()) for i in coded})
+            coded={
+                i: CodedLayer(
+                    tuple(np.array(b, np.float32) for b in books[i].subs),
+                    books[i].subvector_len,
+                    encodings[i].tensor.vector_permutation(),
+                )
+                for i in coded
+            },
+        )
         res = call_hook(hook, model, sorted(set(trainable) | set(coded)), weights, fd)
         for i, w in res.weights.items():
             w = np.asarray(w, np.float64).reshape(-1)
@@ -259,14 +276,15 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
             li = layers[i]
             if li.bias_offset is not None:
                 b = np.round(np.asarray(biases[i]).reshape(-1) / li.bias_scale)
-                b = np.clip(b, -2**31, 2**31 - 1).astype("<i4")
+                b = np.clip(b, -(2**31), 2**31 - 1).astype("<i4")
                 patches[li.bias_offset] = b.tobytes()
         # a PQ tensor's rebuilt bytes come from the encodings: keep codes in sync (E-step)
         for i in range(n):
             r = choices[i]
             if r != RAW and encodings[i].rates[r].indices is not codes[i]:
-                encodings[i].rates[r] = replace(encodings[i].rates[r], indices=codes[i],
-                                                rebuilt=reconstruct(i))
+                encodings[i].rates[r] = replace(
+                    encodings[i].rates[r], indices=codes[i], rebuilt=reconstruct(i)
+                )
         return choices, patches
 
     def measure(trainable):
@@ -288,9 +306,24 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
         steps.append(EMStep([], score, ok))
         _log(model, steps[-1], metric)
         if ok:
-            return _report_test(model, data, EMOutcome(
-                encodings, choices, patches, metric, acc_orig, score, ok, [], steps,
-                split=data.split), erase_names)
+            return _report_test(
+                model,
+                data,
+                EMOutcome(
+                    encodings,
+                    choices,
+                    patches,
+                    metric,
+                    acc_orig,
+                    score,
+                    ok,
+                    [],
+                    steps,
+                    split=data.split,
+                ),
+                erase_names,
+            )
+
     # lines 1-8: initial finetuning of the first and last layers
     def m_step():
         """Finetune S with the rest frozen, then measure the rebuilt model in TFLM."""
@@ -366,19 +399,40 @@ def run(model: ModelIR, encodings: list[TensorEncodings], data: ModelData, optio
         # the data-free allocation (rates + raw, judged on the model's own inputs in TFLM)
         # before giving up: it keeps the original values of whatever it leaves raw
         samples = model_inputs(model, x_dec)[:32]
-        free, _ = fidelity_choose(model, encodings, Evaluator(model, samples, len(samples)),
-                                  target, "sensitivity", erase_names)
+        free, _ = fidelity_choose(
+            model,
+            encodings,
+            Evaluator(model, samples, len(samples)),
+            target,
+            "sensitivity",
+            erase_names,
+        )
         choices, patches = free, {}
         score, ok = evaluate(rebuilt_model(model, encodings, choices, erase_names, patches))
         if ok:
-            log.warning("%s: EM finetuning did not reach the target; using the data-free "
-                        "allocation, which does", model.name)
+            log.warning(
+                "%s: EM finetuning did not reach the target; using the data-free "
+                "allocation, which does",
+                model.name,
+            )
         else:  # never worse than the original: every layer raw with its original values
             choices = [RAW] * n
             score, ok = evaluate(rebuilt_model(model, encodings, choices, erase_names, patches))
             log.warning("%s: EM finetuning did not reach the target; kept raw", model.name)
-    out = EMOutcome(encodings, choices, patches, metric, acc_orig, score, ok, list(S), steps,
-                    fell_back, recoded=recoded, split=data.split)
+    out = EMOutcome(
+        encodings,
+        choices,
+        patches,
+        metric,
+        acc_orig,
+        score,
+        ok,
+        list(S),
+        steps,
+        fell_back,
+        recoded=recoded,
+        split=data.split,
+    )
     return _report_test(model, data, out, erase_names)
 
 
@@ -396,13 +450,25 @@ def _report_test(model, data, out: EMOutcome, erase_names: bool) -> EMOutcome:
 def _log(model, step, metric):
     """One line per EM step at the default verbosity: a step can take a minute (progress)."""
     unit = "%" if metric == "accuracy" else " dB"
-    log.log(PROGRESS, "%s: EM S=%s -> %.2f%s%s", model.name, step.trainable, step.score, unit,
-            " (target met)" if step.passed else "")
+    log.log(
+        PROGRESS,
+        "%s: EM S=%s -> %.2f%s%s",
+        model.name,
+        step.trainable,
+        step.score,
+        unit,
+        " (target met)" if step.passed else "",
+    )
 
 
-def for_build(model: ModelIR, encodings: list[TensorEncodings], spec: DataSpec,
-              options: BuildOptions, erase_names: bool, biases0: dict | None = None
-              ) -> EMOutcome:
+def for_build(
+    model: ModelIR,
+    encodings: list[TensorEncodings],
+    spec: DataSpec,
+    options: BuildOptions,
+    erase_names: bool,
+    biases0: dict | None = None,
+) -> EMOutcome:
     """The compiler's entry: Algorithm 1 for one model of a build."""
     data = load_data(model, spec)
     hook = load_hook(options.finetune)
@@ -416,5 +482,4 @@ def for_build(model: ModelIR, encodings: list[TensorEncodings], spec: DataSpec,
         log.warning("%s: %s", model.name, data.split)
     if options.mode == "pq-mopt":  # ablation: first/last only, no heuristic, no safety net
         em_opts = replace(em_opts, heuristic=False, fallback_raw=False, rate_search=False)
-    return run(model, encodings, data, em_opts, hook, options.target, erase_names,
-               biases0=biases0)
+    return run(model, encodings, data, em_opts, hook, options.target, erase_names, biases0=biases0)

@@ -76,8 +76,10 @@ def set_layout(models: list[ModelIR], kernel_major: bool) -> list[ModelIR]:
     """
     layout = Layout.KERNEL_MAJOR if kernel_major else Layout.LINEAR
     for m in models:
-        m.weights = [replace(w, layout=layout if w.kernel_positions > 1 else Layout.LINEAR)
-                     for w in m.weights]
+        m.weights = [
+            replace(w, layout=layout if w.kernel_positions > 1 else Layout.LINEAR)
+            for w in m.weights
+        ]
     return models
 
 
@@ -102,28 +104,34 @@ def encode_model(model: ModelIR, codebooks: CodebookSet) -> list[TensorEncodings
     return [encode_tensor(t, codebooks) for t in model.weights]
 
 
-def rebuilt_model(model: ModelIR, encodings: list[TensorEncodings], choices: list[int],
-                  erase_names: bool, patches: dict[int, bytes] | None = None) -> bytes:
+def rebuilt_model(
+    model: ModelIR,
+    encodings: list[TensorEncodings],
+    choices: list[int],
+    erase_names: bool,
+    patches: dict[int, bytes] | None = None,
+) -> bytes:
     """`patches` ({file offset: bytes}, e.g. finetuned int8 weights of RAW tensors and their
     int32 biases, from passes/em.py) are written last; they must not touch a PQ-coded
     tensor."""
     buf = bytearray(model.data)
     if erase_names:
         for off, length in model.erasable:
-            buf[off:off + length] = bytes(length)
+            buf[off : off + length] = bytes(length)
     for enc, choice in zip(encodings, choices):
         t = enc.tensor
-        buf[t.offset:t.offset + t.size] = enc.rebuilt_at(choice).tobytes()
+        buf[t.offset : t.offset + t.size] = enc.rebuilt_at(choice).tobytes()
     for off, payload in (patches or {}).items():  # --- finetuning overrides (passes/em.py)
         for enc, choice in zip(encodings, choices):
             t = enc.tensor
             if choice != RAW and off < t.offset + t.size and t.offset < off + len(payload):
                 raise ValueError(f"patch at {off} overlaps PQ-coded tensor {t.name!r}")
-        buf[off:off + len(payload)] = payload
+        buf[off : off + len(payload)] = payload
     return bytes(buf)
 
 
-def coded(encodings: list[TensorEncodings], choices: list[int]
-          ) -> list[tuple[WeightTensor, RateEncoding]]:
+def coded(
+    encodings: list[TensorEncodings], choices: list[int]
+) -> list[tuple[WeightTensor, RateEncoding]]:
     """The PQ-coded tensors with their chosen rate (what the backend lowers to PQ records)."""
     return [(e.tensor, e.rates[c]) for e, c in zip(encodings, choices) if c != RAW]

@@ -86,8 +86,15 @@ class Evaluator:
     def _outputs(self, data: bytes, samples: list) -> list:
         raw = interpreter.run(data, samples, self.n_out, self.model.name)
         # one flat float vector per sample: all outputs dequantised
-        return [np.concatenate([interpreter.dequantize(o, info).reshape(-1)
-                                for o, info in zip(outs, self.model.outputs)]) for outs in raw]
+        return [
+            np.concatenate(
+                [
+                    interpreter.dequantize(o, info).reshape(-1)
+                    for o, info in zip(outs, self.model.outputs)
+                ]
+            )
+            for outs in raw
+        ]
 
     def noise(self, data: bytes, count: int | None = None) -> float:
         self.evaluations += 1
@@ -103,12 +110,11 @@ class Evaluator:
         agreement, generated = None, None
         if self.model.classifier:
             k = int(np.prod(self.model.outputs[0].shape))
-            same = [int(np.argmax(y[:k]) == np.argmax(r[:k]))
-                    for y, r in zip(outs, self.reference)]
+            same = [int(np.argmax(y[:k]) == np.argmax(r[:k])) for y, r in zip(outs, self.reference)]
             if self.real:
-                agreement = float(np.mean(same[:self.real]))
+                agreement = float(np.mean(same[: self.real]))
             if len(same) > self.real:
-                generated = float(np.mean(same[self.real:]))
+                generated = float(np.mean(same[self.real :]))
         varying = snr_db(self.spread, noise) if self.near_constant() else None
         return Measurement(snr, agreement, generated, self.spread > 0, varying)
 
@@ -131,9 +137,16 @@ def _bytes(encodings, choices) -> int:
     return sum(e.bytes_at(c) for e, c in zip(encodings, choices))
 
 
-def choose(model: ModelIR, encodings: list, evaluator: Evaluator, target: FidelityTarget,
-           strategy: str = "sensitivity", erase_names: bool = True, probe: dict | None = None,
-           patches=None):
+def choose(
+    model: ModelIR,
+    encodings: list,
+    evaluator: Evaluator,
+    target: FidelityTarget,
+    strategy: str = "sensitivity",
+    erase_names: bool = True,
+    probe: dict | None = None,
+    patches=None,
+):
     """Per-tensor choices meeting the target with the fewest bytes found. Returns
     (choices, Measurement). `probe`, if given, receives {tensor index: output SNR (dB) with
     only that tensor coded at the coarsest rate} for the tensors the sensitivity probe
@@ -143,8 +156,9 @@ def choose(model: ModelIR, encodings: list, evaluator: Evaluator, target: Fideli
     coarse = [0 if _worth_coding(e) else RAW for e in encodings]
 
     def build(choices):
-        return rebuilt_model(model, encodings, choices, erase_names,
-                             patches(choices) if patches else None)
+        return rebuilt_model(
+            model, encodings, choices, erase_names, patches(choices) if patches else None
+        )
 
     if n and evaluator.spread <= 0:
         # constant outputs on every sample: no measurement can justify coding a weight
@@ -157,16 +171,19 @@ def choose(model: ModelIR, encodings: list, evaluator: Evaluator, target: Fideli
     all_raw = [RAW] * n
     m_raw = evaluator.measure(build(all_raw))
     if not m_raw.meets(target):
-        raise FidelityError(f"{model.name}: even with every weight raw the rebuilt model misses "
-                            f"the fidelity target (SNR {m_raw.snr_db:.1f} dB)")
+        raise FidelityError(
+            f"{model.name}: even with every weight raw the rebuilt model misses "
+            f"the fidelity target (SNR {m_raw.snr_db:.1f} dB)"
+        )
     if strategy == "eq3":
         return _eq3(encodings, evaluator, target, build, m_raw)
     return _sensitivity(encodings, evaluator, target, build, m_raw, probe_out=probe)
 
 
 def _eq3(encodings, evaluator, target, build, m_raw):
-    order = sorted(range(len(encodings)),
-                   key=lambda i: -encodings[i].error_at(0) / encodings[i].tensor.size)
+    order = sorted(
+        range(len(encodings)), key=lambda i: -encodings[i].error_at(0) / encodings[i].tensor.size
+    )
 
     def choices_for(k):
         c = [0] * len(encodings)
@@ -241,8 +258,12 @@ def _sensitivity(encodings, evaluator, target, build, m_raw, probe_samples=8, pr
         key = tuple(c)
         if key not in tried:
             tried[key] = evaluator.measure(build(c))
-            log.info("%s: fidelity search: %d weight bytes -> output SNR %.1f dB",
-                     evaluator.model.name, _bytes(encodings, c), tried[key].snr_db)
+            log.info(
+                "%s: fidelity search: %d weight bytes -> output SNR %.1f dB",
+                evaluator.model.name,
+                _bytes(encodings, c),
+                tried[key].snr_db,
+            )
         return c, tried[key]
 
     # search the budget factor (log scale) for the cheapest allocation that measures as passing

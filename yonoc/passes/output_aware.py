@@ -74,8 +74,11 @@ def calibrate(model, encodings: list, stats: dict, mode: str) -> Calibrated:
         rates, cache = [], {}
         for r in enc.rates:
             # a residual rate (two stages, pq/codebooks.py) keeps its nearest codes
-            idx = (None if getattr(r.book, "base", None) is not None
-                   else encode_output_aware(enc.tensor, r.book, st, cache))
+            idx = (
+                None
+                if getattr(r.book, "base", None) is not None
+                else encode_output_aware(enc.tensor, r.book, st, cache)
+            )
             if idx is None:
                 rates.append(r)
                 continue
@@ -105,8 +108,9 @@ def output_error(t, rebuilt: np.ndarray, st: LayerStats) -> float | None:
     (sum over rows of d H d^T): the fidelity pass scales a tensor's probed output noise from
     one rate to another by this ratio instead of the weight-space error's, which output-aware
     codes no longer follow."""
-    d = (t.values.astype(np.float64) - rebuilt.astype(np.float64)) \
-        * channel_scales(t).astype(np.float64)
+    d = (t.values.astype(np.float64) - rebuilt.astype(np.float64)) * channel_scales(t).astype(
+        np.float64
+    )
     if st.kind == MATRIX:
         c = st.hessian.shape[0]
         if t.size % c:
@@ -122,8 +126,7 @@ def output_error(t, rebuilt: np.ndarray, st: LayerStats) -> float | None:
     return float(np.einsum("op,opq,oq->", d, h, d))
 
 
-def encode_output_aware(t, book, st: LayerStats, cache: dict | None = None
-                        ) -> np.ndarray | None:
+def encode_output_aware(t, book, st: LayerStats, cache: dict | None = None) -> np.ndarray | None:
     """uint8 indices of tensor `t` at `book`'s rate minimising its output error, or None when
     the sub-vectors do not fit a supported structure. `cache` keeps the tensor's inverse
     Hessian factor across its rates (the costly part for wide layers)."""
@@ -137,8 +140,9 @@ def encode_output_aware(t, book, st: LayerStats, cache: dict | None = None
         perm = t.vector_permutation()
         cols = np.arange(c) if perm is None else perm[:c]  # file column of each vector slot
         if perm is not None and not np.array_equal(
-                perm.reshape(rows, c) - (np.arange(rows) * c)[:, None],
-                np.broadcast_to(perm[:c], (rows, c))):
+            perm.reshape(rows, c) - (np.arange(rows) * c)[:, None],
+            np.broadcast_to(perm[:c], (rows, c)),
+        ):
             return None  # vector order leaves the row: not a row problem
         w = t.values.astype(np.float64).reshape(rows, c)[:, cols]
         if "u" not in cache:
@@ -184,8 +188,12 @@ def _inverse_cholesky(h: np.ndarray, rows: int) -> np.ndarray:
     return np.swapaxes(np.linalg.cholesky(hinv), -1, -2)
 
 
-def _nearest_weighted(vecs: np.ndarray, book: np.ndarray, metric: np.ndarray | None = None,
-                      weights: np.ndarray | None = None) -> np.ndarray:
+def _nearest_weighted(
+    vecs: np.ndarray,
+    book: np.ndarray,
+    metric: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
     """argmin over codewords of ||metric (v - c)||^2 (metric: s x s, shared) or of
     sum_k weights_k (v_k - c_k)^2 (per-row weights [n, s])."""
     if weights is not None:
@@ -222,7 +230,7 @@ def _gptq_rows(w: np.ndarray, u: np.ndarray, subs: list, s: int, m: int) -> np.n
                 q[sel, blk] = books[j][idx[sel, k]]
             for col in range(b0, b0 + s):  # feed each column's error forward (OBS update)
                 e = (w[:, col] - q[:, col]) / u[col, col]
-                w[:, col + 1:z] -= np.outer(e, u[col, col + 1:z])
+                w[:, col + 1 : z] -= np.outer(e, u[col, col + 1 : z])
                 err[:, col - a] = e
         if z < c:
             w[:, z:] -= err @ u[a:z, z:]
@@ -248,7 +256,7 @@ def _gptq_depthwise(w: np.ndarray, u: np.ndarray, subs: list, s: int, m: int) ->
                 idx[t, sel] = _nearest_weighted(vecs[sel], books[j], weights=wts[sel])
                 q[sel] = books[j][idx[t, sel]]
         e = (w[t] - q.reshape(-1)) / u[:, t, t]  # per channel
-        w[t + 1:] -= (e[:, None] * u[:, t, t + 1:]).T
+        w[t + 1 :] -= (e[:, None] * u[:, t, t + 1 :]).T
     return idx.reshape(-1).astype(np.uint8)
 
 
@@ -263,7 +271,7 @@ def corrected_bias(model, li, t, rebuilt: np.ndarray, st: LayerStats) -> np.ndar
         if t.size % c:
             return None
         rows = t.size // c
-        shift = ((d * sc).reshape(rows, c) @ st.mean)  # real domain, per output channel
+        shift = (d * sc).reshape(rows, c) @ st.mean  # real domain, per output channel
     else:
         p, oc = t.shape[1] * t.shape[2], t.shape[3]
         cin = st.mean.shape[0]
@@ -272,7 +280,7 @@ def corrected_bias(model, li, t, rebuilt: np.ndarray, st: LayerStats) -> np.ndar
     if shift.size != b0.size:
         return None
     delta = np.round(shift / li.bias_scale)
-    return np.clip(b0 + delta, -2**31, 2**31 - 1).astype(np.int64)
+    return np.clip(b0 + delta, -(2**31), 2**31 - 1).astype(np.int64)
 
 
 MAX_CALIBRATION = 256  # inputs per model: H is well estimated long before (seeded subset)
@@ -296,12 +304,14 @@ def for_build(model, encodings: list, options, explicit: dict) -> Calibrated | N
         if model.name in dict(options.data):
             x = float_inputs(model, load_data(model, dict(options.data)[model.name]).x_train)
         else:
-            samples, _ = samples_for(model, explicit, options.generated_samples,
-                                     options.max_samples)
+            samples, _ = samples_for(
+                model, explicit, options.generated_samples, options.max_samples
+            )
             # FC layers see one row per input: more generated inputs (another seed) than the
             # check's 32 keep their statistics from being rank-deficient
-            samples += generated_inputs(model, max(0, DATA_FREE_CALIBRATION - len(samples)),
-                                        seed=CALIBRATION_SEED)
+            samples += generated_inputs(
+                model, max(0, DATA_FREE_CALIBRATION - len(samples)), seed=CALIBRATION_SEED
+            )
             x = dequantize_input(model, np.stack([np.asarray(s) for s in samples]))
         if len(x) > MAX_CALIBRATION:
             keep = np.sort(np.random.default_rng(0).choice(len(x), MAX_CALIBRATION, False))
@@ -311,8 +321,13 @@ def for_build(model, encodings: list, options, explicit: dict) -> Calibrated | N
         log.info("%s: nearest-codeword encoding (%s)", model.name, e)
         return None
     cal = calibrate(model, encodings, stats, options.encode)
-    log.info("%s: %d/%d tensors encoded output-aware on %d calibration inputs", model.name,
-             cal.output_aware, len(encodings), len(x))
+    log.info(
+        "%s: %d/%d tensors encoded output-aware on %d calibration inputs",
+        model.name,
+        cal.output_aware,
+        len(encodings),
+        len(x),
+    )
     return cal
 
 
@@ -322,11 +337,15 @@ def float_biases(model, cal: Calibrated) -> dict:
     from ..finetune.graph import layer_map
 
     layers = layer_map(model)
-    return {i: b.astype(np.float64) * layers[i].bias_scale
-            for (i, c), (_, b) in cal.bias.items() if c == 0}
+    return {
+        i: b.astype(np.float64) * layers[i].bias_scale
+        for (i, c), (_, b) in cal.bias.items()
+        if c == 0
+    }
 
 
 # --- fidelity on inputs the build did not choose codes or rates on (issue 12, part 4)
+
 
 def held_out_evaluator(model, options, real_samples: list | None = None):
     """Fresh generated inputs (another seed) plus any real samples kept out of the build."""
@@ -334,8 +353,11 @@ def held_out_evaluator(model, options, real_samples: list | None = None):
     from .fidelity import Evaluator
 
     real = list(real_samples or [])
-    return Evaluator(model, real + generated_inputs(model, options.generated_samples,
-                                                    seed=HELD_OUT_SEED), len(real))
+    return Evaluator(
+        model,
+        real + generated_inputs(model, options.generated_samples, seed=HELD_OUT_SEED),
+        len(real),
+    )
 
 
 def choose_with_margin(model, encodings, evaluator, held, options, erase, probe, patches):
@@ -350,23 +372,28 @@ def choose_with_margin(model, encodings, evaluator, held, options, erase, probe,
     from .fidelity import choose
 
     target, margin = options.target, 0.0
-    choices, m = choose(model, encodings, evaluator, target, options.fallback, erase,
-                        probe=probe, patches=patches)
+    choices, m = choose(
+        model, encodings, evaluator, target, options.fallback, erase, probe=probe, patches=patches
+    )
     best = None
     for r in range(MARGIN_ROUNDS + 1):
-        hm = held.measure(enc_mod.rebuilt_model(model, encodings, choices, erase,
-                                                patches(choices)))
+        hm = held.measure(enc_mod.rebuilt_model(model, encodings, choices, erase, patches(choices)))
         if best is None or (hm.snr_db > best[2].snr_db and m.meets(options.target)):
             best = (choices, m, hm, margin)
         if hm.snr_db >= options.target.snr_db or not hm.measurable or r == MARGIN_ROUNDS:
             break
         margin += options.target.snr_db - hm.snr_db + 1.0
         target = dc_replace(options.target, snr_db=options.target.snr_db + margin)
-        log.info("%s: held-out SNR %.1f dB below the target: build target raised to %.1f dB",
-                 model.name, hm.snr_db, target.snr_db)
+        log.info(
+            "%s: held-out SNR %.1f dB below the target: build target raised to %.1f dB",
+            model.name,
+            hm.snr_db,
+            target.snr_db,
+        )
         try:
-            choices, m = choose(model, encodings, evaluator, target, options.fallback, erase,
-                                patches=patches)
+            choices, m = choose(
+                model, encodings, evaluator, target, options.fallback, erase, patches=patches
+            )
         except FidelityError:  # even all raw misses the raised target: keep the last one
             break
     return best

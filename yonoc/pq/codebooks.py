@@ -40,12 +40,14 @@ class CodebookOptions:
     codewords: int = 256  # K: one-byte indices
     subcodebooks: int = 2  # M (paper: 2)
     # sub-vector lengths per group, coarsest first: each is one rate (bits/weight = 8*M... /s)
-    subvector_lengths: dict = field(default_factory=lambda: {Group.CONV3X3: (4, 2),
-                                                             Group.POINTWISE: (4, 2)})
+    subvector_lengths: dict = field(
+        default_factory=lambda: {Group.CONV3X3: (4, 2), Group.POINTWISE: (4, 2)}
+    )
     # residual rates per group: (base s, residual s) pairs; the base must be one of the group's
     # subvector_lengths. (2, 4) = 4 + 2 = 6 bits/weight.
-    residual_lengths: dict = field(default_factory=lambda: {Group.CONV3X3: ((2, 4),),
-                                                            Group.POINTWISE: ((2, 4),)})
+    residual_lengths: dict = field(
+        default_factory=lambda: {Group.CONV3X3: ((2, 4),), Group.POINTWISE: ((2, 4),)}
+    )
     seed: int = 0
     iterations: int = 50  # a cap: Lloyd stops earlier once an iteration gains < 1e-6
     max_training_vectors: int = 65_536  # per sub-codebook; a seeded sample beyond that
@@ -93,7 +95,7 @@ class PQCodebook:
         s, m = self.subvector_len, len(self.subs)
         n = -(-len(values) // s)
         padded = np.zeros(n * s, np.float32)
-        padded[:len(values)] = values
+        padded[: len(values)] = values
         vecs = padded.reshape(n, s)
         idx = np.empty(n, np.int64)
         tail = len(values) - (n - 1) * s  # valid values in the last sub-vector
@@ -104,7 +106,7 @@ class PQCodebook:
             full = rows[rows < n - 1] if tail < s else rows
             idx[full], _ = nearest(vecs[full], self.subs[j])
             if tail < s and (n - 1) % m == j:
-                last, _ = nearest(vecs[n - 1:, :tail], self.subs[j][:, :tail])
+                last, _ = nearest(vecs[n - 1 :, :tail], self.subs[j][:, :tail])
                 idx[n - 1] = last[0]
         return idx.astype(np.uint8)
 
@@ -124,18 +126,27 @@ class CodebookSet:
 
     def rates(self, group: Group) -> list[PQCodebook]:
         """The group's rates, coarsest (fewest bits per weight) first."""
-        return sorted((b for b in self.books if b.group == group),
-                      key=lambda b: b.bits_per_weight)
+        return sorted((b for b in self.books if b.group == group), key=lambda b: b.bits_per_weight)
 
     def to_npz(self, path_or_file) -> None:
         at = {id(b): i for i, b in enumerate(self.books)}
-        meta = {"version": CODEBOOK_FILE_VERSION,
-                "books": [{"group": int(b.group), "subvector_len": b.subvector_len,
-                           "subcodebooks": len(b.subs),
-                           "base": at[id(b.base)] if b.base is not None else -1}
-                          for b in self.books]}
-        arrays = {f"book{i}_sub{j}": sub.astype(np.float32)
-                  for i, b in enumerate(self.books) for j, sub in enumerate(b.subs)}
+        meta = {
+            "version": CODEBOOK_FILE_VERSION,
+            "books": [
+                {
+                    "group": int(b.group),
+                    "subvector_len": b.subvector_len,
+                    "subcodebooks": len(b.subs),
+                    "base": at[id(b.base)] if b.base is not None else -1,
+                }
+                for b in self.books
+            ],
+        }
+        arrays = {
+            f"book{i}_sub{j}": sub.astype(np.float32)
+            for i, b in enumerate(self.books)
+            for j, sub in enumerate(b.subs)
+        }
         np.savez(path_or_file, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
 
     @staticmethod
@@ -144,18 +155,24 @@ class CodebookSet:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(bytes(z["meta"]).decode())
                 if meta.get("version") not in (1, CODEBOOK_FILE_VERSION):
-                    raise YonocError(f"{path}: codebook file version {meta.get('version')} "
-                                     f"is not 1 or {CODEBOOK_FILE_VERSION}")
+                    raise YonocError(
+                        f"{path}: codebook file version {meta.get('version')} "
+                        f"is not 1 or {CODEBOOK_FILE_VERSION}"
+                    )
                 books, bases = [], []
                 for i, b in enumerate(meta["books"]):
-                    subs = [np.array(z[f"book{i}_sub{j}"], np.float32)
-                            for j in range(b["subcodebooks"])]
+                    subs = [
+                        np.array(z[f"book{i}_sub{j}"], np.float32) for j in range(b["subcodebooks"])
+                    ]
                     books.append(PQCodebook(Group(b["group"]), int(b["subvector_len"]), subs))
                     bases.append(int(b.get("base", -1)))
                 for book, base in zip(books, bases):
                     if base >= 0:
-                        if (base >= len(books) or bases[base] >= 0
-                                or books[base].group != book.group):
+                        if (
+                            base >= len(books)
+                            or bases[base] >= 0
+                            or books[base].group != book.group
+                        ):
                             raise YonocError(f"{path}: malformed codebook (bad residual base)")
                         book.base = books[base]
         except YonocError:
@@ -169,8 +186,13 @@ class CodebookSet:
 def _validate(books, path):
     for b in books:
         for sub in b.subs:
-            if (sub.ndim != 2 or sub.shape[1] != b.subvector_len or not 1 <= sub.shape[0] <= 256
-                    or not 1 <= b.subvector_len <= 16 or not np.all(np.isfinite(sub))):
+            if (
+                sub.ndim != 2
+                or sub.shape[1] != b.subvector_len
+                or not 1 <= sub.shape[0] <= 256
+                or not 1 <= b.subvector_len <= 16
+                or not np.all(np.isfinite(sub))
+            ):
                 raise YonocError(f"{path}: malformed codebook (K must be 1..256, s 1..16)")
         if not 1 <= len(b.subs) <= 4:
             raise YonocError(f"{path}: 1..4 sub-codebooks per rate are supported")
@@ -181,7 +203,7 @@ def _training_vectors(vectors: list[np.ndarray], s: int, m: int, j: int) -> np.n
     parts = []
     for v in vectors:
         n = len(v) // s
-        parts.append(v[:n * s].reshape(n, s)[j::m])
+        parts.append(v[: n * s].reshape(n, s)[j::m])
     return np.concatenate(parts) if parts else np.zeros((0, s), np.float32)
 
 
@@ -199,16 +221,19 @@ def learn(tensors: list[WeightTensor], options: CodebookOptions) -> CodebookSet:
             base = by_s.get(base_s)
             if base is None or not members:
                 continue  # no such base rate here, or nothing to learn from
-            rest = [v - base.decode(base.encode(v), len(v)).astype(np.float32)
-                    for v in (t.vector_order() for t in members)]
+            rest = [
+                v - base.decode(base.encode(v), len(v)).astype(np.float32)
+                for v in (t.vector_order() for t in members)
+            ]
             book = _learn_book(group, s, rest, options, 50 + base_s)
             book.base = base
             books.append(book)
     return CodebookSet(books)
 
 
-def _learn_book(group: Group, s: int, vectors: list[np.ndarray], options: CodebookOptions,
-                salt: int) -> PQCodebook:
+def _learn_book(
+    group: Group, s: int, vectors: list[np.ndarray], options: CodebookOptions, salt: int
+) -> PQCodebook:
     """One rate: M sub-codebooks of K codewords of s values, from vector-order arrays."""
     subs = []
     for j in range(options.subcodebooks):
@@ -220,11 +245,17 @@ def _learn_book(group: Group, s: int, vectors: list[np.ndarray], options: Codebo
             continue
         if len(x) > options.max_training_vectors:
             rng = np.random.default_rng(seed)
-            x = x[np.sort(rng.choice(len(x), options.max_training_vectors,
-                                     replace=False))]
+            x = x[np.sort(rng.choice(len(x), options.max_training_vectors, replace=False))]
         k = min(options.codewords, len(np.unique(x, axis=0)))
-        log.info("k-means: group %s, sub-vectors of %d, sub-codebook %d/%d: K=%d on %d "
-                 "vectors", group.name, s, j + 1, options.subcodebooks, k, len(x))
+        log.info(
+            "k-means: group %s, sub-vectors of %d, sub-codebook %d/%d: K=%d on %d vectors",
+            group.name,
+            s,
+            j + 1,
+            options.subcodebooks,
+            k,
+            len(x),
+        )
         centroids, _ = kmeans(x, k, seed=seed, iterations=options.iterations)
         subs.append(_integral(centroids))
     return PQCodebook(group, s, subs)

@@ -12,8 +12,9 @@ import numpy as np
 _CHUNK = 16384
 
 
-def nearest(x: np.ndarray, centroids: np.ndarray, chunk: int = _CHUNK
-            ) -> tuple[np.ndarray, np.ndarray]:
+def nearest(
+    x: np.ndarray, centroids: np.ndarray, chunk: int = _CHUNK
+) -> tuple[np.ndarray, np.ndarray]:
     """Index of the nearest centroid for every row of x, and the squared distance to it."""
     x = np.ascontiguousarray(x, np.float32)
     c = np.ascontiguousarray(centroids, np.float32)
@@ -21,13 +22,13 @@ def nearest(x: np.ndarray, centroids: np.ndarray, chunk: int = _CHUNK
     idx = np.empty(len(x), np.int64)
     dist = np.empty(len(x), np.float32)
     for start in range(0, len(x), chunk):
-        xs = x[start:start + chunk]
+        xs = x[start : start + chunk]
         # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2 ; argmin does not need ||x||^2
         d = c_sq[None, :] - 2.0 * (xs @ c.T)
         j = np.argmin(d, axis=1)
-        idx[start:start + chunk] = j
+        idx[start : start + chunk] = j
         x_sq = np.einsum("nd,nd->n", xs, xs)
-        dist[start:start + chunk] = np.maximum(d[np.arange(len(xs)), j] + x_sq, 0.0)
+        dist[start : start + chunk] = np.maximum(d[np.arange(len(xs)), j] + x_sq, 0.0)
     return idx, dist
 
 
@@ -50,8 +51,14 @@ def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return centroids
 
 
-def kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = 25,
-           init_sample: int = 20000, tol: float = 1e-6) -> tuple[np.ndarray, float]:
+def kmeans(
+    x: np.ndarray,
+    k: int,
+    seed: int = 0,
+    iterations: int = 25,
+    init_sample: int = 20000,
+    tol: float = 1e-6,
+) -> tuple[np.ndarray, float]:
     """Cluster the rows of x into k centroids. Returns (centroids [k, d] float32, inertia).
 
     k-means++ runs on a seeded sample of at most `init_sample` rows (it is O(n k)); Lloyd
@@ -62,8 +69,9 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = 25,
     if x.ndim != 2 or len(x) == 0:
         raise ValueError("kmeans needs a non-empty 2-D array")
     rng = np.random.default_rng(seed)
-    sample = x if len(x) <= init_sample else x[np.sort(rng.choice(len(x), init_sample,
-                                                                  replace=False))]
+    sample = (
+        x if len(x) <= init_sample else x[np.sort(rng.choice(len(x), init_sample, replace=False))]
+    )
     centroids = _kmeans_pp(sample, k, rng)
     prev = np.inf
     inertia = np.inf
@@ -71,13 +79,14 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = 25,
         idx, dist = nearest(x, centroids)
         inertia = float(dist.sum(dtype=np.float64))
         counts = np.bincount(idx, minlength=k)
-        sums = np.stack([np.bincount(idx, weights=x[:, j], minlength=k)
-                         for j in range(x.shape[1])], axis=1)
+        sums = np.stack(
+            [np.bincount(idx, weights=x[:, j], minlength=k) for j in range(x.shape[1])], axis=1
+        )
         nonempty = counts > 0
         centroids[nonempty] = (sums[nonempty] / counts[nonempty, None]).astype(np.float32)
         empty = np.flatnonzero(~nonempty)
         if len(empty):
-            worst = np.argsort(-dist, kind="stable")[:len(empty)]
+            worst = np.argsort(-dist, kind="stable")[: len(empty)]
             centroids[empty] = x[worst]
         if len(empty) == 0 and prev - inertia <= tol * max(prev, 1.0):
             break
