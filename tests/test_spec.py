@@ -153,6 +153,10 @@ path = "{ex}/imu_cnn1d.tflite"
             spec,
             "--finetune",
             "restorehook:Restore",
+            # the hook trains nothing: pin the paper's weight-space E-step so that S, not the
+            # (default) output-aware codes and bias correction, decides the accuracy
+            "--encode",
+            "nearest",
             "-j",
             "1",
             "-o",

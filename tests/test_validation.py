@@ -78,9 +78,9 @@ def test_bad_option_is_exit_2_one_line_before_the_build(tmp_path, case):
 
 
 def test_option_syntax_that_is_accepted():
-    from yonoc.cli import _Fraction, _Size
+    from yonoc.cli_params import Fraction, Size
 
-    size, frac = _Size(), _Fraction()
+    size, frac = Size(), Fraction()
     for text, n in (
         ("0x80000", 524288),
         ("512K", 524288),

@@ -5,9 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import os
-import re
 import signal
 import sys
 
@@ -15,11 +13,20 @@ import click
 
 from . import __version__
 from .budget import TARGETS
+from .cli_params import (
+    Fraction,
+    Size,
+    codebook_options,
+    codebook_opts,
+    finite,
+    models_arg,
+    out_dir,
+    out_file,
+    parse_samples,
+)
 from .errors import YonocError
-from .ir import Group
 from .options import MODES, BuildOptions
 from .passes.fidelity import FidelityTarget
-from .pq.codebooks import CodebookOptions
 
 log = logging.getLogger("yonoc")
 
@@ -114,175 +121,14 @@ def main(verbose, quiet):
     click.get_current_context().obj = (verbose, quiet)
 
 
-class _Size(click.ParamType):
-    """Bytes: 1048576, 0x100000, 512K, 512KiB, 512KB, 1M, 1.5M (K = 1024). Passed on as a
-    decimal string (budget.resolve takes strings)."""
-
-    name = "size"
-    _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-    def get_metavar(self, param, ctx=None):
-        return "SIZE"
-
-    def convert(self, value, param, ctx):
-        text = str(value).strip()
-        m = re.fullmatch(r"(0[xX][0-9a-fA-F]+|\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:i?[bB])?", text)
-        if not m:
-            self.fail(
-                f"{value!r}: expected a size such as 1M, 512K, 512KiB, 0x80000 or 1048576",
-                param,
-                ctx,
-            )
-        num = int(m.group(1), 16) if m.group(1).lower().startswith("0x") else float(m.group(1))
-        n = int(num * self._UNITS[m.group(2).lower()])
-        if n <= 0:
-            self.fail(f"{value!r}: a size must be positive", param, ctx)
-        return str(n)
-
-
-class _Fraction(click.ParamType):
-    """Agreement target: a fraction 0..1, or a percentage: 99, 99.5 or "99%". A value above 1
-    is a percentage; 1 means 100 %."""
-
-    name = "fraction"
-
-    def get_metavar(self, param, ctx=None):
-        return "F|P%"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, float):
-            return value
-        text = str(value).strip()
-        pct = text.endswith("%")
-        try:
-            v = float(text.rstrip("%").strip())
-        except ValueError:
-            self.fail(
-                f"{value!r}: expected a fraction such as 0.99 or a percentage such as 99 or 99%",
-                param,
-                ctx,
-            )
-        if pct or v > 1:
-            v /= 100.0
-        if not 0.0 <= v <= 1.0:
-            self.fail(f"{value!r}: must be 0..1 or 0..100%", param, ctx)
-        return v
-
-
-def _finite(ctx, param, value):
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value}: must be a finite number")
-    return value
-
-
-def _out_file(ctx, param, value):
-    """An output file's directory must exist before the (long) build, not after."""
-    if value is None:
-        return value
-    if os.path.isdir(value):
-        raise click.BadParameter(f"{value}: is a directory")
-    d = os.path.dirname(os.path.abspath(value))
-    if not os.path.isdir(d):
-        raise click.BadParameter(f"{value}: directory {d} does not exist")
-    if not os.access(d, os.W_OK):
-        raise click.BadParameter(f"{value}: directory {d} is not writable")
-    return value
-
-
-def _out_dir(ctx, param, value):
-    """--emit-c: an existing directory, or one whose parent exists (it is created)."""
-    if value is None:
-        return value
-    if os.path.exists(value) and not os.path.isdir(value):
-        raise click.BadParameter(f"{value}: exists and is not a directory")
-    if not os.path.isdir(value):
-        parent = os.path.dirname(os.path.abspath(value))
-        if not os.path.isdir(parent):
-            raise click.BadParameter(f"{value}: parent directory {parent} does not exist")
-    return value
-
-
-def _parse_subvectors(values) -> dict:
-    lengths = dict(CodebookOptions().subvector_lengths)
-    names = {"A": Group.CONV3X3, "B": Group.POINTWISE}
-    for v in values:
-        try:
-            g, rest = v.split("=", 1)
-            lens = tuple(int(x) for x in rest.split(","))
-            if g.upper() not in names or not lens or any(not 1 <= x <= 16 for x in lens):
-                raise ValueError
-        except ValueError:
-            raise click.BadParameter(
-                f"{v!r}: expected A=4,2 or B=4 (group A or B, lengths 1..16)",
-                param_hint="'--subvector-lengths'",
-            ) from None
-        lengths[names[g.upper()]] = tuple(sorted(set(lens), reverse=True))
-    return lengths
-
-
-def _codebook_options(codewords, subvector_lengths, seed) -> CodebookOptions:
-    if not 1 <= codewords <= 256:
-        raise click.BadParameter("--codewords must be 1..256 (indices are one byte)")
-    return CodebookOptions(
-        codewords=codewords, subvector_lengths=_parse_subvectors(subvector_lengths), seed=seed
-    )
-
-
-def _parse_samples(values) -> tuple:
-    out = []
-    for v in values:
-        name, _, path = v.partition("=")
-        if not name or not path:
-            raise click.BadParameter(f"{v!r}: expected MODEL=FILE.npy", param_hint="'--samples'")
-        if not path.endswith((".npy", ".npz")):
-            raise click.BadParameter(
-                f"{v!r}: samples are a .npy file (or an .npz with array 'x')",
-                param_hint="'--samples'",
-            )
-        if not os.path.isfile(path):
-            raise click.BadParameter(f"{path}: no such file", param_hint="'--samples'")
-        out.append((name, path))
-    return tuple(out)
-
-
-def _models_arg(f):
-    return click.argument("models", nargs=-1, type=click.Path(dir_okay=False))(f)
-
-
-def _codebook_opts(f):
-    f = click.option(
-        "--seed",
-        default=0,
-        show_default=True,
-        type=click.IntRange(0, 2**31 - 1),
-        help="k-means seed.",
-    )(f)
-    f = click.option(
-        "--subvector-lengths",
-        "subvector_lengths",
-        multiple=True,
-        metavar="G=S[,S..]",
-        help="Rates per group, e.g. A=4,2 (group A: 3x3 kernels, B: the rest); "
-        "bits per weight = 8/S.",
-    )(f)
-    f = click.option(
-        "--codewords",
-        default=256,
-        show_default=True,
-        type=click.IntRange(1, 256),
-        help="K codewords per sub-codebook (indices are one byte).",
-    )(f)
-    return f
-
-
 @main.command(short_help="Compress MODELS into one flash image.")
-@_models_arg
+@models_arg
 @click.option(
     "-o",
     "--output",
     required=True,
     type=click.Path(dir_okay=False),
-    callback=_out_file,
+    callback=out_file,
     help="Image file to write.",
 )
 @click.option(
@@ -301,7 +147,7 @@ def _codebook_opts(f):
     type=click.Path(dir_okay=False, exists=True),
     help="Frozen codebooks (.npz from `yonoc codebooks learn`) instead of learning.",
 )
-@_codebook_opts
+@codebook_opts
 @click.option(
     "--samples",
     multiple=True,
@@ -310,13 +156,13 @@ def _codebook_opts(f):
     "else generated inputs).",
 )
 @click.option(
-    "--snr", default=20.0, show_default=True, callback=_finite, help="Output SNR target in dB."
+    "--snr", default=20.0, show_default=True, callback=finite, help="Output SNR target in dB."
 )
 @click.option(
     "--min-agreement",
     default="0.99",
     show_default=True,
-    type=_Fraction(),
+    type=Fraction(),
     help="Top-1 agreement target on real samples: 0.99, 99 or 99% (a value above 1 "
     "is a percentage).",
 )
@@ -339,7 +185,7 @@ def _codebook_opts(f):
     "--report",
     "report_path",
     type=click.Path(dir_okay=False),
-    callback=_out_file,
+    callback=out_file,
     help="Also write the build report as JSON (strict: null for absent figures).",
 )
 @click.option(
@@ -364,11 +210,11 @@ def _codebook_opts(f):
     help="MCU preset whose flash/SRAM the result must fit.",
 )
 @click.option(
-    "--flash", type=_Size(), help="Flash budget for the image: 1M, 512K, 512KiB, 0x80000 or bytes."
+    "--flash", type=Size(), help="Flash budget for the image: 1M, 512K, 512KiB, 0x80000 or bytes."
 )
 @click.option(
     "--sram",
-    type=_Size(),
+    type=Size(),
     help="SRAM budget for what the firmware allocates (largest model "
     "region + largest tensor arena + codeword cache), e.g. 512K.",
 )
@@ -405,7 +251,7 @@ def _codebook_opts(f):
     "--emit-c",
     "emit_c",
     type=click.Path(file_okay=False),
-    callback=_out_dir,
+    callback=out_dir,
     help="Also write <prefix>_image.h/.cc and <prefix>_ops.h (TFLM op resolver) "
     "into this directory.",
 )
@@ -467,12 +313,12 @@ def build(
 
     opts = BuildOptions(
         mode=mode,
-        codebook=_codebook_options(codewords, subvector_lengths, seed),
+        codebook=codebook_options(codewords, subvector_lengths, seed),
         frozen_codebooks=frozen,
         target=FidelityTarget(snr, min_agreement),
         check=not no_check,
         fallback=fallback,
-        samples=_parse_samples(samples),
+        samples=parse_samples(samples),
         erase_names=not keep_names,
         kernel_major=kernel_major,
         jobs=jobs,
@@ -614,159 +460,22 @@ def extract(image, output):
     click.echo(f"{output}: {len(models)} models")
 
 
-@main.command(short_help="Append a model to an image (OTA-friendly).")
-@click.argument("image", type=click.Path(dir_okay=False))
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    callback=_out_file,
-    help="New image: IMAGE's bytes with the header rewritten and MODEL appended.",
-)
-@click.option(
-    "--mode",
-    type=click.Choice(MODES),
-    default="yono",
-    show_default=True,
-    help="As for build (the image's codebooks are used frozen whatever the mode).",
-)
-@click.option(
-    "--samples",
-    multiple=True,
-    metavar="MODEL=FILE.npy",
-    help="Real sample inputs for the model (as for build).",
-)
-@click.option(
-    "--snr", default=20.0, show_default=True, callback=_finite, help="Output SNR target in dB."
-)
-@click.option(
-    "--min-agreement",
-    default="0.99",
-    show_default=True,
-    type=_Fraction(),
-    help="Top-1 agreement target on real samples: 0.99, 99 or 99%.",
-)
-@click.option("--no-check", is_flag=True, help="No TFLM fidelity check (and no fallback).")
-@click.option(
-    "--fallback",
-    type=click.Choice(["sensitivity", "eq3"]),
-    default="sensitivity",
-    show_default=True,
-    help="How the fidelity pass picks what to keep finer/raw.",
-)
-@click.option("--keep-names", is_flag=True, help="Keep tensor names in the rebuilt model.")
-@click.option("--kernel-major", is_flag=True, help="Vectorise 3x3 kernels spatially.")
-@click.option("--no-notes", "no_notes", is_flag=True, help="Write the new image without notes.")
-@click.option(
-    "--target",
-    type=click.Choice(sorted(TARGETS), case_sensitive=False),
-    help="MCU preset whose flash/SRAM the result must fit.",
-)
-@click.option("--flash", type=_Size(), help="Flash budget for the image, e.g. 1M.")
-@click.option(
-    "--sram", type=_Size(), help="SRAM budget (model region + arena + codeword cache), e.g. 512K."
-)
-@_guard
-def add(
-    image,
-    model,
-    output,
-    mode,
-    samples,
-    snr,
-    min_agreement,
-    no_check,
-    fallback,
-    keep_names,
-    kernel_major,
-    no_notes,
-    target,
-    flash,
-    sram,
-):
-    """Code MODEL with IMAGE's frozen codebooks and append it as the last task (OTA-friendly:
-    only the 64-byte header of IMAGE changes; everything new is appended)."""
-    from . import budget, progress
-    from .add import add as run_add
-    from .backend.image_format import read_image
-    from .fileio import read_input, write_atomic
-
-    top_v, top_q = click.get_current_context().find_root().obj or (0, False)
-    progress.setup(progress.level_for(top_v, top_q))
-    limits = budget.resolve(target, flash, sram)
-    opts = BuildOptions(
-        mode=mode,
-        target=FidelityTarget(snr, min_agreement),
-        check=not no_check,
-        fallback=fallback,
-        samples=_parse_samples(samples),
-        erase_names=not keep_names,
-        kernel_major=kernel_major,
-        jobs=1,
-        notes=not no_notes,
-    )
-    old = read_input(image)
-    new, result = run_add(old, model, opts)
-    tasks = read_image(new).tasks
-    budget.check(limits, new)
-    write_atomic(output, new)
-    click.echo(
-        f"{output}: {len(new)} bytes (+{len(new) - len(old)}), task {len(tasks) - 1} "
-        f"{result.name!r} appended; bytes 64..{len(old)} of {image} unchanged"
-    )
-
-
-@main.command(short_help="Write an HTML report of an image.")
-@click.argument("image", type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    callback=_out_file,
-    help="HTML file to write (self-contained: inline SVG, no scripts).",
-)
-@click.option(
-    "--target",
-    type=click.Choice(sorted(TARGETS), case_sensitive=False),
-    help="MCU preset to draw flash/SRAM against.",
-)
-@click.option("--flash", type=_Size(), help="Flash budget, e.g. 1M.")
-@click.option(
-    "--sram", type=_Size(), help="SRAM budget (model region + arena + codeword cache), e.g. 512K."
-)
-@_guard
-def report(image, output, target, flash, sram):
-    """Write a one-page HTML report of IMAGE: sizes, rates, fidelity, flash/SRAM."""
-    from . import budget
-    from .fileio import write_atomic
-    from .report import inspect_image
-    from .report_html import render
-
-    limits = budget.resolve(target, flash, sram)
-    r = inspect_image(_read_image(image), tensors=True)
-    write_atomic(output, render(r, limits, os.path.basename(image)).encode())
-    click.echo(f"{output}: report of {len(r['models'])} models")
-
-
 @main.group()
 def codebooks():
     """Learn and reuse shared codebooks."""
 
 
 @codebooks.command("learn")
-@_models_arg
+@models_arg
 @click.option(
     "-o",
     "--output",
     required=True,
     type=click.Path(dir_okay=False),
-    callback=_out_file,
+    callback=out_file,
     help="Codebook file to write (.npz, for build --codebooks).",
 )
-@_codebook_opts
+@codebook_opts
 @click.option("--kernel-major", is_flag=True, help="Learn on spatially walked 3x3 kernels.")
 @_guard
 def codebooks_learn(models, output, codewords, subvector_lengths, seed, kernel_major):
@@ -777,7 +486,7 @@ def codebooks_learn(models, output, codewords, subvector_lengths, seed, kernel_m
     from .fileio import write_atomic
 
     ms = choose_layouts(load_models(list(models)), kernel_major)
-    cbs = learn_codebooks(ms, _codebook_options(codewords, subvector_lengths, seed))
+    cbs = learn_codebooks(ms, codebook_options(codewords, subvector_lengths, seed))
     buf = io.BytesIO()
     cbs.to_npz(buf)
     write_atomic(output, buf.getvalue())
@@ -787,5 +496,9 @@ def codebooks_learn(models, output, codewords, subvector_lengths, seed, kernel_m
     )
 
 
-if __name__ == "__main__":
-    main()
+from . import cli_image  # noqa: E402, F401  (registers add and report)
+
+if __name__ == "__main__":  # `python -m yonoc.cli`: run the real module (add/report live there)
+    from yonoc.__main__ import entry
+
+    entry()
