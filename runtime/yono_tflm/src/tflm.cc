@@ -105,15 +105,9 @@ TflmStatus TflmExecutor::switch_to(uint32_t task) {
   uint32_t region_size = region_size_ > 0xFFFFFFFFu
                              ? 0xFFFFFFFFu
                              : static_cast<uint32_t>(region_size_);
-  // With an attached codeword cache the workspace is never used: take the
-  // variant without one, which does not reserve YONO_STACK_CACHE_BYTES of
-  // stack (docs/runtime.md, "Stack use of a switch").
-  if (image_->c_image()->cw_cache != nullptr) {
-    image_status_ =
-        image_->Rebuild(task, region_, region_size, nullptr, nullptr, 0);
-  } else {
-    image_status_ = image_->Rebuild(task, region_, region_size, nullptr);
-  }
+  // With a codeword cache attached, Rebuild itself skips the stack workspace
+  // (docs/runtime.md, "Stack use of a switch").
+  image_status_ = image_->Rebuild(task, region_, region_size, nullptr);
   if (image_status_ != Status::kOk) return TflmStatus::kImageError;
 
   const tflite::Model* model = tflite::GetModel(region_);
