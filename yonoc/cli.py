@@ -12,13 +12,11 @@ import sys
 import click
 
 from . import __version__
-from .budget import TARGETS
 from .cli_params import (
-    Fraction,
-    Size,
+    budget_opts,
     codebook_options,
     codebook_opts,
-    finite,
+    fidelity_opts,
     models_arg,
     out_dir,
     out_file,
@@ -155,25 +153,7 @@ def main(verbose, quiet):
     help="Real sample inputs for a model (default: <model>.sample.npy beside it, "
     "else generated inputs).",
 )
-@click.option(
-    "--snr", default=20.0, show_default=True, callback=finite, help="Output SNR target in dB."
-)
-@click.option(
-    "--min-agreement",
-    default="0.99",
-    show_default=True,
-    type=Fraction(),
-    help="Top-1 agreement target on real samples: 0.99, 99 or 99% (a value above 1 "
-    "is a percentage).",
-)
-@click.option("--no-check", is_flag=True, help="No TFLM fidelity check (and no fallback).")
-@click.option(
-    "--fallback",
-    type=click.Choice(["sensitivity", "eq3"]),
-    default="sensitivity",
-    show_default=True,
-    help="How the fidelity pass picks what to keep finer/raw.",
-)
+@fidelity_opts
 @click.option("--keep-names", is_flag=True, help="Keep tensor names in the rebuilt models.")
 @click.option(
     "--kernel-major",
@@ -204,20 +184,7 @@ def main(verbose, quiet):
     help="Codeword choice: nearest in weight space, output-aware on calibration "
     "activations, or output-aware with bias correction.",
 )
-@click.option(
-    "--target",
-    type=click.Choice(sorted(TARGETS), case_sensitive=False),
-    help="MCU preset whose flash/SRAM the result must fit.",
-)
-@click.option(
-    "--flash", type=Size(), help="Flash budget for the image: 1M, 512K, 512KiB, 0x80000 or bytes."
-)
-@click.option(
-    "--sram",
-    type=Size(),
-    help="SRAM budget for what the firmware allocates (largest model "
-    "region + largest tensor arena + codeword cache), e.g. 512K.",
-)
+@budget_opts
 # --- build spec / EM finetuning (yonoc/spec.py, passes/em.py)
 @click.option(
     "--spec",

@@ -6,9 +6,8 @@ import os
 
 import click
 
-from .budget import TARGETS
 from .cli import _guard, _read_image, main
-from .cli_params import Fraction, Size, finite, out_file, parse_samples
+from .cli_params import budget_opts, fidelity_opts, out_file, parse_samples
 from .options import MODES, BuildOptions
 from .passes.fidelity import FidelityTarget
 
@@ -37,36 +36,11 @@ from .passes.fidelity import FidelityTarget
     metavar="MODEL=FILE.npy",
     help="Real sample inputs for the model (as for build).",
 )
-@click.option(
-    "--snr", default=20.0, show_default=True, callback=finite, help="Output SNR target in dB."
-)
-@click.option(
-    "--min-agreement",
-    default="0.99",
-    show_default=True,
-    type=Fraction(),
-    help="Top-1 agreement target on real samples: 0.99, 99 or 99%.",
-)
-@click.option("--no-check", is_flag=True, help="No TFLM fidelity check (and no fallback).")
-@click.option(
-    "--fallback",
-    type=click.Choice(["sensitivity", "eq3"]),
-    default="sensitivity",
-    show_default=True,
-    help="How the fidelity pass picks what to keep finer/raw.",
-)
+@fidelity_opts
 @click.option("--keep-names", is_flag=True, help="Keep tensor names in the rebuilt model.")
 @click.option("--kernel-major", is_flag=True, help="Vectorise 3x3 kernels spatially.")
 @click.option("--no-notes", "no_notes", is_flag=True, help="Write the new image without notes.")
-@click.option(
-    "--target",
-    type=click.Choice(sorted(TARGETS), case_sensitive=False),
-    help="MCU preset whose flash/SRAM the result must fit.",
-)
-@click.option("--flash", type=Size(), help="Flash budget for the image, e.g. 1M.")
-@click.option(
-    "--sram", type=Size(), help="SRAM budget (model region + arena + codeword cache), e.g. 512K."
-)
+@budget_opts
 @_guard
 def add(
     image,
@@ -127,15 +101,7 @@ def add(
     callback=out_file,
     help="HTML file to write (self-contained: inline SVG, no scripts).",
 )
-@click.option(
-    "--target",
-    type=click.Choice(sorted(TARGETS), case_sensitive=False),
-    help="MCU preset to draw flash/SRAM against.",
-)
-@click.option("--flash", type=Size(), help="Flash budget, e.g. 1M.")
-@click.option(
-    "--sram", type=Size(), help="SRAM budget (model region + arena + codeword cache), e.g. 512K."
-)
+@budget_opts
 @_guard
 def report(image, output, target, flash, sram):
     """Write a one-page HTML report of IMAGE: sizes, rates, fidelity, flash/SRAM."""

@@ -172,3 +172,52 @@ def codebook_opts(f):
         help="K codewords per sub-codebook (indices are one byte).",
     )(f)
     return f
+
+
+def fidelity_opts(f):
+    """The data-free fidelity target and how it is met (build, add)."""
+    f = click.option(
+        "--fallback",
+        type=click.Choice(["sensitivity", "eq3"]),
+        default="sensitivity",
+        show_default=True,
+        help="How the fidelity pass picks what to keep finer/raw.",
+    )(f)
+    f = click.option("--no-check", is_flag=True, help="No TFLM fidelity check (and no fallback).")(
+        f
+    )
+    f = click.option(
+        "--min-agreement",
+        default="0.99",
+        show_default=True,
+        type=Fraction(),
+        help="Top-1 agreement target on real samples: 0.99, 99 or 99% (a value above 1 "
+        "is a percentage).",
+    )(f)
+    f = click.option(
+        "--snr", default=20.0, show_default=True, callback=finite, help="Output SNR target in dB."
+    )(f)
+    return f
+
+
+def budget_opts(f):
+    """Flash/SRAM budget: a preset and/or explicit sizes (build, add, report)."""
+    from .budget import TARGETS
+
+    f = click.option(
+        "--sram",
+        type=Size(),
+        help="SRAM budget for what the firmware allocates (largest model region + largest "
+        "tensor arena + codeword cache), e.g. 512K.",
+    )(f)
+    f = click.option(
+        "--flash",
+        type=Size(),
+        help="Flash budget for the image: 1M, 512K, 512KiB, 0x80000 or bytes.",
+    )(f)
+    f = click.option(
+        "--target",
+        type=click.Choice(sorted(TARGETS), case_sensitive=False),
+        help="MCU preset whose flash/SRAM the image must fit (or is drawn against).",
+    )(f)
+    return f
