@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .backend import image_format as fmt
 from .errors import BudgetError, MissingDependencyError, YonocError
-
-ALIGN = 16  # model region and arena are 16-byte aligned (YONO_MODEL_ALIGNMENT, TFLM)
 
 
 @dataclass(frozen=True)
@@ -60,10 +59,6 @@ def resolve(target: str | None, flash: str | None, sram: str | None) -> Budget |
     )
 
 
-def _align(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
-
-
 @dataclass(frozen=True)
 class SramNeed:
     """What the generated firmware allocates in SRAM for an image (bytes)."""
@@ -100,8 +95,8 @@ def firmware_sram(image) -> SramNeed:
     big_model = max(tasks, key=lambda t: t.model_size)
     big_arena = max(tasks, key=lambda t: t.arena_size)
     return SramNeed(
-        _align(image.max_model_size),
-        _align(image.max_arena_size),
+        fmt.align(image.max_model_size),
+        fmt.align(image.max_arena_size),
         codeword_cache_size(image),
         big_model.name,
         big_arena.name,
@@ -168,7 +163,7 @@ def precheck(budget: Budget | None, paths: list) -> None:
     models = [read_model(p) for p in paths]
     if not models:
         return
-    regions = {m.name: _align(m.weight_bytes) for m in models}
+    regions = {m.name: fmt.align(m.weight_bytes) for m in models}
     arenas = {m.name: measure_arena(m.data) for m in models}
     unknown = [n for n, a in arenas.items() if not a]
     if unknown:

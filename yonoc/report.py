@@ -9,12 +9,6 @@ from .backend import notes as build_notes
 from .errors import ImageError, ModelError
 from .frontend import read_model_bytes
 
-_ALIGN = fmt.ALIGN
-
-
-def _aligned(n: int) -> int:
-    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
-
 
 def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
     """Sizes and ratios computed from the image alone (it rebuilds every model to see them),
@@ -25,7 +19,7 @@ def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
         notes = None
     models = []
     tot_orig = tot_w_orig = tot_w_img = 0
-    cb_bytes = sum(_aligned(c.codewords.size * 2) for c in image.codebooks)
+    cb_bytes = sum(fmt.align(c.codewords.size * 2) for c in image.codebooks)
     for i, t in enumerate(image.tasks):
         model = fmt.rebuild(image, i)
         try:
@@ -37,14 +31,15 @@ def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
         pq_at = {f.dst_offset: f for f in pq_fills}
         w_orig = sum(w.size for w in weights)
         w_img = sum(
-            _aligned(len(pq_at[w.offset].payload)) if w.offset in pq_at else w.size for w in weights
+            fmt.align(len(pq_at[w.offset].payload)) if w.offset in pq_at else w.size
+            for w in weights
         )
         in_image = (
-            _aligned(t.skeleton_size)
-            + _aligned(fmt.FILL_RECORD.size * len(t.fills))
-            + _aligned(len(t.name.encode()) + 1)
+            fmt.align(t.skeleton_size)
+            + fmt.align(fmt.FILL_RECORD.size * len(t.fills))
+            + fmt.align(len(t.name.encode()) + 1)
             + fmt.TASK_ENTRY.size
-            + sum(_aligned(len(f.payload)) for f in t.fills)
+            + sum(fmt.align(len(f.payload)) for f in t.fills)
         )
         models.append(
             {

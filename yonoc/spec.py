@@ -43,28 +43,6 @@ from .options import MODES, BuildOptions
 from .passes.em import DataSpec, EMOptions
 from .passes.fidelity import FidelityTarget
 
-_BUILD_KEYS = {
-    "mode",
-    "epsilon",
-    "finetune",
-    "codebooks",
-    "epochs",
-    "lr",
-    "batch_size",
-    "seed",
-    "init",
-    "train_biases",
-    "frozen_biases",
-    "reassign",
-    "loss",
-    "max_train",
-    "max_iterations",
-    "snr",
-    "min_agreement",
-    "fallback",
-    "rate_search",
-    "patience",
-}
 _MODEL_KEYS = {"path", "train", "val", "test", "inputs", "epsilon", "samples"}
 _EM_KEYS = {
     "epsilon",
@@ -82,6 +60,8 @@ _EM_KEYS = {
     "rate_search",
     "patience",
 }
+# the [build] table: every Algorithm 1 key plus how the image is built and judged data-free
+_BUILD_KEYS = _EM_KEYS | {"mode", "finetune", "codebooks", "snr", "min_agreement", "fallback"}
 _EM_CHOICES = {
     "init": ("original", "reconstructed"),
     "reassign": ("original", "finetuned"),

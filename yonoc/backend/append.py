@@ -42,7 +42,7 @@ def append_task(image: fmt.Image, task: fmt.Task, notes: bytes = b"") -> bytes:
     table_off = lay.put(table)
     notes = bytes(notes)
     notes_off = lay.put(notes) if notes else 0
-    size = fmt._align(lay.end)
+    size = fmt.align(lay.end)
     if size > fmt.MAX_IMAGE_SIZE:
         raise fmt.ImageError(f"image of {size} bytes exceeds the format's 4 GiB limit")
     buf = bytearray(size)

@@ -131,7 +131,8 @@ def zero_fills(model: bytes, fills: list, min_run: int = MIN_ZERO_RUN) -> list:
     return [Fill(int(s), int(e - s), FillKind.ZERO) for s, e in zip(starts[keep], ends[keep])]
 
 
-def _align(n: int) -> int:
+def align(n: int) -> int:
+    """Round up to the image's 16-byte section alignment (also that of the model region)."""
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
@@ -143,7 +144,7 @@ class _Layout:
         self.chunks = []
 
     def put(self, data: bytes) -> int:
-        off = _align(self.end)
+        off = align(self.end)
         self.chunks.append((off, data))
         self.end = off + len(data)
         return off
@@ -185,7 +186,7 @@ def put_task(lay: _Layout, t: Task) -> bytes:
                 f.residual_first if res else 0,
             )
         )
-    fill_off = lay.put(b"".join(rows)) if rows else _align(lay.end)
+    fill_off = lay.put(b"".join(rows)) if rows else align(lay.end)
     return TASK_ENTRY.pack(
         name_off,
         len(name),
@@ -227,7 +228,7 @@ def write_image(codebooks: list, tasks: list, notes: bytes = b"") -> bytes:
     task_rows = [put_task(lay, t) for t in tasks]
     notes = bytes(notes)
     notes_off = lay.put(notes) if notes else 0
-    size = _align(lay.end)
+    size = align(lay.end)
     if size > MAX_IMAGE_SIZE:
         raise ImageError(f"image of {size} bytes exceeds the format's 4 GiB limit")
     buf = bytearray(size)
