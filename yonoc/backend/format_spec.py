@@ -22,7 +22,7 @@ from enum import IntEnum
 from pathlib import Path
 
 MAGIC = b"YONO"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: flash-resident tasks (TASK_FLAG_FLASH, issue 14)
 ALIGN = 16  # every data section starts on this boundary
 MODEL_ALIGNMENT = 16  # a rebuilt model's region (TFLM reads buffers in place)
 MAX_TASKS = 0xFFFF  # u16 count
@@ -32,6 +32,9 @@ MAX_SUBVECTOR_LEN = 16  # keeps a reader's codeword cache small
 MAX_SUBCODEBOOKS = 4  # M of a PQ record
 MAX_NAME_LENGTH = 255
 MAX_IMAGE_SIZE = 0xFFFFFFFF  # u32 offsets
+TASK_FLAG_FLASH = 0x1  # task entry flags bit 0: the model is stored whole and runs in place
+TASK_FLAGS_KNOWN = TASK_FLAG_FLASH  # a reader rejects any other task flag bit
+DECODE_CUSTOM_CODE = "YONO_DECODE"  # a flash model's decode operator (docs: "Flash tasks")
 
 
 class FillKind(IntEnum):
@@ -115,7 +118,7 @@ HEADER = Record(
         Field(22, "u16", "task_count", "entries in the task table (>= 1)"),
         Field(24, "u32", "codebook_table_offset", ""),
         Field(28, "u32", "task_table_offset", ""),
-        Field(32, "u32", "max_model_size", "largest model_size of any task"),
+        Field(32, "u32", "max_model_size", "largest model_size of the rebuild tasks (0: none)"),
         Field(36, "u32", "max_arena_size", "largest arena_size of any task"),
         Field(40, "u32", "notes_offset", "opaque build notes, 16-aligned, 0 if none"),
         Field(44, "u32", "notes_size", "bytes of build notes"),
@@ -153,7 +156,7 @@ TASK_ENTRY = Record(
         Field(24, "u32", "fill_table_offset", "16-aligned array of fill records"),
         Field(28, "u32", "fill_count", ""),
         Field(32, "u32", "arena_size", "TFLM arena bytes at build time (0 = not measured)"),
-        Field(36, "u32", "flags", "0"),
+        Field(36, "u32", "flags", "TASK_FLAG_FLASH or 0; other bits 0"),
         Field(40, "u32", "original_size", "bytes of the input .tflite"),
         Field(44, "u8[20]", "reserved", "0"),
     ),
@@ -221,6 +224,9 @@ def c_header() -> str:
         d("MAX_SUBVECTOR_LEN", f"{MAX_SUBVECTOR_LEN}u"),
         d("MAX_SUBCODEBOOKS", f"{MAX_SUBCODEBOOKS}u"),
         d("MAX_NAME_LENGTH", f"{MAX_NAME_LENGTH}u"),
+        d("TASK_FLAG_FLASH", f"{TASK_FLAG_FLASH}u", "task runs in place from flash"),
+        d("TASK_FLAGS_KNOWN", f"{TASK_FLAGS_KNOWN}u", "any other task flag bit is rejected"),
+        d("DECODE_CUSTOM_CODE", f'"{DECODE_CUSTOM_CODE}"', "a flash model's decode operator"),
         "",
     ]
     for enum, prefix in ((FillKind, "FILL_KIND"), (Layout, "LAYOUT"), (Group, "GROUP")):

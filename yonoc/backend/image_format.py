@@ -27,6 +27,8 @@ from .format_spec import (  # noqa: F401
     MAX_SUBCODEBOOKS,
     MAX_SUBVECTOR_LEN,
     MAX_TASKS,
+    TASK_FLAG_FLASH,
+    TASK_FLAGS_KNOWN,
     FillKind,
     Layout,
 )
@@ -75,10 +77,11 @@ class Fill:
 @dataclass
 class Task:
     name: str
-    model: bytes  # the rebuilt model (what extract returns)
-    fills: list  # of Fill, sorted by dst_offset, not overlapping
-    arena_size: int = 0
+    model: bytes  # the rebuilt model (what extract returns); a flash task's flash model
+    fills: list  # of Fill, sorted by dst_offset, not overlapping; [] for a flash task
+    arena_size: int = 0  # in the mode the task is stored in
     original_size: int = 0
+    flash: bool = False  # TASK_FLAG_FLASH: stored whole, runs in place (backend/flash.py)
 
 
 @dataclass
@@ -103,6 +106,7 @@ class TaskView:
     fills: list  # of Fill (payload filled in)
     arena_size: int
     original_size: int
+    flash: bool = False  # TASK_FLAG_FLASH
 
 
 def crc32(data) -> int:
@@ -157,6 +161,8 @@ def put_task(lay: _Layout, t: Task) -> bytes:
     if not 1 <= len(name) <= MAX_NAME_LENGTH:
         raise ImageError(f"task name {t.name!r}: 1..{MAX_NAME_LENGTH} UTF-8 bytes")
     name_off = lay.put(name + b"\0")
+    if t.flash and t.fills:
+        raise ImageError(f"task {t.name!r}: a flash task is stored whole, without fill records")
     fills = sorted(t.fills, key=lambda f: f.dst_offset)
     skeleton, cursor = [], 0
     for f in fills:
@@ -186,7 +192,10 @@ def put_task(lay: _Layout, t: Task) -> bytes:
                 f.residual_first if res else 0,
             )
         )
-    fill_off = lay.put(b"".join(rows)) if rows else align(lay.end)
+    if t.flash:
+        fill_off = 0  # the contract: a flash task has no fill table
+    else:
+        fill_off = lay.put(b"".join(rows)) if rows else align(lay.end)
     return TASK_ENTRY.pack(
         name_off,
         len(name),
@@ -197,7 +206,7 @@ def put_task(lay: _Layout, t: Task) -> bytes:
         fill_off,
         len(fills),
         t.arena_size,
-        0,
+        TASK_FLAG_FLASH if t.flash else 0,
         t.original_size,
     )
 
@@ -236,7 +245,7 @@ def write_image(codebooks: list, tasks: list, notes: bytes = b"") -> bytes:
     buf[task_table : task_table + len(b"".join(task_rows))] = b"".join(task_rows)
     for off, data in lay.chunks:
         buf[off : off + len(data)] = data
-    max_model = max(len(t.model) for t in tasks)
+    max_model = max_rebuild_model(tasks)
     max_arena = max(t.arena_size for t in tasks)
     header = HEADER.pack(
         MAGIC,
@@ -257,6 +266,12 @@ def write_image(codebooks: list, tasks: list, notes: bytes = b"") -> bytes:
     buf[: HEADER.size] = header
     seal_crc(buf)
     return bytes(buf)
+
+
+def max_rebuild_model(tasks) -> int:
+    """The header's max_model_size: the largest REBUILD task's model (flash tasks need no
+    model region); 0 when every task is flash."""
+    return max((len(t.model) for t in tasks if not t.flash), default=0)
 
 
 def seal_crc(buf: bytearray) -> None:
@@ -345,6 +360,11 @@ def read_image(data: bytes) -> Image:
             name = data[name_off : name_off + name_len].decode("utf-8")
         except UnicodeDecodeError:
             raise ImageError(f"corrupt image: task {ti} name is not UTF-8") from None
+        if tflags & ~TASK_FLAGS_KNOWN:
+            raise ImageError(f"corrupt image: task {name!r} has unknown flags {tflags:#x}")
+        flash = bool(tflags & TASK_FLAG_FLASH)
+        if flash and (fill_count or fill_off or skel_size != model_size or skel_off % ALIGN):
+            raise ImageError(f"corrupt image: flash task {name!r} is not stored whole")
         _span(image_size, skel_off, skel_size, f"task {name!r} skeleton")
         _span(image_size, fill_off, FILL_RECORD.size * fill_count, f"task {name!r} fill table")
         fills, cursor, filled = [], 0, 0
@@ -382,12 +402,14 @@ def read_image(data: bytes) -> Image:
             else:
                 raise ImageError(f"corrupt image: {where} has unknown kind {kind}")
             fills.append(fill)
-        if model_size > max_model or arena > max_arena:
+        if (not flash and model_size > max_model) or arena > max_arena:
             raise ImageError(f"corrupt image: task {name!r} exceeds the header's maximum sizes")
         if filled + skel_size != model_size:
             raise ImageError(f"corrupt image: task {name!r} sizes do not add up")
         tasks.append(
-            TaskView(name, model_size, model_crc, skel_off, skel_size, fills, arena, original)
+            TaskView(
+                name, model_size, model_crc, skel_off, skel_size, fills, arena, original, flash
+            )
         )
     return Image(
         data[:image_size],

@@ -5,7 +5,7 @@
 #ifndef YONO_IMAGE_FORMAT_H_
 #define YONO_IMAGE_FORMAT_H_
 
-#define YONO_FORMAT_VERSION 3u
+#define YONO_FORMAT_VERSION 4u
 #define YONO_MAGIC "YONO"
 #define YONO_MAGIC_SIZE 4u
 #define YONO_SECTION_ALIGNMENT 16u  // every data section starts on this boundary
@@ -17,6 +17,9 @@
 #define YONO_MAX_SUBVECTOR_LEN 16u
 #define YONO_MAX_SUBCODEBOOKS 4u
 #define YONO_MAX_NAME_LENGTH 255u
+#define YONO_TASK_FLAG_FLASH 1u  // task runs in place from flash
+#define YONO_TASK_FLAGS_KNOWN 1u  // any other task flag bit is rejected
+#define YONO_DECODE_CUSTOM_CODE "YONO_DECODE"  // a flash model's decode operator
 
 #define YONO_FILL_KIND_ZERO 0u
 #define YONO_FILL_KIND_RAW 1u
@@ -41,7 +44,7 @@
 #define YONO_HEADER_TASK_COUNT_OFF 22u  // u16: entries in the task table (>= 1)
 #define YONO_HEADER_CODEBOOK_TABLE_OFFSET_OFF 24u  // u32
 #define YONO_HEADER_TASK_TABLE_OFFSET_OFF 28u  // u32
-#define YONO_HEADER_MAX_MODEL_SIZE_OFF 32u  // u32: largest model_size of any task
+#define YONO_HEADER_MAX_MODEL_SIZE_OFF 32u  // u32: largest model_size of the rebuild tasks (0: none)
 #define YONO_HEADER_MAX_ARENA_SIZE_OFF 36u  // u32: largest arena_size of any task
 #define YONO_HEADER_NOTES_OFFSET_OFF 40u  // u32: opaque build notes, 16-aligned, 0 if none
 #define YONO_HEADER_NOTES_SIZE_OFF 44u  // u32: bytes of build notes
@@ -65,7 +68,7 @@
 #define YONO_TASK_FILL_TABLE_OFFSET_OFF 24u  // u32: 16-aligned array of fill records
 #define YONO_TASK_FILL_COUNT_OFF 28u  // u32
 #define YONO_TASK_ARENA_SIZE_OFF 32u  // u32: TFLM arena bytes at build time (0 = not measured)
-#define YONO_TASK_FLAGS_OFF 36u  // u32: 0
+#define YONO_TASK_FLAGS_OFF 36u  // u32: TASK_FLAG_FLASH or 0; other bits 0
 #define YONO_TASK_ORIGINAL_SIZE_OFF 40u  // u32: bytes of the input .tflite
 
 // Fill record (24 bytes): byte offsets of its fields.
