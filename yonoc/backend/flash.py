@@ -1,0 +1,295 @@
+"""The flash model of a flash task (issue 14; docs/image-format.md, "Flash tasks").
+
+A flash task runs in place from the image: each PQ-coded weight W is produced at run time by a
+YONO_DECODE custom operator, inserted just before W's first consumer, from two constant uint8
+tensors (the fill record's index array and the 24-byte record itself). W's tensor keeps its
+index, name, shape and quantisation but loses its data (buffer 0), so every consumer reads the
+decoded copy and the memory planner gives it a lifetime from the decode op to its last consumer.
+
+The rewrite starts from the task's rebuild-mode model (the original graph with the build's bias
+corrections and erased names) and its PQ fill records, so the decoded bytes are exactly the
+rebuild-mode bytes. `equivalent_model` is the same graph with each decode op a RESHAPE of a
+constant holding the decoded bytes: TFLM's Python interpreter can run and size it (it cannot
+run YONO_DECODE), which gives a flash task's outputs and arena.
+
+Flatbuffers are written with the tflite-micro wheel's object API (schema_py_generated) and one
+fixed builder, so the output is deterministic; buffer data is 16-byte aligned (TFLM reads
+buffers in place; the schema's force_align, which the object API does not apply by itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import flatbuffers
+import numpy as np
+
+from ..errors import YonocError
+from . import image_format as fmt
+from .format_spec import DECODE_CUSTOM_CODE, FillKind
+
+CUSTOM = 32  # BuiltinOperator.CUSTOM
+RESHAPE = 22  # BuiltinOperator.RESHAPE
+UINT8, INT8, INT32 = 3, 9, 2  # TensorType
+# the operators whose kernels read a filter/weights tensor only in Eval (reference TFLM and
+# CMSIS-NN; CMSIS-NN FULLY_CONNECTED computes kernel sums in Eval for a non-constant filter)
+DECODABLE_CONSUMERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+BUFFER_ALIGN = 16
+
+
+def _schema():
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as s
+
+    return s
+
+
+def _builtin_names() -> dict:
+    import tflite
+
+    return {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+
+
+@dataclass(frozen=True)
+class Coded:
+    """One coded weight buffer of the model: its buffer index and its fill record."""
+
+    buffer: int
+    fill: fmt.Fill
+
+
+def record_bytes(f: fmt.Fill) -> bytes:
+    """The 24-byte record tensor of a coded weight: its fill record at dst/src offset 0."""
+    res = f.kind == FillKind.PQ_RESIDUAL
+    return fmt.FILL_RECORD.pack(
+        0,
+        f.length,
+        int(f.kind),
+        f.layout,
+        f.codebook_count,
+        f.residual_count if res else 0,
+        f.codebook_first,
+        f.kernel_positions,
+        0,
+        f.inner_channels,
+        f.residual_first if res else 0,
+    )
+
+
+def _buffer_spans(model: bytes) -> dict:
+    """{data offset in the file: (buffer index, length)} of every buffer holding data."""
+    import tflite
+
+    from ..frontend.flatbuffer import buffer_span
+
+    m = tflite.Model.GetRootAsModel(model, 0)
+    spans = {}
+    for b in range(m.BuffersLength()):
+        if m.Buffers(b).Offset() > 1:
+            raise YonocError("a model with buffers outside the flatbuffer cannot run in place")
+        start, length = buffer_span(m, b, len(model), "<model>")
+        if length:
+            spans[start] = (b, length)
+    return spans
+
+
+def coded_buffers(model: bytes, fills: list) -> list:
+    """The PQ/PQ_RESIDUAL fill records of a rebuild-mode model, matched to their buffers."""
+    spans = _buffer_spans(model)
+    out = []
+    for f in fills:
+        if f.kind not in (FillKind.PQ, FillKind.PQ_RESIDUAL):
+            continue
+        b, length = spans.get(f.dst_offset, (None, 0))
+        if b is None or length != f.length:
+            raise YonocError(f"internal error: PQ record at {f.dst_offset} is not a whole buffer")
+        out.append(Coded(b, f))
+    return out
+
+
+def blockers(model: bytes, fills: list) -> list:
+    """Why this model cannot run in flash mode ([] if it can): each coded weight consumed by an
+    operator that cannot take a decoded (non-constant) weight (e.g. CMSIS-NN SVDF or LSTM,
+    which need constant weights at Prepare), or at another input than the filter."""
+    try:
+        coded = {c.buffer for c in coded_buffers(model, fills)}
+    except YonocError as e:
+        return [str(e)]
+    if not coded:
+        return []
+    m = _schema().ModelT.InitFromPackedBuf(bytearray(model), 0)
+    names = _builtin_names()
+    why = set()
+    for sg in m.subgraphs:
+        for op in sg.operators:
+            code = m.operatorCodes[op.opcodeIndex]
+            name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+            for pos, ti in enumerate([] if op.inputs is None else op.inputs):
+                if ti >= 0 and sg.tensors[ti].buffer in coded:
+                    if name not in DECODABLE_CONSUMERS or pos != 1:
+                        why.add(f"{name} reads a coded weight at input {pos}")
+    return sorted(why)
+
+
+def _aligned_pack(self, builder):
+    """BufferT.Pack with the schema's force_align: 16 on the data vector."""
+    s = _schema()
+    data = None
+    if self.data is not None:
+        payload = bytes(np.asarray(self.data, np.uint8).tobytes())
+        builder.StartVector(1, len(payload), BUFFER_ALIGN)
+        builder.head -= len(payload)
+        builder.Bytes[builder.head : builder.head + len(payload)] = payload
+        data = builder.EndVector()
+    s.BufferStart(builder)
+    if data is not None:
+        s.BufferAddData(builder, data)
+    s.BufferAddOffset(builder, self.offset)
+    s.BufferAddSize(builder, self.size)
+    return s.BufferEnd(builder)
+
+
+def _opcode(m, builtin: int, custom: str | None) -> int:
+    s = _schema()
+    for i, c in enumerate(m.operatorCodes):
+        cc = c.customCode.decode() if isinstance(c.customCode, bytes) else c.customCode
+        if max(c.builtinCode, c.deprecatedBuiltinCode) == builtin and cc == custom:
+            return i
+    code = s.OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode = builtin, min(builtin, 127)
+    code.customCode, code.version = custom, 1
+    m.operatorCodes.append(code)
+    return len(m.operatorCodes) - 1
+
+
+def _new_buffer(m, data: bytes) -> int:
+    b = _schema().BufferT()
+    b.data = np.frombuffer(data, np.uint8).copy()
+    m.buffers.append(b)
+    return len(m.buffers) - 1
+
+
+def _new_tensor(sg, name: str, shape: list, ttype: int, buffer: int) -> int:
+    t = _schema().TensorT()
+    t.name, t.shape, t.type, t.buffer = name, np.array(shape, np.int32), ttype, buffer
+    sg.tensors.append(t)
+    return len(sg.tensors) - 1
+
+
+def _empty_buffer(m) -> int:
+    """Buffer 0 when it is the usual empty sentinel, else a new empty buffer."""
+    b0 = m.buffers[0]
+    if b0.data is None or len(b0.data) == 0:
+        return 0
+    m.buffers.append(_schema().BufferT())
+    return len(m.buffers) - 1
+
+
+def _rewrite(model: bytes, fills: list, producer) -> bytes:
+    """The model with each coded weight produced by an operator that `producer` describes:
+    producer(m, sg, coded, tensor) -> (opcode index, input tensor indices)."""
+    s = _schema()
+    coded = coded_buffers(model, fills)
+    m = s.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    by_buffer = {c.buffer: c for c in coded}
+    empty = _empty_buffer(m) if coded else 0
+    inputs_of = {}  # (buffer, producer) inputs, shared by every tensor of one buffer
+    for sg in m.subgraphs:
+        first_use = {}  # tensor index -> first consumer's op index
+        for oi, op in enumerate(sg.operators):
+            for ti in [] if op.inputs is None else op.inputs:
+                if ti >= 0 and sg.tensors[ti].buffer in by_buffer:
+                    first_use.setdefault(int(ti), oi)
+        inserts = {}  # op index -> new ops to put before it
+        for ti in sorted(first_use):
+            t = sg.tensors[ti]
+            c = by_buffer[t.buffer]
+            key = (id(sg), c.buffer)
+            if key not in inputs_of:
+                inputs_of[key] = producer(m, sg, c, t)
+            opcode, ins = inputs_of[key]
+            op = s.OperatorT()
+            op.opcodeIndex = opcode
+            op.inputs = np.array(ins, np.int32)
+            op.outputs = np.array([ti], np.int32)
+            inserts.setdefault(first_use[ti], []).append(op)
+            t.buffer = empty
+        ops = []
+        for oi, op in enumerate(sg.operators):
+            ops += inserts.get(oi, []) + [op]
+        sg.operators = ops
+    for c in coded:  # the weight bytes leave the model
+        m.buffers[c.buffer] = s.BufferT()
+    for b in m.buffers:
+        b.Pack = _aligned_pack.__get__(b)
+    builder = flatbuffers.Builder(len(model) + 1024)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def flash_model(model: bytes, fills: list) -> bytes:
+    """The flash model (docs/image-format.md "Flash tasks") of a rebuild-mode model and its
+    fill records (codebook indices as in the image's table)."""
+
+    def decode_op(m, sg, c, t):
+        f = c.fill
+        name = _name(t)
+        idx = _new_tensor(
+            sg, f"{name}/yono_indices", [len(f.payload)], UINT8, _new_buffer(m, f.payload)
+        )
+        rec = _new_tensor(
+            sg,
+            f"{name}/yono_record",
+            [fmt.FILL_RECORD.size],
+            UINT8,
+            _new_buffer(m, record_bytes(f)),
+        )
+        return _opcode(m, CUSTOM, DECODE_CUSTOM_CODE), [idx, rec]
+
+    return _rewrite(model, fills, decode_op)
+
+
+def equivalent_model(model: bytes, fills: list) -> bytes:
+    """The flash model with each YONO_DECODE a RESHAPE of a constant holding the decoded bytes
+    (same tensor count, same decoded-weight lifetimes): what TFLM's Python interpreter runs and
+    sizes for a flash task."""
+
+    def reshape_op(m, sg, c, t):
+        f = c.fill
+        name = _name(t)
+        decoded = model[f.dst_offset : f.dst_offset + f.length]
+        src = _new_tensor(sg, f"{name}/decoded", [f.length], INT8, _new_buffer(m, decoded))
+        shape = np.asarray(t.shape, "<i4").tobytes()
+        dims = _new_tensor(sg, f"{name}/shape", [len(t.shape)], INT32, _new_buffer(m, shape))
+        return _opcode(m, RESHAPE, None), [src, dims]
+
+    return _rewrite(model, fills, reshape_op)
+
+
+def _name(t) -> str:
+    n = t.name
+    return (n.decode("utf-8", "replace") if isinstance(n, bytes) else n) or "w"
+
+
+def decode_ops(model: bytes) -> list:
+    """The coded weights of a flash model: (tensor name, shape, Fill with the index payload),
+    one per YONO_DECODE operator, in operator order (for inspect and tests)."""
+    s = _schema()
+    m = s.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    out = []
+    for sg in m.subgraphs:
+        for op in sg.operators:
+            code = m.operatorCodes[op.opcodeIndex]
+            cc = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
+            if code.builtinCode != CUSTOM or cc != DECODE_CUSTOM_CODE:
+                continue
+            idx_t, rec_t = (sg.tensors[i] for i in op.inputs)
+            rec = bytes(np.asarray(m.buffers[rec_t.buffer].data, np.uint8))
+            (_, length, kind, layout, mm, m2, first, p, _, inner, first2) = fmt.FILL_RECORD.unpack(
+                rec
+            )
+            payload = bytes(np.asarray(m.buffers[idx_t.buffer].data, np.uint8))
+            f = fmt.Fill(0, length, FillKind(kind), layout, first, mm, p, inner, payload)
+            f.residual_first, f.residual_count = first2, m2
+            w = sg.tensors[op.outputs[0]]
+            out.append((_name(w), [int(d) for d in w.shape], f))
+    return out
