@@ -1,8 +1,9 @@
 """Flash and SRAM budget check (`yonoc build --target`, `--flash`, `--sram`).
 
 The firmware keeps the image in flash and allocates in SRAM, for all tasks at once, one model
-region (the largest rebuilt model), one tensor arena (the largest task arena) and the codeword
-cache (`firmware_sram`); `inspect`, the generated header and `--sram` use that one figure.
+region (the largest rebuilt model of the rebuild-mode tasks; 0 when every task runs from flash),
+one tensor arena (the largest task arena, each in its task's mode) and the codeword cache
+(`firmware_sram`); `inspect`, the generated header and `--sram` use that one figure.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def resolve(target: str | None, flash: str | None, sram: str | None) -> Budget |
 class SramNeed:
     """What the generated firmware allocates in SRAM for an image (bytes)."""
 
-    model_region: int  # largest rebuilt model, 16-aligned (<P>_MODEL_REGION_SIZE)
-    arena: int  # largest task arena (<P>_TENSOR_ARENA_SIZE)
+    model_region: int  # largest rebuild-mode model, 16-aligned (<P>_MODEL_REGION_SIZE)
+    arena: int  # largest task arena in its mode (<P>_TENSOR_ARENA_SIZE)
     codeword_cache: int  # yono_image_codeword_cache_size() (<P>_CODEWORD_CACHE_SIZE)
     largest_model: str  # task names behind the first two figures
     largest_arena: str
@@ -92,13 +93,14 @@ def codeword_cache_size(image) -> int:
 def firmware_sram(image) -> SramNeed:
     """SRAM the generated firmware allocates for a parsed image (backend.image_format.Image)."""
     tasks = image.tasks
-    big_model = max(tasks, key=lambda t: t.model_size)
+    rebuild = [t for t in tasks if not t.flash]
+    big_model = max(rebuild, key=lambda t: t.model_size) if rebuild else None
     big_arena = max(tasks, key=lambda t: t.arena_size)
     return SramNeed(
         fmt.align(image.max_model_size),
         fmt.align(image.max_arena_size),
         codeword_cache_size(image),
-        big_model.name,
+        big_model.name if big_model else "none: every task runs from flash",
         big_arena.name,
         all(t.arena_size for t in tasks),
     )
@@ -147,12 +149,18 @@ def _cannot_check(budget: Budget, missing: list) -> None:
     )
 
 
-def precheck(budget: Budget | None, paths: list) -> None:
+def task_sram(task) -> int:
+    """One task's own SRAM in its mode: model region (rebuild mode) + its arena."""
+    return (0 if task.flash else fmt.align(task.model_size)) + fmt.align(task.arena_size)
+
+
+def precheck(budget: Budget | None, paths: list, execution=None) -> None:
     """Before the long build: fail when even a lower bound of the SRAM need exceeds --sram.
 
     A rebuilt model holds every weight byte of the original, so its region is at least the
-    weight bytes; its arena is measured exactly as the build will (the original model has the
-    rebuilt one's tensors). The codeword cache is not known yet and counts as 0."""
+    weight bytes (tasks that may run from flash, `execution.may_flash`, need none); its arena
+    is measured exactly as the build will (the original model has the rebuilt one's tensors;
+    a flash task's arena is larger). The codeword cache is not known yet and counts as 0."""
     if budget is None or budget.sram is None:
         return
     from .frontend import read_model
@@ -163,7 +171,12 @@ def precheck(budget: Budget | None, paths: list) -> None:
     models = [read_model(p) for p in paths]
     if not models:
         return
-    regions = {m.name: fmt.align(m.weight_bytes) for m in models}
+    regions = {
+        m.name: 0
+        if execution is not None and execution.may_flash(m.name)
+        else fmt.align(m.weight_bytes)
+        for m in models
+    }
     arenas = {m.name: measure_arena(m.data) for m in models}
     unknown = [n for n, a in arenas.items() if not a]
     if unknown:

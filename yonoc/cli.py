@@ -185,6 +185,15 @@ def main(verbose, quiet):
     "activations, or output-aware with bias correction.",
 )
 @budget_opts
+@click.option(
+    "--execute",
+    "execute_modes",
+    multiple=True,
+    metavar="MODE|NAME=MODE",
+    help="How tasks run: rebuild (model rebuilt into SRAM at a switch), flash (run in place, "
+    "each coded weight decoded before its layer) or auto (default: rebuild unless --sram "
+    "needs flash). For every task, or NAME=MODE for one (repeatable).",
+)
 # --- build spec / EM finetuning (yonoc/spec.py, passes/em.py)
 @click.option(
     "--spec",
@@ -262,6 +271,7 @@ def build(
     no_notes,
     quiet,
     encode_mode,
+    execute_modes,
 ):
     """Compress MODELS (.tflite) into one image (or the models of --spec)."""
     from . import progress
@@ -295,8 +305,12 @@ def build(
     models = list(models)
     if spec_path or finetune or epsilon is not None:  # --- build spec / EM finetuning
         opts, models = _apply_spec(spec_path, opts, models, mode, frozen, finetune, epsilon)
-    budget.precheck(limits, models)  # an SRAM budget no image can meet fails before the build
-    result = run_build(models, opts)
+    from .backend.execute import parse_execute
+
+    execution = parse_execute(execute_modes, limits.sram if limits else None)
+    # an SRAM budget no image can meet fails before the build
+    budget.precheck(limits, models, execution)
+    result = run_build(models, opts, execution)
     budget.check(limits, result.image)  # what the firmware allocates (budget.firmware_sram)
     write_atomic(output, result.image)
     if report_path:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import progress, workers
+from .backend import execute, flash
 from .backend import image_format as fmt
 from .backend import notes as build_notes
 from .backend.lower import lower_task
@@ -52,6 +53,12 @@ class ModelResult:
     #   their varying part too) | constant (nothing measurable: kept raw) | unchecked
     agreement_generated: float | None = None  # top-1 agreement on the generated inputs
     warnings: list = field(default_factory=list)  # shown at default verbosity, in the report
+    # --- execution mode (issue 14, backend/execute.py): rebuild or flash
+    execute: str = "rebuild"
+    execute_reason: str = ""
+    flash_arena_size: int = 0  # flash-mode arena (0: not measured)
+    flash_blockers: list = field(default_factory=list)  # why it cannot run in flash mode
+    largest_decoded: int = 0  # bytes of its largest coded weight tensor
 
 
 @dataclass
@@ -87,7 +94,9 @@ def learn_codebooks(models: list, options: pq.CodebookOptions) -> pq.CodebookSet
     return pq.learn([t for m in models for t in m.weights], options)
 
 
-def build(paths: list, options: BuildOptions) -> BuildResult:
+def build(paths: list, options: BuildOptions, execution=None) -> BuildResult:
+    """`execution` (backend.execute.Execution): which tasks run in flash mode; None: all
+    rebuild."""
     if options.mode not in MODES:
         raise YonocError(f"unknown mode {options.mode!r} (choose from {', '.join(MODES)})")
     t0 = time.perf_counter()
@@ -137,8 +146,17 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
             entries += [fmt.CodebookEntry(int(book.group), sub) for sub in book.subs]
 
     t = time.perf_counter()
+    if execution is not None:  # --execute NAME=... must name a task, before the long work
+        execute.check_names(execution, [m.name for m in models])
     work = [
-        (m, sets[m.name], [book_index[id(b)] for b in sets[m.name].books], options, explicit)
+        (
+            m,
+            sets[m.name],
+            [book_index[id(b)] for b in sets[m.name].books],
+            options,
+            explicit,
+            execution,
+        )
         for m in models
     ]
     jobs = min(options.jobs or os.cpu_count() or 1, len(work))
@@ -163,6 +181,8 @@ def build(paths: list, options: BuildOptions) -> BuildResult:
 
     t = time.perf_counter()
     entries, tasks = drop_unused_codebooks(entries, tasks)
+    if execution is not None:  # flash tasks: after renumbering (their records name codebooks)
+        tasks = execute.apply(tasks, results, entries, execution)
     blob = build_notes.encode([r.notes for r in results]) if options.notes else b""
     image = fmt.write_image(entries, tasks, notes=blob)
     parsed = fmt.read_image(image)  # self-check: what the firmware will see
@@ -243,7 +263,8 @@ def _compile_model(args):
     Runs in a worker process when building in parallel; depends only on its arguments, so the
     result is the same however many workers run.
     """
-    m, codebook_set, firsts, options, explicit = args
+    m, codebook_set, firsts, options, explicit, *rest = args
+    execution = rest[0] if rest else None
     book_index = {id(b): first for b, first in zip(codebook_set.books, firsts)}
     encs = encode.encode_model(m, codebook_set) if options.mode != "int8" else []
     erase = options.erase_names and options.mode != "int8"
@@ -295,6 +316,10 @@ def _compile_model(args):
     arena = measure_arena(rebuilt, name=m.name) if options.measure_arena else 0
     task = lower_task(m, rebuilt, encode.coded(encs, choices), book_index, arena)
     result = _model_result(m, encs, choices, measurement, evaluator, samples_desc, arena)
+    if execution is not None and execution.may_flash(m.name) and options.measure_arena:
+        result.flash_blockers, result.flash_arena_size, result.largest_decoded = flash.measure(
+            rebuilt, task.fills, m.name
+        )
     result.notes = build_notes.model_note(
         m,
         task.model,

@@ -6,6 +6,7 @@ import math
 
 from .backend import image_format as fmt
 from .backend import notes as build_notes
+from .budget import task_sram
 from .errors import ImageError, ModelError
 from .frontend import read_model_bytes
 
@@ -34,6 +35,13 @@ def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
             fmt.align(len(pq_at[w.offset].payload)) if w.offset in pq_at else w.size
             for w in weights
         )
+        n_raw = len(weights) - sum(1 for w in weights if w.offset in pq_at)
+        if t.flash:  # coded weights are decode ops of the flash model (their tensors: no data)
+            decoded = _flash_coded(model)
+            pq_fills = [f for _, _, f in decoded]
+            w_orig += sum(f.length for f in pq_fills)
+            w_img += sum(fmt.align(len(f.payload)) for f in pq_fills)
+            operators = {k: v for k, v in operators.items() if k != "CUSTOM:YONO_DECODE"}
         in_image = (
             fmt.align(t.skeleton_size)
             + fmt.align(fmt.FILL_RECORD.size * len(t.fills))
@@ -50,11 +58,15 @@ def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
                 "rebuilt_bytes": t.model_size,
                 "ratio": t.original_size / in_image if in_image else 0.0,
                 "tensors_compressed": len(pq_fills),
-                "tensors_raw": len(weights) - sum(1 for w in weights if w.offset in pq_at),
+                "tensors_raw": n_raw,
                 "weight_bytes": w_orig,
                 "weight_image_bytes": w_img,
-                "sram_model_bytes": t.model_size,
+                # issue 14: rebuild (model region + arena) or flash (arena, decoded weights in it)
+                "execute": "flash" if t.flash else "rebuild",
+                "sram_model_bytes": 0 if t.flash else t.model_size,
                 "arena_bytes": t.arena_size,
+                "sram_bytes": task_sram(t),
+                "largest_decoded_bytes": max((f.length for f in pq_fills), default=0),
                 **_model_notes(notes[i] if notes else None),
             }
         )
@@ -82,6 +94,15 @@ def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
         "sram": _sram(image),
         "models": models,
     }
+
+
+def _flash_coded(model: bytes) -> list:
+    from .backend.flash import decode_ops
+
+    try:
+        return decode_ops(model)
+    except Exception:  # not a flatbuffer the object API reads: no coded figures
+        return []
 
 
 def _sram(image: fmt.Image) -> dict:
@@ -274,7 +295,8 @@ def tensors_csv(r: dict) -> str:
 def format_report(r: dict) -> str:
     lines = [
         f"{'model':40s} {'ops':>4s} {'original':>9s} {'in image':>9s} {'ratio':>6s} "
-        f"{'PQ/raw':>7s} {'SRAM model':>10s} {'arena':>8s} {'SNR dB':>6s} {'held':>5s} "
+        f"{'PQ/raw':>7s} {'mode':>7s} {'SRAM model':>10s} {'arena':>8s} {'SRAM':>8s} "
+        f"{'SNR dB':>6s} {'held':>5s} "
         f"{'agree':>6s} "
         f"{'inputs':>10s}"
     ]
@@ -286,8 +308,9 @@ def format_report(r: dict) -> str:
         lines.append(
             f"{m['name'][:40]:40s} {sum(m['operators'].values()):4d} {m['original_bytes']:9d} "
             f"{m['image_bytes']:9d} {m['ratio']:5.2f}x "
-            f"{m['tensors_compressed']:3d}/{m['tensors_raw']:<3d} {m['sram_model_bytes']:10d} "
-            f"{m['arena_bytes']:8d} {_fmt(m.get('snr_db'), '.1f'):>6s} "
+            f"{m['tensors_compressed']:3d}/{m['tensors_raw']:<3d} {m['execute']:>7s} "
+            f"{m['sram_model_bytes']:10d} {m['arena_bytes']:8d} {m['sram_bytes']:8d} "
+            f"{_fmt(m.get('snr_db'), '.1f'):>6s} "
             f"{_fmt(m.get('held_out_snr_db'), '.1f'):>5s} {agree:>6s} "
             f"{inputs:>10s}"
         )

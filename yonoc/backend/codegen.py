@@ -23,9 +23,10 @@ import re
 from dataclasses import dataclass
 
 from .. import __version__
-from ..budget import firmware_sram
+from ..budget import firmware_sram, task_sram
 from ..errors import YonocError
 from . import image_format as fmt
+from .format_spec import DECODE_CUSTOM_CODE
 
 TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
@@ -202,7 +203,9 @@ class TaskDesc:
     model_crc32: int
     inputs: list
     outputs: list
-    operators: list  # sorted op names
+    operators: list  # sorted op names (a flash task's include CUSTOM:YONO_DECODE)
+    flash: bool = False  # runs in place from flash (image format "Flash tasks")
+    sram_size: int = 0  # its own SRAM in its mode: model region (rebuild only) + arena
 
 
 @dataclass
@@ -287,7 +290,8 @@ def resolver_ops(tasks: list) -> list:
     users: dict = {}
     for t in tasks:
         for op in t.operators:
-            users.setdefault(op, []).append(t.name)
+            if op != DECODE_OP:  # the runtime's own kernel (yono::tflm registers it)
+                users.setdefault(op, []).append(t.name)
     ops, unknown = [], []
     for name in sorted(users):
         if name.startswith("CUSTOM:"):
@@ -308,6 +312,9 @@ def resolver_ops(tasks: list) -> list:
         )
     # distinct methods: two custom names never share a method, builtins are unique keys
     return ops
+
+
+DECODE_OP = f"CUSTOM:{DECODE_CUSTOM_CODE}"
 
 
 def describe(image: fmt.Image) -> list:
@@ -334,6 +341,8 @@ def describe(image: fmt.Image) -> list:
                 inputs=[_tensor(x, t.name, f"input {k}") for k, x in enumerate(ir.inputs)],
                 outputs=[_tensor(x, t.name, f"output {k}") for k, x in enumerate(ir.outputs)],
                 operators=sorted(ir.operators),
+                flash=t.flash,
+                sram_size=task_sram(t),
             )
         )
     return tasks
@@ -408,6 +417,8 @@ def generate(image_bytes: bytes, prefix: str) -> Generated:
         arena_measured=all(t.arena_size for t in tasks),
         sram=sram,
         codeword_cache_size=sram.codeword_cache,
+        flash_tasks=[t.name for t in tasks if t.flash],  # ops.h: register YONO_DECODE if any
+        decode_op=DECODE_CUSTOM_CODE,
         max_inputs=max_in,
         max_outputs=max_out,
         max_rank=max_rank,

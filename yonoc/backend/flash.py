@@ -293,3 +293,23 @@ def decode_ops(model: bytes) -> list:
             w = sg.tensors[op.outputs[0]]
             out.append((_name(w), [int(d) for d in w.shape], f))
     return out
+
+
+def largest_decoded(fills: list) -> int:
+    """Bytes of the largest coded weight: what one decode writes into the arena."""
+    return max(
+        (f.length for f in fills if f.kind in (FillKind.PQ, FillKind.PQ_RESIDUAL)), default=0
+    )
+
+
+def measure(model: bytes, fills: list, name: str) -> tuple:
+    """(blockers, flash-mode arena, largest decoded tensor) of a rebuild-mode model: the arena
+    is that of the equivalent model (TFLM's Python interpreter, yonoc/arena.py bisection, plus
+    the CMSIS-NN margin); 0 when blocked or not measurable."""
+    from ..interpreter import measure_arena
+
+    why = blockers(model, fills)
+    if why:
+        return why, 0, largest_decoded(fills)
+    arena = measure_arena(equivalent_model(model, fills), name=f"{name} (flash mode)")
+    return [], arena, largest_decoded(fills)
