@@ -219,11 +219,29 @@ def _rewrite(model: bytes, fills: list, producer) -> bytes:
         sg.operators = ops
     for c in coded:  # the weight bytes leave the model
         m.buffers[c.buffer] = s.BufferT()
+    _drop_erased_names(m)
     for b in m.buffers:
         b.Pack = _aligned_pack.__get__(b)
     builder = flatbuffers.Builder(len(model) + 1024)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def _drop_erased_names(m) -> None:
+    """Names the build erased (all NUL bytes, kept in the rebuild-mode model so its layout does
+    not move) become empty: a flash model is stored whole, without ZERO records."""
+
+    def erased(n):
+        return n is not None and len(n) > 0 and not n.strip(b"\0" if isinstance(n, bytes) else "\0")
+
+    for sg in m.subgraphs:
+        if erased(sg.name):
+            sg.name = None
+        for t in sg.tensors:
+            if erased(t.name):
+                t.name = None
+    if erased(m.description):
+        m.description = None
 
 
 def flash_model(model: bytes, fills: list) -> bytes:
@@ -234,11 +252,11 @@ def flash_model(model: bytes, fills: list) -> bytes:
         f = c.fill
         name = _name(t)
         idx = _new_tensor(
-            sg, f"{name}/yono_indices", [len(f.payload)], UINT8, _new_buffer(m, f.payload)
+            sg, _join(name, "yono_indices"), [len(f.payload)], UINT8, _new_buffer(m, f.payload)
         )
         rec = _new_tensor(
             sg,
-            f"{name}/yono_record",
+            _join(name, "yono_record"),
             [fmt.FILL_RECORD.size],
             UINT8,
             _new_buffer(m, record_bytes(f)),
@@ -257,17 +275,23 @@ def equivalent_model(model: bytes, fills: list) -> bytes:
         f = c.fill
         name = _name(t)
         decoded = model[f.dst_offset : f.dst_offset + f.length]
-        src = _new_tensor(sg, f"{name}/decoded", [f.length], INT8, _new_buffer(m, decoded))
+        src = _new_tensor(sg, _join(name, "decoded"), [f.length], INT8, _new_buffer(m, decoded))
         shape = np.asarray(t.shape, "<i4").tobytes()
-        dims = _new_tensor(sg, f"{name}/shape", [len(t.shape)], INT32, _new_buffer(m, shape))
+        dims = _new_tensor(sg, _join(name, "shape"), [len(t.shape)], INT32, _new_buffer(m, shape))
         return _opcode(m, RESHAPE, None), [src, dims]
 
     return _rewrite(model, fills, reshape_op)
 
 
+def _join(name: str, what: str) -> str | None:
+    return f"{name}/{what}" if name else None
+
+
 def _name(t) -> str:
+    """W's name for the names of its new tensors ("" when the build erased it)."""
     n = t.name
-    return (n.decode("utf-8", "replace") if isinstance(n, bytes) else n) or "w"
+    n = (n.decode("utf-8", "replace") if isinstance(n, bytes) else n) or ""
+    return n if n.strip("\0") else ""
 
 
 def decode_ops(model: bytes) -> list:
