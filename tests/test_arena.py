@@ -213,21 +213,34 @@ def test_sram_budget_is_exactly_the_figure(examples_image, tmp_path):
     _, image = examples_image
     total = budget.firmware_sram(fmt.read_image(image.read_bytes())).total
     out = tmp_path / "x.bin"
+    # rebuild mode for every task: with the default `--execute auto` a budget below the
+    # rebuild figure moves tasks to flash mode instead (tests/test_flash_image.py)
+    rebuild = ("--execute", "rebuild")
     p = run_yonoc(
-        "build", *example_models(), "-o", out, "--no-check", "--sram", str(total - 1), check=False
+        "build",
+        *example_models(),
+        "-o",
+        out,
+        "--no-check",
+        "--sram",
+        str(total - 1),
+        *rebuild,
+        check=False,
     )
     assert p.returncode == 7, p.stderr
     assert "model region" in p.stderr and "tensor arena" in p.stderr
     assert "codeword cache" in p.stderr and "largest model" in p.stderr
     errors = [ln for ln in p.stderr.splitlines() if ln.startswith("yonoc: error:")]
     assert len(errors) == 1 and "Traceback" not in p.stderr and not out.exists()
-    run_yonoc("build", *example_models(), "-o", out, "--no-check", "--sram", str(total))
+    run_yonoc("build", *example_models(), "-o", out, "--no-check", "--sram", str(total), *rebuild)
     assert out.read_bytes() == image.read_bytes()
 
 
 def test_impossible_sram_fails_before_the_build(tmp_path):
     out = tmp_path / "x.bin"
-    p = run_yonoc("build", *example_models(), "-o", out, "--sram", "64K", check=False)
+    p = run_yonoc(
+        "build", *example_models(), "-o", out, "--sram", "64K", "--execute", "rebuild", check=False
+    )
     assert p.returncode == 7 and "at least" in p.stderr and "digits_resnet" in p.stderr
     assert "learning codebooks" not in p.stderr and not out.exists()
 

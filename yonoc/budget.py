@@ -128,8 +128,9 @@ def check(budget: Budget | None, image: bytes) -> None:
         if need.total > budget.sram:
             problems.append(
                 f"SRAM needs {need.total} B = {need.parts()} > SRAM {budget.sram} B;"
-                f" shrink or drop {need.largest_model} / {need.largest_arena}, or "
-                "give a larger --sram"
+                f" shrink or drop {need.largest_model} / {need.largest_arena}, "
+                + ("run tasks from flash (--execute flash), " if need.model_region else "")
+                + "or give a larger --sram"
             )
     if problems:
         raise BudgetError(f"does not fit {budget.name}: " + "; ".join(problems))
