@@ -222,3 +222,20 @@ def test_add_appends_a_rebuild_task_to_a_flash_image(images, tmp_path):
     assert img.max_model_size == img.tasks[2].model_size
     assert struct.unpack_from("<H", new, 4)[0] == spec.FORMAT_VERSION == 4
     assert np.frombuffer(fmt.rebuild(img, 2)[4:8], np.uint8).tobytes() == b"TFL3"
+
+
+def test_spec_execute_keys(tmp_path):
+    from yonoc.spec import load_spec
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        '[build]\nexecute = "flash"\n[[model]]\npath = "a.tflite"\n'
+        '[[model]]\npath = "b.tflite"\nexecute = "rebuild"\n'
+    )
+    s = load_spec(str(spec))
+    assert s.execute == ("flash", "b=rebuild") and "execute" not in s.build
+    e = execute.parse_execute(s.execute + ("a=auto",))
+    assert (e.mode_of("a"), e.mode_of("b"), e.mode_of("c")) == ("auto", "rebuild", "flash")
+    spec.write_text('[[model]]\npath = "a.tflite"\nexecute = "sometimes"\n')
+    with pytest.raises(YonocError, match="execute must be one of"):
+        load_spec(str(spec))

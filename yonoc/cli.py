@@ -304,7 +304,10 @@ def build(
     )
     models = list(models)
     if spec_path or finetune or epsilon is not None:  # --- build spec / EM finetuning
-        opts, models = _apply_spec(spec_path, opts, models, mode, frozen, finetune, epsilon)
+        opts, models, spec_execute = _apply_spec(
+            spec_path, opts, models, mode, frozen, finetune, epsilon
+        )
+        execute_modes = spec_execute + tuple(execute_modes)  # the command line's win
     from .backend.execute import parse_execute
 
     execution = parse_execute(execute_modes, limits.sram if limits else None)
@@ -345,7 +348,11 @@ def _apply_spec(spec_path, opts, models, mode, frozen, finetune, epsilon):
         if ctx.get_parameter_source(key) == cmdline:
             explicit[key] = ctx.params[key]
     spec = load_spec(spec_path) if spec_path else Spec("", [], {}, (), ())
-    return apply(spec, opts, explicit), spec.models + [m for m in models if m not in spec.models]
+    return (
+        apply(spec, opts, explicit),
+        spec.models + [m for m in models if m not in spec.models],
+        spec.execute,
+    )
 
 
 def strict(obj):

@@ -43,7 +43,7 @@ from .options import MODES, BuildOptions
 from .passes.em import DataSpec, EMOptions
 from .passes.fidelity import FidelityTarget
 
-_MODEL_KEYS = {"path", "train", "val", "test", "inputs", "epsilon", "samples"}
+_MODEL_KEYS = {"path", "train", "val", "test", "inputs", "epsilon", "samples", "execute"}
 _EM_KEYS = {
     "epsilon",
     "epochs",
@@ -61,7 +61,16 @@ _EM_KEYS = {
     "patience",
 }
 # the [build] table: every Algorithm 1 key plus how the image is built and judged data-free
-_BUILD_KEYS = _EM_KEYS | {"mode", "finetune", "codebooks", "snr", "min_agreement", "fallback"}
+_BUILD_KEYS = _EM_KEYS | {
+    "mode",
+    "finetune",
+    "codebooks",
+    "snr",
+    "min_agreement",
+    "fallback",
+    "execute",  # rebuild | flash | auto, as --execute (issue 14); [[model]] execute per task
+}
+_EXECUTE = ("rebuild", "flash", "auto")
 _EM_CHOICES = {
     "init": ("original", "reconstructed"),
     "reassign": ("original", "finetuned"),
@@ -76,6 +85,7 @@ class Spec:
     build: dict  # the [build] table, paths resolved
     data: tuple  # ((model name, DataSpec), ...)
     samples: tuple  # ((model name, .npy path), ...)
+    execute: tuple = ()  # --execute values: "MODE" ([build]) and "NAME=MODE" ([[model]])
 
 
 def load_spec(path: str) -> Spec:
@@ -121,6 +131,9 @@ def load_spec(path: str) -> Spec:
     for key in ("train_biases", "frozen_biases", "rate_search"):
         if key in build and not isinstance(build[key], bool):
             raise YonocError(f"{path}: [build] {key} must be true or false")
+    if "execute" in build and build["execute"] not in _EXECUTE:
+        raise YonocError(f"{path}: [build] execute must be one of {', '.join(_EXECUTE)}")
+    execute = [build.pop("execute")] if "execute" in build else []
     models = doc.get("model", [])
     if not isinstance(models, list) or not models:
         raise YonocError(f"{path}: no [[model]] entries")
@@ -168,7 +181,11 @@ def load_spec(path: str) -> Spec:
             )
         if "samples" in entry:
             samples.append((name, resolve(entry["samples"], f"{where} samples")))
-    return Spec(path, paths, build, tuple(data), tuple(samples))
+        if "execute" in entry:
+            if entry["execute"] not in _EXECUTE:
+                raise YonocError(f"{path}: {where}: execute must be one of {', '.join(_EXECUTE)}")
+            execute.append(f"{name}={entry['execute']}")
+    return Spec(path, paths, build, tuple(data), tuple(samples), tuple(execute))
 
 
 def apply(spec: Spec, options: BuildOptions, overrides: dict | None = None) -> BuildOptions:
