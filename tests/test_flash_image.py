@@ -239,3 +239,9 @@ def test_spec_execute_keys(tmp_path):
     spec.write_text('[[model]]\npath = "a.tflite"\nexecute = "sometimes"\n')
     with pytest.raises(YonocError, match="execute must be one of"):
         load_spec(str(spec))
+
+
+def test_converting_the_rebuild_image_gives_the_flash_build(images):
+    reb = fmt.read_image(images["rebuild"].read_bytes())
+    flash_image = execute.convert(reb, execute.parse_execute(["flash"]))
+    assert flash_image == images["flash"].read_bytes()

@@ -169,3 +169,43 @@ def _self_check(task, rebuilt: bytes, coded: list, codebooks: list) -> None:
     got = sorted(decode_pq(f, codebooks).tobytes() for _, _, f in ops)
     if len(ops) < len(coded) or not set(got) >= set(want) or not set(want) >= set(got):
         raise YonocError(f"internal error: flash task {task.name!r} does not decode exactly")
+
+
+@dataclass
+class _Costs:
+    """The per-task figures `apply` reads from a build result."""
+
+    flash_arena_size: int
+    flash_blockers: list
+    largest_decoded: int
+    execute: str = "rebuild"
+    execute_reason: str = ""
+
+
+def measure_tasks(image) -> tuple:
+    """(rebuild-mode Tasks, their flash costs) of a parsed image whose tasks are all rebuild
+    tasks: what a build measures before `apply` (flash.measure on each rebuilt model)."""
+    from . import flash as flash_rewrite
+    from .image_format import Task, rebuild
+
+    tasks, costs = [], []
+    for i, t in enumerate(image.tasks):
+        if t.flash:
+            raise YonocError(f"task {t.name!r} is already a flash task")
+        model = rebuild(image, i)
+        tasks.append(Task(t.name, model, list(t.fills), t.arena_size, t.original_size))
+        why, arena, largest = flash_rewrite.measure(model, t.fills, t.name)
+        costs.append(_Costs(arena, why, largest))
+    return tasks, costs
+
+
+def convert(image, execution: Execution, measured: tuple | None = None) -> bytes:
+    """The image `yonoc build --execute ...` gives for the same inputs, from its rebuild-mode
+    build (same codebooks, models and notes): bench/flash_mode.py, tests."""
+    from .image_format import write_image
+
+    tasks, costs = measured or measure_tasks(image)
+    tasks = [type(t)(t.name, t.model, list(t.fills), t.arena_size, t.original_size) for t in tasks]
+    return write_image(
+        image.codebooks, apply(tasks, costs, image.codebooks, execution), image.notes
+    )
