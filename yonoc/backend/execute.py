@@ -117,6 +117,7 @@ def choose(costs: list, execution: Execution, cache: int) -> tuple:
         flash[i] = True
         saving = costs[i].sram(False) - costs[i].sram(True)
         why[i] = f"flash (auto: saves {saving} B of this task's SRAM to fit --sram)"
+    need = firmware_need(costs, flash, cache)
     for i in auto:
         if not flash[i]:
             c = costs[i]
@@ -125,6 +126,8 @@ def choose(costs: list, execution: Execution, cache: int) -> tuple:
                 if c.blockers
                 else "rebuild (auto: fits --sram once the larger ones run from flash)"
             )
+        if need > execution.sram:
+            why[i] += f"; the image still needs {need} B > --sram {execution.sram} B"
     return flash, why
 
 
