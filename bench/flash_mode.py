@@ -90,6 +90,14 @@ def table(name: str, image: bytes, sram: int | None) -> list:
             f"{ft.model_size} vs ~{reb_in_image} | {why[k]} |"
         )
     reb, fl = sram_total(image), sram_total(flash_img)
+    picked = sum(picks)
+    auto_need = execute.firmware_need(task_costs, picks, cache)
+    auto_line = (
+        f"`--execute auto --sram {sram}`: {picked}/{len(tasks)} tasks in flash mode, firmware "
+        f"SRAM {auto_need} B ({'fits' if auto_need <= sram else 'does not fit'})."
+        if sram
+        else ""
+    )
     ratio = fl["total_bytes"] / reb["total_bytes"]
     rows += [
         "",
@@ -101,7 +109,7 @@ def table(name: str, image: bytes, sram: int | None) -> list:
         f"{met}/{sum(tc.can_flash for tc in task_costs)} tasks. Image: {len(image)} B rebuild "
         f"mode, {len(flash_img)} B flash mode (+{len(flash_img) - len(image)} B: flash models "
         f"keep their zero runs, which rebuild mode stores as ZERO records). Flash arenas "
-        f"measured in {measured:.1f} s.",
+        f"measured in {measured:.1f} s. {auto_line}",
         "",
     ]
     return rows
