@@ -105,7 +105,7 @@ def test_decode_ops_decode_to_the_rebuild_bytes(rebuild_image):
     for t, rebuilt in _tasks(rebuild_image):
         fm = flash.flash_model(rebuilt, t.fills)
         got = sorted(
-            fmt.decode_pq(f, rebuild_image.codebooks).tobytes() for *_, f in flash.decode_ops(fm)
+            fmt.decode_pq(op.fill, rebuild_image.codebooks).tobytes() for op in flash.decode_ops(fm)
         )
         want = sorted(
             rebuilt[f.dst_offset : f.dst_offset + f.length]

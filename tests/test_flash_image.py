@@ -245,3 +245,13 @@ def test_converting_the_rebuild_image_gives_the_flash_build(images):
     reb = fmt.read_image(images["rebuild"].read_bytes())
     flash_image = execute.convert(reb, execute.parse_execute(["flash"]))
     assert flash_image == images["flash"].read_bytes()
+
+
+def test_inspect_tensors_lists_a_flash_task_s_coded_weights(images):
+    rows = {
+        k: json.loads(run_yonoc("inspect", images[k], "--json", "--tensors").stdout)["models"]
+        for k in ("rebuild", "flash")
+    }
+    for a, b in zip(rows["rebuild"], rows["flash"]):
+        key = lambda r: (r["operator"], r["shape"], r["rate"], r["bytes_before"], r["bytes_after"])  # noqa: E731
+        assert sorted(map(key, a["tensors"])) == sorted(map(key, b["tensors"]))

@@ -36,9 +36,10 @@ def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
             for w in weights
         )
         n_raw = len(weights) - sum(1 for w in weights if w.offset in pq_at)
+        decoded = []
         if t.flash:  # coded weights are decode ops of the flash model (their tensors: no data)
             decoded = _flash_coded(model)
-            pq_fills = [f for _, _, f in decoded]
+            pq_fills = [op.fill for op in decoded]
             w_orig += sum(f.length for f in pq_fills)
             w_img += sum(fmt.align(len(f.payload)) for f in pq_fills)
             operators = {k: v for k, v in operators.items() if k != "CUSTOM:YONO_DECODE"}
@@ -71,7 +72,9 @@ def inspect_image(image: fmt.Image, tensors: bool = False) -> dict:
             }
         )
         if tensors:
-            models[-1]["tensors"] = tensor_rows(image, t, weights, notes[i] if notes else None)
+            models[-1]["tensors"] = tensor_rows(
+                image, t, weights, notes[i] if notes else None
+            ) + flash_rows(image, t, decoded, len(weights))
         tot_orig += t.original_size
         tot_w_orig += w_orig
         tot_w_img += w_img
@@ -209,6 +212,35 @@ def tensor_rows(image: fmt.Image, task, weights: list, note) -> list:
                 "exact": f is None and (tn is None or tn.weight_snr_db == math.inf),
                 "alone_snr_db": tn.alone_snr_db if tn else None,
                 "noise_share": share,
+            }
+        )
+    return rows
+
+
+def flash_rows(image: fmt.Image, task, decoded: list, first: int) -> list:
+    """Rows for a flash task's coded weights (its decode ops). The build notes key tensors by
+    their offset in the rebuild-mode model, which a flash model no longer has: no SNR here."""
+    rows = []
+    for k, op in enumerate(decoded):
+        f = op.fill
+        bpw = 8 / image.codebooks[f.codebook_first].subvector_len
+        if f.kind == fmt.FillKind.PQ_RESIDUAL:
+            bpw += 8 / image.codebooks[f.residual_first].subvector_len
+        rows.append(
+            {
+                "model": task.name,
+                "index": first + k,
+                "operator": op.consumer,
+                "shape": list(op.shape),
+                "group": _group_name(int(image.codebooks[f.codebook_first].group)),
+                "rate": f"{bpw:g}bpw",
+                "bits_per_weight": bpw,
+                "bytes_before": f.length,
+                "bytes_after": len(f.payload),
+                "weight_snr_db": None,
+                "exact": False,
+                "alone_snr_db": None,
+                "noise_share": None,
             }
         )
     return rows

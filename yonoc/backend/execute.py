@@ -169,7 +169,7 @@ def _self_check(task, rebuilt: bytes, coded: list, codebooks: list) -> None:
 
     ops = decode_ops(task.model)
     want = sorted(rebuilt[c.fill.dst_offset : c.fill.dst_offset + c.fill.length] for c in coded)
-    got = sorted(decode_pq(f, codebooks).tobytes() for _, _, f in ops)
+    got = sorted(decode_pq(op.fill, codebooks).tobytes() for op in ops)
     if len(ops) < len(coded) or not set(got) >= set(want) or not set(want) >= set(got):
         raise YonocError(f"internal error: flash task {task.name!r} does not decode exactly")
 

@@ -20,6 +20,7 @@ buffers in place; the schema's force_align, which the object API does not apply 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import flatbuffers
 import numpy as np
@@ -294,14 +295,24 @@ def _name(t) -> str:
     return n if n.strip("\0") else ""
 
 
+class DecodeOp(NamedTuple):
+    """One YONO_DECODE operator of a flash model."""
+
+    name: str  # W's tensor name ("" when erased)
+    shape: list
+    fill: fmt.Fill  # its record, with the index array as payload (dst/src offsets 0)
+    consumer: str  # builtin name of W's first consumer, e.g. "CONV_2D"
+
+
 def decode_ops(model: bytes) -> list:
-    """The coded weights of a flash model: (tensor name, shape, Fill with the index payload),
-    one per YONO_DECODE operator, in operator order (for inspect and tests)."""
+    """The coded weights of a flash model, one DecodeOp per YONO_DECODE operator, in operator
+    order (for inspect, the build's self-check and tests)."""
     s = _schema()
     m = s.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    names = _builtin_names()
     out = []
     for sg in m.subgraphs:
-        for op in sg.operators:
+        for k, op in enumerate(sg.operators):
             code = m.operatorCodes[op.opcodeIndex]
             cc = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
             if code.builtinCode != CUSTOM or cc != DECODE_CUSTOM_CODE:
@@ -314,8 +325,18 @@ def decode_ops(model: bytes) -> list:
             payload = bytes(np.asarray(m.buffers[idx_t.buffer].data, np.uint8))
             f = fmt.Fill(0, length, FillKind(kind), layout, first, mm, p, inner, payload)
             f.residual_first, f.residual_count = first2, m2
-            w = sg.tensors[op.outputs[0]]
-            out.append((_name(w), [int(d) for d in w.shape], f))
+            w = int(op.outputs[0])
+            consumer = next(
+                (
+                    names.get(max(c.builtinCode, c.deprecatedBuiltinCode), "CUSTOM")
+                    for o in sg.operators[k + 1 :]
+                    if o.inputs is not None and w in list(o.inputs)
+                    for c in (m.operatorCodes[o.opcodeIndex],)
+                ),
+                "",
+            )
+            t = sg.tensors[w]
+            out.append(DecodeOp(_name(t), [int(d) for d in t.shape], f, consumer))
     return out
 
 
