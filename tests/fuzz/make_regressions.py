@@ -86,7 +86,32 @@ def _residual(bad_index: bool = False) -> bytes:
     return bytes(data)
 
 
+def _flash(flags: int | None = None, task: int = 1) -> bytes:
+    """A rebuild task with fill records and a flash task (format v4) larger than the header's
+    max_model_size (allowed: it needs no model region); with `flags`, task `task`'s flags are
+    replaced: 0x2 is an unknown bit, TASK_FLAG_FLASH on the rebuild task (index 0) claims a
+    whole model where there are fill records; the reader must refuse both."""
+    books = [fmt.CodebookEntry(0, np.arange(-8, 8, dtype=np.float32).reshape(4, 4))]
+    pq = fmt.Fill(16, 8, fmt.FillKind.PQ, 0, 0, 1, payload=bytes([1, 3]))
+    model = bytearray(range(1, 97))
+    model[16:24] = fmt.decode_pq(pq, books).tobytes()
+    tasks = [
+        fmt.Task("rebuild", bytes(model), [pq], 64),
+        fmt.Task("flash", bytes(range(200)), [], 512, flash=True),
+    ]
+    data = bytearray(fmt.write_image(books, tasks))
+    if flags is not None:
+        table = struct.unpack_from("<I", data, spec.HEADER.offset("task_table_offset"))[0]
+        at = table + spec.TASK_ENTRY.size * task + spec.TASK_ENTRY.offset("flags")
+        struct.pack_into("<I", data, at, flags)
+        fmt.seal_crc(data)
+    return bytes(data)
+
+
 REGRESSIONS = {
+    "flash-valid.bin": _flash,
+    "flash-unknown-task-flag.bin": lambda: _flash(flags=0x2),
+    "flash-flag-on-a-task-with-fills.bin": lambda: _flash(flags=spec.TASK_FLAG_FLASH, task=0),
     "name-with-nul.bin": _name_with_nul,
     "residual-valid.bin": _residual,
     "residual-index-past-k.bin": lambda: _residual(bad_index=True),
