@@ -326,9 +326,11 @@ def build(
 
         write_c(result.image, emit_c, prefix)
     orig = sum(m.original_bytes for m in result.models)
+    in_flash = sum(m.execute == "flash" for m in result.models)
     click.echo(
         f"{output}: {len(result.image)} bytes, {len(result.models)} models of {orig} "
         f"bytes ({orig / len(result.image):.2f}x) in {result.timings['total']:.1f} s"
+        + (f"; {in_flash} run from flash (--execute)" if in_flash else "")
     )
 
 
