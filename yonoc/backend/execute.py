@@ -152,8 +152,12 @@ def apply(tasks: list, results: list, codebooks: list, execution: Execution) -> 
     ]
     cache = codeword_cache_size(SimpleNamespace(codebooks=codebooks))
     flags, why = choose(costs, execution, cache)
+    from .. import progress
+
     for t, r, f, w in zip(tasks, results, flags, why):
         r.execute, r.execute_reason = ("flash" if f else "rebuild"), w
+        if f or execution.sram is not None:
+            progress.note("%s: %s", t.name, w)
         if f:
             rebuilt, coded = t.model, flash_rewrite.coded_buffers(t.model, t.fills)
             t.model = flash_rewrite.flash_model(t.model, t.fills)
