@@ -11,6 +11,7 @@
                            # patience (see yonoc.passes.em.EMOptions)
     snr = 20.0             # data-free fidelity target (models without labels)
     min_agreement = 0.99
+    execute = "auto"       # rebuild | flash | auto, as --execute (issue 14)
 
     [[model]]
     path = "models/kws.tflite"
@@ -26,6 +27,7 @@
     [[model]]
     path = "models/other.tflite"     # no data: data-free fidelity mode
     samples = "other.sample.npy"     # optional real samples for the fidelity check
+    execute = "flash"                # per task, as --execute NAME=flash
 
 Relative paths are relative to the spec file. Unknown keys are errors (typos would otherwise
 silently change a build).
