@@ -223,6 +223,13 @@ def test_add_appends_a_rebuild_task_to_a_flash_image(images, tmp_path):
     assert img.max_model_size == img.tasks[2].model_size
     assert struct.unpack_from("<H", new, 4)[0] == spec.FORMAT_VERSION == 4
     assert np.frombuffer(fmt.rebuild(img, 2)[4:8], np.uint8).tobytes() == b"TFL3"
+    # the flash tasks' records give `add` the image's codebooks: the same task as on the
+    # rebuild-mode image (same codebooks, same codes)
+    out2 = tmp_path / "added2.bin"
+    run_yonoc("add", images["rebuild"], KWS, "-o", out2, "--no-check")
+    other = fmt.read_image(out2.read_bytes())
+    assert fmt.rebuild(img, 2) == fmt.rebuild(other, 2)
+    assert any(f.kind == fmt.FillKind.PQ for f in img.tasks[2].fills)
 
 
 def test_spec_execute_keys(tmp_path):

@@ -2,7 +2,8 @@
 
 An image keeps only the sub-codebooks its tasks use (compiler.drop_unused_codebooks), so the new
 model gets exactly the rates some existing task was coded at: the codebooks are recovered from
-the PQ records (first sub-codebook, M) and nothing is re-learned. The new task is appended
+the PQ records (first sub-codebook, M; a flash task's are its decode ops' records) and nothing
+is re-learned. The new task is appended
 (backend/append.py): existing tasks keep their index and bytes; `add` does not sort.
 """
 
@@ -25,8 +26,8 @@ def image_codebooks(image: fmt.Image):
     table order is used.
     """
     seen = {}
-    for t in image.tasks:
-        for f in t.fills:
+    for i in range(len(image.tasks)):
+        for f in _records(image, i):
             if f.kind == fmt.FillKind.PQ:
                 seen.setdefault((f.codebook_first, f.codebook_count), None)
     books, by_rate = [], {}
@@ -40,6 +41,16 @@ def image_codebooks(image: fmt.Image):
     for key in sorted(by_rate, key=lambda k: (k[0], -k[1])):
         books.append(by_rate[key])
     return CodebookSet([b for b, _ in books]), [first for _, first in books]
+
+
+def _records(image: fmt.Image, index: int) -> list:
+    """A task's PQ records: its fill records, or a flash task's decode-op records."""
+    t = image.tasks[index]
+    if not t.flash:
+        return t.fills
+    from .backend.flash import decode_ops
+
+    return [op.fill for op in decode_ops(fmt.rebuild(image, index))]
 
 
 def add(image_bytes: bytes, model_path: str, options: BuildOptions):
