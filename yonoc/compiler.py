@@ -112,6 +112,8 @@ def build(paths: list, options: BuildOptions, execution=None) -> BuildResult:
     if unknown:
         raise YonocError(f"data given for unknown model(s): {', '.join(sorted(unknown))}")
     check_inputs(models, explicit, options)
+    if execution is not None:  # --execute NAME=... must name a task, before the long work
+        execute.check_names(execution, [m.name for m in models])
 
     t = time.perf_counter()
     if options.mode not in ("int8",) and not options.frozen_codebooks:
@@ -146,8 +148,6 @@ def build(paths: list, options: BuildOptions, execution=None) -> BuildResult:
             entries += [fmt.CodebookEntry(int(book.group), sub) for sub in book.subs]
 
     t = time.perf_counter()
-    if execution is not None:  # --execute NAME=... must name a task, before the long work
-        execute.check_names(execution, [m.name for m in models])
     work = [
         (
             m,
