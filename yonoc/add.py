@@ -22,24 +22,39 @@ from .pq.codebooks import CodebookSet, PQCodebook
 def image_codebooks(image: fmt.Image):
     """(CodebookSet coarsest rate first per group, each book's first table index).
 
-    With several books at one (group, rate) (a pq-s image: per-model codebooks) the first in
-    table order is used.
+    A PQ_RESIDUAL record (6 bpw: base stage + residual stage) names two books: its base rate
+    (kept as an ordinary rate too) and a residual rate on top of it. With several books at one
+    (group, rate) (a pq-s image: per-model codebooks) the first in table order is used.
     """
-    seen = {}
+    firsts, residuals = set(), set()
     for i in range(len(image.tasks)):
         for f in _records(image, i):
-            if f.kind == fmt.FillKind.PQ:
-                seen.setdefault((f.codebook_first, f.codebook_count), None)
-    books, by_rate = [], {}
-    for first, count in sorted(seen):
+            if f.kind in (fmt.FillKind.PQ, fmt.FillKind.PQ_RESIDUAL):
+                firsts.add((f.codebook_first, f.codebook_count))
+            if f.kind == fmt.FillKind.PQ_RESIDUAL:
+                residuals.add((f.residual_first, f.residual_count, f.codebook_first))
+    by_first, by_rate = {}, {}  # table index -> book; (group, s, base s) -> (book, index)
+
+    def book_at(first, count, base=None):
         e = image.codebooks[first]
-        key = (e.group, e.subvector_len)
-        if key in by_rate or e.group not in (Group.CONV3X3, Group.POINTWISE):
-            continue
         subs = [image.codebooks[first + j].codewords for j in range(count)]
-        by_rate[key] = (PQCodebook(Group(e.group), e.subvector_len, subs), first)
-    for key in sorted(by_rate, key=lambda k: (k[0], -k[1])):
-        books.append(by_rate[key])
+        return PQCodebook(Group(e.group), e.subvector_len, subs, base)
+
+    for first, count in sorted(firsts):
+        e = image.codebooks[first]
+        if e.group not in (Group.CONV3X3, Group.POINTWISE):
+            continue
+        by_first[first] = book_at(first, count)
+        by_rate.setdefault((e.group, e.subvector_len, 0), (by_first[first], first))
+    for first, count, base_first in sorted(residuals):
+        base = by_first.get(base_first)
+        if base is None:
+            continue
+        key = (base.group, image.codebooks[first].subvector_len, base.subvector_len)
+        if key in by_rate or by_rate[(base.group, base.subvector_len, 0)][0] is not base:
+            continue  # another residual at this rate, or on a base the new model won't use
+        by_rate[key] = (book_at(first, count, base), first)
+    books = [by_rate[k] for k in sorted(by_rate, key=lambda k: (k[0], -k[1]))]
     return CodebookSet([b for b, _ in books]), [first for _, first in books]
 
 
