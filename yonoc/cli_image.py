@@ -40,6 +40,14 @@ from .passes.fidelity import FidelityTarget
 @click.option("--keep-names", is_flag=True, help="Keep tensor names in the rebuilt model.")
 @click.option("--kernel-major", is_flag=True, help="Vectorise 3x3 kernels spatially.")
 @click.option("--no-notes", "no_notes", is_flag=True, help="Write the new image without notes.")
+@click.option(
+    "--encode",
+    "encode_mode",
+    default="output+bias",
+    show_default=True,
+    type=click.Choice(["nearest", "output", "output+bias"], case_sensitive=False),
+    help="Codeword choice in the image's codebooks, as for build.",
+)
 @budget_opts
 @_guard
 def add(
@@ -55,6 +63,7 @@ def add(
     keep_names,
     kernel_major,
     no_notes,
+    encode_mode,
     target,
     flash,
     sram,
@@ -79,6 +88,7 @@ def add(
         kernel_major=kernel_major,
         jobs=1,
         notes=not no_notes,
+        encode=encode_mode.lower(),
     )
     old = read_input(image)
     new, result = run_add(old, model, opts)

@@ -273,7 +273,7 @@ def _compile_model(args):
     real, alone = 0, {}  # --- build notes: real inputs, per-tensor probe SNRs
     # --- output-aware codes and bias correction (passes/output_aware.py)
     cal, held_out = None, None
-    if encs and options.mode in ("yono", "pq-mopt") and options.encode != "nearest":
+    if encs and options.encode != "nearest":  # every coding mode (pq-m/pq-s code everything)
         cal = output_aware.for_build(m, encs, options, explicit)
         encs = cal.encodings if cal is not None else encs
     # --- EM finetuning (Algorithm 1, passes/em.py): models with data, yono / pq-mopt modes
@@ -310,6 +310,8 @@ def _compile_model(args):
         elif encs:
             patches = cal.patches(choices) if cal is not None else None
             measurement = evaluator.measure(encode.rebuilt_model(m, encs, choices, erase, patches))
+    if patches is None and cal is not None and em_out is None:  # --no-check: corrected too
+        patches = cal.patches(choices)
     rebuilt = encode.rebuilt_model(m, encs, choices, erase, patches)
     # smallest arena TFLM allocates the rebuilt model in, plus margin (yonoc/arena.py); 0 only
     # when tflite-micro is missing or cannot run the model, whether or not --no-check

@@ -12,6 +12,7 @@
     snr = 20.0             # data-free fidelity target (models without labels)
     min_agreement = 0.99
     execute = "auto"       # rebuild | flash | auto, as --execute (issue 14)
+    encode = "output+bias" # nearest | output | output+bias, as --encode (issue 12)
 
     [[model]]
     path = "models/kws.tflite"
@@ -44,6 +45,7 @@ from .errors import YonocError
 from .options import MODES, BuildOptions
 from .passes.em import DataSpec, EMOptions
 from .passes.fidelity import FidelityTarget
+from .passes.output_aware import ENCODINGS
 
 _MODEL_KEYS = {"path", "train", "val", "test", "inputs", "epsilon", "samples", "execute"}
 _EM_KEYS = {
@@ -71,6 +73,7 @@ _BUILD_KEYS = _EM_KEYS | {
     "min_agreement",
     "fallback",
     "execute",  # rebuild | flash | auto, as --execute (issue 14); [[model]] execute per task
+    "encode",  # nearest | output | output+bias, as --encode (issue 12)
 }
 _EXECUTE = ("rebuild", "flash", "auto")
 _EM_CHOICES = {
@@ -135,6 +138,8 @@ def load_spec(path: str) -> Spec:
             raise YonocError(f"{path}: [build] {key} must be true or false")
     if "execute" in build and build["execute"] not in _EXECUTE:
         raise YonocError(f"{path}: [build] execute must be one of {', '.join(_EXECUTE)}")
+    if "encode" in build and build["encode"] not in ENCODINGS:
+        raise YonocError(f"{path}: [build] encode must be one of {', '.join(ENCODINGS)}")
     execute = [build.pop("execute")] if "execute" in build else []
     models = doc.get("model", [])
     if not isinstance(models, list) or not models:
@@ -210,6 +215,7 @@ def apply(spec: Spec, options: BuildOptions, overrides: dict | None = None) -> B
         finetune=b.get("finetune", options.finetune),
         frozen_codebooks=b.get("codebooks", options.frozen_codebooks),
         fallback=b.get("fallback", options.fallback),
+        encode=b.get("encode", options.encode),
         data=tuple(options.data) + spec.data,
         samples=tuple(options.samples) + spec.samples,
     )

@@ -17,9 +17,14 @@ Structures handled exactly (sub-vectors inside one row or one column of the GPTQ
 Other tensors (rows straddled by sub-vectors, e.g. a first conv with 3 input channels) keep
 their nearest codes; they still get bias correction.
 
-Bias correction: the coded layer's mean output shift E[(W - What) x] on the calibration inputs
-is subtracted in its int32 bias (stored raw, so it costs no bytes). It depends on the rate the
-fidelity pass picks, so patches are computed per choice (`Calibrated.patches`).
+Bias correction: the coded layer's mean output shift E[(W - What) x] is subtracted in its int32
+bias (stored raw, so it costs no bytes). E[x] is taken over the *real* calibration inputs only
+(the user's samples or the spec's inputs): generated inputs have the input range's mean, not
+the model's, and a correction fitted to it shifts the layer the wrong way (measured, imu_cnn1d
+with every tensor at 2 bits/weight: 8.9 dB with output-aware codes, 13.4 with the real inputs'
+mean, 4.7 with the generated inputs' mean, 4.9 with all). A build without real inputs gets
+output-aware codes and no bias correction. It depends on the rate the fidelity pass picks, so
+patches are computed per choice (`Calibrated.patches`).
 """
 
 from __future__ import annotations
@@ -303,8 +308,9 @@ def for_build(model, encodings: list, options, explicit: dict) -> Calibrated | N
     try:
         if model.name in dict(options.data):
             x = float_inputs(model, load_data(model, dict(options.data)[model.name]).x_train)
+            real = len(x)
         else:
-            samples, _ = samples_for(
+            samples, real = samples_for(
                 model, explicit, options.generated_samples, options.max_samples
             )
             # FC layers see one row per input: more generated inputs (another seed) than the
@@ -315,12 +321,16 @@ def for_build(model, encodings: list, options, explicit: dict) -> Calibrated | N
             x = dequantize_input(model, np.stack([np.asarray(s) for s in samples]))
         if len(x) > MAX_CALIBRATION:
             keep = np.sort(np.random.default_rng(0).choice(len(x), MAX_CALIBRATION, False))
+            real = int(np.sum(keep < real))  # real inputs come first
             x = x[keep]
         stats = layer_stats(model, x)
+        if options.encode == "output+bias" and real:
+            stats = _with_means_of(stats, layer_stats(model, x[:real]))
     except YonocError as e:
         log.info("%s: nearest-codeword encoding (%s)", model.name, e)
         return None
-    cal = calibrate(model, encodings, stats, options.encode)
+    # no real inputs: no mean to correct towards (module docstring)
+    cal = calibrate(model, encodings, stats, options.encode if real else "output")
     log.info(
         "%s: %d/%d tensors encoded output-aware on %d calibration inputs",
         model.name,
@@ -329,6 +339,11 @@ def for_build(model, encodings: list, options, explicit: dict) -> Calibrated | N
         len(x),
     )
     return cal
+
+
+def _with_means_of(stats: dict, real: dict) -> dict:
+    """`stats` with each layer's mean input from `real` (the real inputs' statistics)."""
+    return {i: replace(st, mean=real[i].mean) if i in real else st for i, st in stats.items()}
 
 
 def float_biases(model, cal: Calibrated) -> dict:
