@@ -1,12 +1,13 @@
-// Portable PQ decode and Rebuild(): skeleton copy plus ZERO / RAW / PQ
-// records, int8 codewords from an attached cache, a per-call workspace or
-// binary16 directly (slow path); the test hooks. The x86 SIMD path lives in
-// image_decode_x86.cc; CopyFullCached() dispatches to it.
+// Portable PQ decode of one record: both stages of PQ_RESIDUAL, linear and
+// kernel-major layouts, int8 codewords from an attached cache, a per-call
+// workspace or binary16 directly (slow path); the test hooks. The x86 SIMD
+// path lives in image_decode_x86.cc; CopyFullCached() dispatches to it.
+// Rebuild() and decode records (image_rebuild.cc) call DecodePqRecord()
+// once per record.
 //
-// Placement is measured, not arbitrary: decoder and rebuild loop share this
-// file, and DecodeRange()/DecodeKernelMajor() stay out of line. Split across
-// files, or inlined into RebuildImpl(), the host stack-workspace rebuild of
-// the examples image was 15-20% slower (bench/switch_time.cc, stack_us).
+// DecodeRange()/DecodeKernelMajor() stay out of line on purpose: inlined
+// into the record loop, the host stack-workspace rebuild of the examples
+// image was 15-20% slower (bench/switch_time.cc, stack_us).
 #include <stdint.h>
 #include <string.h>
 #if defined(__ARM_FEATURE_SIMD32)
@@ -292,23 +293,6 @@ YONO_NOINLINE void DecodeKernelMajor(const Pq& pq, const Pq* res,
   }
 }
 
-// Per-Rebuild codeword cache (no persistent cache attached): codebooks are
-// converted on first use into `buf`, remembered in a few slots; when full,
-// everything is dropped and refilled.
-constexpr uint32_t kCacheSlots = 8;
-struct Cache {
-  int8_t* buf;
-  uint32_t capacity;
-  uint32_t used;
-  uint32_t slots;
-  uint32_t slot_codebook[kCacheSlots];
-  uint32_t slot_offset[kCacheSlots];
-};
-
-void ConvertCodebook(const uint8_t* half, uint32_t n, int8_t* dst) {
-  for (uint32_t t = 0; t < n; ++t) dst[t] = HalfToInt8(Rd16(half + 2u * t));
-}
-
 const int8_t* CacheLookup(Cache* cache, uint32_t codebook) {
   for (uint32_t i = 0; i < cache->slots; ++i)
     if (cache->slot_codebook[i] == codebook)
@@ -327,12 +311,12 @@ uint32_t CodewordBytes(const yono_image& im, uint32_t first, uint32_t m_count) {
 }
 
 // Set up pq for one stage of a record: M codebooks from `first`, indices at
-// `src`. may_reset = false: never drop cached codebooks (another stage of
+// `idx`. may_reset = false: never drop cached codebooks (another stage of
 // the same record points into them); take the slow path instead.
 void PreparePq(const yono_image& im, uint32_t first, uint32_t m_count,
-               uint32_t src, Cache* cache, bool may_reset, Pq* pq) {
+               const uint8_t* idx, Cache* cache, bool may_reset, Pq* pq) {
   const uint8_t* img = im.data;
-  pq->idx = img + src;
+  pq->idx = idx;
   pq->m = m_count;
   pq->s = ReadCodebook(img, im.codebook_table, first).s;
   for (uint32_t m = 0; m < kMaxSubCodebooks; ++m) {
@@ -343,8 +327,7 @@ void PreparePq(const yono_image& im, uint32_t first, uint32_t m_count,
   pq->planes = nullptr;
   uint32_t need = 0;
   for (uint32_t m = 0; m < m_count; ++m) {
-    const Codebook cb =
-        ReadCodebook(img, im.codebook_table, first + m);
+    const Codebook cb = ReadCodebook(img, im.codebook_table, first + m);
     pq->half[m] = img + cb.data_offset;
     pq->k256 = pq->k256 && cb.k == YONO_MAX_CODEWORDS;
     need += cb.k * cb.s;
@@ -388,135 +371,57 @@ void PreparePq(const yono_image& im, uint32_t first, uint32_t m_count,
   for (uint32_t m = 0; m < kMaxSubCodebooks; ++m) pq->cw[m] = nullptr;
 }
 
-yono_status RebuildImpl(const yono_image* im, uint32_t task_index, uint8_t* dst,
-                        uint32_t dst_size, uint32_t* written, int8_t* cache_buf,
-                        uint32_t cache_size) {
-  if (written != nullptr) *written = 0;
-  if (!IsOpen(im)) return YONO_NOT_OPEN;
-  if (task_index >= im->task_count) return YONO_NO_SUCH_TASK;
-  if (dst == nullptr) return YONO_BAD_ARGUMENT;
-  if ((reinterpret_cast<uintptr_t>(dst) & (YONO_MODEL_ALIGNMENT - 1u)) != 0)
-    return YONO_BAD_ALIGNMENT;
-  const uint8_t* img = im->data;
-  const Task task = ReadTask(img, im->task_table, task_index);
-  if (dst_size < task.model_size) return YONO_REGION_TOO_SMALL;
+}  // namespace
 
-  Cache cache{cache_buf, cache_buf != nullptr ? cache_size : 0u, 0, 0, {}, {}};
+void ConvertCodebook(const uint8_t* half, uint32_t n, int8_t* dst) {
+  for (uint32_t t = 0; t < n; ++t) dst[t] = HalfToInt8(Rd16(half + 2u * t));
+}
+
+void DecodePqRecord(const yono_image& im, const Fill& f, const uint8_t* idx,
+                    Cache* cache, uint8_t* out) {
 #if YONO_SIMD_X86
   alignas(64) uint8_t planes[kPlaneBytes];
   alignas(64) uint8_t planes_res[kPlaneBytes];  // PQ_RESIDUAL's second stage
 #endif
-  const uint8_t* skel = img + task.skeleton_offset;
-  const uint8_t* rec = img + task.fill_table_offset;
-  uint32_t cursor = 0;
-  for (uint32_t r = 0; r < task.fill_count; ++r, rec += YONO_FILL_RECORD_SIZE) {
-    const Fill f = ReadFill(rec);
-    const uint32_t gap = f.dst - cursor;
-    if (gap != 0) {
-      memcpy(dst + cursor, skel, gap);
-      skel += gap;
+  Pq pq;
+  Pq res_pq;
+  const Pq* res = nullptr;
+  if (f.kind == YONO_FILL_KIND_PQ_RESIDUAL) {
+    // Room for both stages' codebooks, so the second cannot evict the
+    // first (it would take the slow path instead).
+    const uint32_t need = CodewordBytes(im, f.codebook_first, f.m) +
+                          CodewordBytes(im, f.residual_first, f.m2);
+    if (cache->used + need > cache->capacity ||
+        cache->slots + f.m + f.m2 > kCacheSlots) {
+      cache->slots = 0;
+      cache->used = 0;
     }
-    uint8_t* out = dst + f.dst;
-    switch (f.kind) {
-      case YONO_FILL_KIND_ZERO: memset(out, 0, f.length); break;
-      case YONO_FILL_KIND_RAW: memcpy(out, img + f.src, f.length); break;
-      default: {  // YONO_FILL_KIND_PQ or _PQ_RESIDUAL (validated)
-        Pq pq;
-        Pq res_pq;
-        const Pq* res = nullptr;
-        if (f.kind == YONO_FILL_KIND_PQ_RESIDUAL) {
-          // Room for both stages' codebooks, so the second cannot evict the
-          // first (it would take the slow path instead).
-          const uint32_t need = CodewordBytes(*im, f.codebook_first, f.m) +
-                                CodewordBytes(*im, f.residual_first, f.m2);
-          if (cache.used + need > cache.capacity ||
-              cache.slots + f.m + f.m2 > kCacheSlots) {
-            cache.slots = 0;
-            cache.used = 0;
-          }
-        }
-        PreparePq(*im, f.codebook_first, f.m, f.src, &cache, true, &pq);
-#if YONO_SIMD_X86
-        pq.planes = PrepareSimd(pq, f.length, planes);
-#endif
-        if (f.kind == YONO_FILL_KIND_PQ_RESIDUAL) {
-          const uint32_t n = StageIndexBytes(f.length, pq.s);
-          PreparePq(*im, f.residual_first, f.m2, f.src + n, &cache, false,
-                    &res_pq);
-#if YONO_SIMD_X86
-          res_pq.planes = PrepareSimd(res_pq, f.length, planes_res);
-#endif
-          res = &res_pq;
-        }
-        if (f.layout == YONO_LAYOUT_KERNEL_MAJOR) {
-          DecodeKernelMajor(pq, res, f.length, f.positions, f.inner, out);
-        } else {
-          DecodeStages(pq, res, 0, f.length, out);
-        }
-        break;
-      }
-    }
-    cursor = f.dst + f.length;
   }
-  if (task.model_size > cursor)
-    memcpy(dst + cursor, skel, task.model_size - cursor);
-  if (written != nullptr) *written = task.model_size;
-  return YONO_OK;
-}
-
-#if YONO_STACK_CACHE_BYTES > 0
-// Its own frame, so that YONO_STACK_CACHE_BYTES are on the stack only when
-// no codeword cache is attached.
-YONO_NOINLINE yono_status RebuildWithStackCache(const yono_image* im,
-                                                uint32_t task_index,
-                                                uint8_t* dst, uint32_t dst_size,
-                                                uint32_t* written) {
-  int8_t cache[YONO_STACK_CACHE_BYTES];
-  return RebuildImpl(im, task_index, dst, dst_size, written, cache,
-                     YONO_STACK_CACHE_BYTES);
-}
+  PreparePq(im, f.codebook_first, f.m, idx, cache, true, &pq);
+#if YONO_SIMD_X86
+  pq.planes = PrepareSimd(pq, f.length, planes);
 #endif
+  if (f.kind == YONO_FILL_KIND_PQ_RESIDUAL) {
+    const uint32_t n = StageIndexBytes(f.length, pq.s);
+    PreparePq(im, f.residual_first, f.m2, idx + n, cache, false, &res_pq);
+#if YONO_SIMD_X86
+    res_pq.planes = PrepareSimd(res_pq, f.length, planes_res);
+#endif
+    res = &res_pq;
+  }
+  if (f.layout == YONO_LAYOUT_KERNEL_MAJOR) {
+    DecodeKernelMajor(pq, res, f.length, f.positions, f.inner, out);
+  } else {
+    DecodeStages(pq, res, 0, f.length, out);
+  }
+}
 
-}  // namespace
 }  // namespace internal
 }  // namespace yono
 
 using namespace yono::internal;
 
 extern "C" {
-
-int8_t yono_half_to_int8(uint16_t h) { return HalfToInt8(h); }
-
-uint32_t yono_image_codeword_cache_size(const yono_image* image) {
-  return IsOpen(image) ? image->codebook_count * image->cw_stride : 0u;
-}
-
-yono_status yono_image_attach_codeword_cache(yono_image* image, uint8_t* cache,
-                                             uint32_t size) {
-  if (!IsOpen(image)) return YONO_NOT_OPEN;
-  image->cw_cache = nullptr;
-  if (cache == nullptr) return YONO_OK;
-  if (size < yono_image_codeword_cache_size(image))
-    return YONO_REGION_TOO_SMALL;
-  int8_t* dst = reinterpret_cast<int8_t*>(cache);
-  for (uint32_t c = 0; c < image->codebook_count; ++c) {
-    const Codebook cb = ReadCodebook(image->data, image->codebook_table, c);
-    ConvertCodebook(image->data + cb.data_offset, cb.k * cb.s,
-                    dst + c * image->cw_stride);
-  }
-  image->cw_cache = dst;
-  return YONO_OK;
-}
-yono_status yono_image_rebuild(const yono_image* image, uint32_t task,
-                               uint8_t* dst, uint32_t dst_size,
-                               uint32_t* written) {
-#if YONO_STACK_CACHE_BYTES > 0
-  // With an attached cache the stack workspace would go unused: skip its frame.
-  if (!IsOpen(image) || image->cw_cache == nullptr)
-    return RebuildWithStackCache(image, task, dst, dst_size, written);
-#endif
-  return RebuildImpl(image, task, dst, dst_size, written, nullptr, 0);
-}
 
 int yono_testing_simd_available(void) {
 #if YONO_SIMD_X86
@@ -546,11 +451,4 @@ int yono_testing_decode_pq(const uint8_t* idx, const int8_t* const* cw,
   return pq.planes != nullptr ? 1 : 0;
 }
 
-yono_status yono_image_rebuild_ws(const yono_image* image, uint32_t task,
-                                  uint8_t* dst, uint32_t dst_size,
-                                  uint32_t* written, uint8_t* workspace,
-                                  uint32_t workspace_size) {
-  return RebuildImpl(image, task, dst, dst_size, written,
-                     reinterpret_cast<int8_t*>(workspace), workspace_size);
-}
 }  // extern "C"

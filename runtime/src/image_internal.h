@@ -2,8 +2,11 @@
 //
 //   crc32.cc             CRC-32 (slicing-by-4)
 //   image_validate.cc    yono_image_open(): every check, once; accessors
-//   image_decode.cc      portable PQ decode, Rebuild(), codeword caches, test hooks
+//   image_decode.cc      portable PQ decode of one record (both stages,
+//                        both layouts), per-call codeword cache, test hooks
 //   image_decode_x86.cc  host AVX-512 VBMI decode (x86-64 builds only)
+//   image_rebuild.cc     Rebuild(), decode records (flash tasks), attached
+//                        codeword cache
 //
 // Field offsets, sizes, enum values and limits come from the generated
 // yono/image_format.h (yonoc/backend/format_spec.py).
@@ -71,7 +74,7 @@ inline Codebook ReadCodebook(const uint8_t* img, uint32_t table, uint32_t i) {
 struct Task {
   uint32_t name_offset, name_length, model_size, model_crc32;
   uint32_t skeleton_offset, skeleton_size, fill_table_offset, fill_count;
-  uint32_t arena_size;
+  uint32_t arena_size, flags;
 };
 inline Task ReadTask(const uint8_t* img, uint32_t table, uint32_t i) {
   const uint8_t* p = img + table + i * YONO_TASK_ENTRY_SIZE;
@@ -83,7 +86,8 @@ inline Task ReadTask(const uint8_t* img, uint32_t table, uint32_t i) {
               Rd32(p + YONO_TASK_SKELETON_SIZE_OFF),
               Rd32(p + YONO_TASK_FILL_TABLE_OFFSET_OFF),
               Rd32(p + YONO_TASK_FILL_COUNT_OFF),
-              Rd32(p + YONO_TASK_ARENA_SIZE_OFF)};
+              Rd32(p + YONO_TASK_ARENA_SIZE_OFF),
+              Rd32(p + YONO_TASK_FLAGS_OFF)};
 }
 
 struct Fill {
@@ -160,6 +164,38 @@ struct Pq {
   // SIMD byte planes of cw[0], cw[1] (kPlaneBytes), or null.
   const uint8_t* planes;
 };
+
+// Checks a PQ / PQ_RESIDUAL record's every rule except dst/src (layout,
+// M, codebooks, common s, every index < K) against its index array `idx`,
+// of which `avail` bytes may be read. *index_bytes = n + n2 on success
+// (n2 = 0 for PQ). Out-of-range codebooks -> YONO_BAD_FILL_RECORD,
+// indices past `avail` -> YONO_OUT_OF_BOUNDS, an index >= K ->
+// YONO_BAD_INDEX. Shared by Open() (fill records) and decode records.
+yono_status ValidatePqRecord(const yono_image& im, const Fill& f,
+                             const uint8_t* idx, uint64_t avail,
+                             uint32_t* index_bytes);
+
+// Per-call codeword cache (no persistent cache attached): codebooks are
+// converted on first use into `buf`, remembered in a few slots; when full,
+// everything is dropped and refilled.
+constexpr uint32_t kCacheSlots = 8;
+struct Cache {
+  int8_t* buf;
+  uint32_t capacity;
+  uint32_t used;
+  uint32_t slots;
+  uint32_t slot_codebook[kCacheSlots];
+  uint32_t slot_offset[kCacheSlots];
+};
+
+// Decodes a validated PQ / PQ_RESIDUAL record (f.dst, f.src ignored) with
+// index array `idx` into out[0, f.length): the image's attached codeword
+// cache if any, else `cache` (may have capacity 0: slow path).
+void DecodePqRecord(const yono_image& im, const Fill& f, const uint8_t* idx,
+                    Cache* cache, uint8_t* out);
+
+// int8 codewords from binary16 (the format's conversion).
+void ConvertCodebook(const uint8_t* half, uint32_t n, int8_t* dst);
 
 #if YONO_SIMD_X86
 constexpr uint32_t kSimdStep = 128;  // sub-vectors per SIMD step (even)

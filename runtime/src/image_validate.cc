@@ -12,9 +12,11 @@ using namespace yono::internal;
 namespace {
 
 // One PQ stage: M codebooks from `first` sharing s, `*n` = ceil(length/s)
-// index bytes at `src` inside the image, every index < K of its codebook.
+// index bytes at `idx` (at most `avail` readable), every index < K of its
+// codebook.
 yono_status ValidateStage(const yono_image& im, uint32_t length, uint32_t first,
-                          uint32_t m_count, uint32_t src, uint32_t* n_out) {
+                          uint32_t m_count, const uint8_t* idx, uint64_t avail,
+                          uint32_t* n_out) {
   const uint8_t* img = im.data;
   if (m_count < 1 || m_count > kMaxSubCodebooks) return YONO_BAD_FILL_RECORD;
   if (first + m_count > im.codebook_count) return YONO_BAD_FILL_RECORD;
@@ -26,9 +28,8 @@ yono_status ValidateStage(const yono_image& im, uint32_t length, uint32_t first,
     k[m] = cb.k;
   }
   const uint32_t n = StageIndexBytes(length, s);
-  if (!InBounds(src, n, im.size)) return YONO_OUT_OF_BOUNDS;
+  if (n > avail) return YONO_OUT_OF_BOUNDS;
   *n_out = n;
-  const uint8_t* idx = img + src;
   bool all_full = true;  // K = 256: every one-byte index is valid
   for (uint32_t m = 0; m < m_count; ++m)
     all_full = all_full && k[m] == YONO_MAX_CODEWORDS;
@@ -50,6 +51,52 @@ yono_status ValidateStage(const yono_image& im, uint32_t length, uint32_t first,
   return YONO_OK;
 }
 
+// A flash task is stored whole: no fill table, the skeleton is the model.
+yono_status ValidateFlashTask(const Task& task) {
+  if (task.fill_count != 0 || task.fill_table_offset != 0) return YONO_BAD_TASK;
+  if (task.skeleton_size != task.model_size) return YONO_BAD_TASK;
+  if (task.skeleton_offset % YONO_MODEL_ALIGNMENT != 0) return YONO_BAD_TASK;
+  return YONO_OK;
+}
+
+}  // namespace
+
+namespace yono {
+namespace internal {
+
+yono_status ValidatePqRecord(const yono_image& im, const Fill& f,
+                             const uint8_t* idx, uint64_t avail,
+                             uint32_t* index_bytes) {
+  if (f.length == 0) return YONO_BAD_FILL_RECORD;
+  if (f.kind != YONO_FILL_KIND_PQ && f.kind != YONO_FILL_KIND_PQ_RESIDUAL)
+    return YONO_BAD_FILL_RECORD;
+  if (f.layout == YONO_LAYOUT_KERNEL_MAJOR) {
+    if (f.positions < 1 || f.inner < 1) return YONO_BAD_FILL_RECORD;
+    const uint32_t pi = uint32_t{f.positions} * f.inner;
+    if (f.length % pi != 0) return YONO_BAD_FILL_RECORD;
+  } else if (f.layout != YONO_LAYOUT_LINEAR) {
+    return YONO_BAD_FILL_RECORD;
+  }
+  uint32_t n = 0;
+  yono_status st =
+      ValidateStage(im, f.length, f.codebook_first, f.m, idx, avail, &n);
+  if (st != YONO_OK) return st;
+  uint32_t n2 = 0;
+  if (f.kind == YONO_FILL_KIND_PQ_RESIDUAL) {
+    // The residual stage's indices follow the first stage's.
+    st = ValidateStage(im, f.length, f.residual_first, f.m2, idx + n, avail - n,
+                       &n2);
+    if (st != YONO_OK) return st;
+  }
+  *index_bytes = n + n2;
+  return YONO_OK;
+}
+
+}  // namespace internal
+}  // namespace yono
+
+namespace {
+
 yono_status ValidateTask(const yono_image& im, uint32_t t) {
   const uint8_t* img = im.data;
   const uint32_t size = im.size;
@@ -63,7 +110,15 @@ yono_status ValidateTask(const yono_image& im, uint32_t t) {
   // Names are C strings: no NUL inside.
   for (uint32_t i = 0; i < task.name_length; ++i)
     if (img[task.name_offset + i] == 0) return YONO_BAD_TASK;
-  if (task.model_size > im.max_model_size) return YONO_BAD_HEADER;
+  if ((task.flags & ~YONO_TASK_FLAGS_KNOWN) != 0) return YONO_BAD_TASK;
+  const bool flash = (task.flags & YONO_TASK_FLAG_FLASH) != 0;
+  if (flash) {
+    const yono_status st = ValidateFlashTask(task);
+    if (st != YONO_OK) return st;
+  } else if (task.model_size > im.max_model_size) {
+    // Rule 5 sizes the model region: rebuild tasks only.
+    return YONO_BAD_HEADER;
+  }
   if (task.arena_size > im.max_arena_size) return YONO_BAD_HEADER;
   if (!InBounds(task.skeleton_offset, task.skeleton_size, size))
     return YONO_OUT_OF_BOUNDS;
@@ -92,25 +147,11 @@ yono_status ValidateTask(const yono_image& im, uint32_t t) {
         break;
       case YONO_FILL_KIND_PQ:
       case YONO_FILL_KIND_PQ_RESIDUAL: {
-        if (f.layout == YONO_LAYOUT_KERNEL_MAJOR) {
-          if (f.positions < 1 || f.inner < 1) return YONO_BAD_FILL_RECORD;
-          const uint32_t pi = uint32_t{f.positions} * f.inner;
-          if (f.length % pi != 0) return YONO_BAD_FILL_RECORD;
-        } else if (f.layout != YONO_LAYOUT_LINEAR) {
-          return YONO_BAD_FILL_RECORD;
-        }
+        if (f.src > size) return YONO_OUT_OF_BOUNDS;
         uint32_t n = 0;
-        yono_status st =
-            ValidateStage(im, f.length, f.codebook_first, f.m, f.src, &n);
+        const yono_status st =
+            ValidatePqRecord(im, f, img + f.src, size - f.src, &n);
         if (st != YONO_OK) return st;
-        if (f.kind == YONO_FILL_KIND_PQ_RESIDUAL) {
-          // The residual stage's indices follow the first stage's.
-          if (uint64_t{f.src} + n > size) return YONO_OUT_OF_BOUNDS;
-          uint32_t n2 = 0;
-          st = ValidateStage(im, f.length, f.residual_first, f.m2, f.src + n,
-                             &n2);
-          if (st != YONO_OK) return st;
-        }
         break;
       }
       default: return YONO_BAD_FILL_RECORD;

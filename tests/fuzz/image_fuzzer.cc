@@ -12,7 +12,15 @@
 //    opened image rebuilds every task (valid arguments) without error, and
 //    all paths (stack cache, no cache, caller workspace, attached codeword
 //    cache) write the same bytes, every byte of the model;
-//  - argument errors give their specific status.
+//  - argument errors give their specific status;
+//  - flash tasks: flash_model() points at the task's bytes in the image and
+//    they equal the rebuild; rebuild tasks: model_size <= max_model_size;
+//  - decode records: every PQ / PQ_RESIDUAL fill record of an opened image,
+//    taken as a decode record with its index array, passes
+//    yono_image_check_record and decodes (cached and not) to exactly the
+//    bytes the rebuild wrote at its dst_offset; bytes after image_size are
+//    also tried as a record + index span (accepted ones must decode inside
+//    their length).
 //
 // Inputs with a bad CRC are opened as they are (must fail with kBadCrc or an
 // earlier header error) and then again with the CRC fixed, so that the
@@ -98,6 +106,66 @@ void Expect(yono_status got, yono_status want, const char* what, uint32_t t) {
   if (got != want) Fail(what, t, got, want);
 }
 
+// Every PQ fill record of task t as a decode record: checked, and decoded
+// (stack workspace, no workspace, attached cache) to the rebuilt bytes in
+// `model` at its dst_offset.
+void CheckDecodeRecords(const yono_image* im, const yono_image* cached, uint32_t t,
+                        const uint8_t* model) {
+  const uint8_t* entry = im->data + im->task_table + YONO_TASK_ENTRY_SIZE * t;
+  const uint32_t table = Rd32(entry + YONO_TASK_FILL_TABLE_OFFSET_OFF);
+  const uint32_t count = Rd32(entry + YONO_TASK_FILL_COUNT_OFF);
+  for (uint32_t r = 0; r < count; ++r) {
+    uint8_t rec[YONO_FILL_RECORD_SIZE];
+    memcpy(rec, im->data + table + r * YONO_FILL_RECORD_SIZE, sizeof rec);
+    const uint8_t kind = rec[YONO_FILL_KIND_OFF];
+    if (kind != YONO_FILL_KIND_PQ && kind != YONO_FILL_KIND_PQ_RESIDUAL) continue;
+    const uint32_t dst = Rd32(rec + YONO_FILL_DST_OFFSET_OFF);
+    const uint32_t src = Rd32(rec + YONO_FILL_SRC_OFFSET_OFF);
+    const uint32_t length = Rd32(rec + YONO_FILL_LENGTH_OFF);
+    memset(rec + YONO_FILL_DST_OFFSET_OFF, 0, 4);
+    memset(rec + YONO_FILL_SRC_OFFSET_OFF, 0, 4);
+    // The exact index span (the image validated the record): n + n2.
+    const uint8_t* idx = im->data + src;
+    const uint8_t* cb = im->data + im->codebook_table;
+    const uint32_t s1 =
+        cb[YONO_CODEBOOK_ENTRY_SIZE * (rec[YONO_FILL_CODEBOOK_FIRST_OFF] |
+                                       (rec[YONO_FILL_CODEBOOK_FIRST_OFF + 1] << 8)) +
+           YONO_CODEBOOK_SUBVECTOR_LEN_OFF];
+    uint32_t n = (length + s1 - 1) / s1;
+    if (kind == YONO_FILL_KIND_PQ_RESIDUAL) {
+      const uint32_t s2 =
+          cb[YONO_CODEBOOK_ENTRY_SIZE * (rec[YONO_FILL_RESIDUAL_FIRST_OFF] |
+                                         (rec[YONO_FILL_RESIDUAL_FIRST_OFF + 1] << 8)) +
+             YONO_CODEBOOK_SUBVECTOR_LEN_OFF];
+      n += (length + s2 - 1) / s2;
+    }
+    uint32_t got = 0;
+    Expect(yono_image_check_record(im, rec, idx, n, &got), YONO_OK,
+           "fill record refused as a decode record", t);
+    if (n > 1)
+      Expect(yono_image_check_record(im, rec, idx, n - 1, nullptr), YONO_OUT_OF_BOUNDS,
+             "decode record with one index short", t);
+    if (got != length) Fail("check_record length", t, 0, 0);
+    uint8_t* out = static_cast<uint8_t*>(malloc(length));
+    if (out == nullptr) abort();
+    for (int p = 0; p < 3; ++p) {
+      memset(out, 0x5A + p, length);
+      const yono_status st =
+          p == 0   ? yono_image_decode_record(im, rec, idx, reinterpret_cast<int8_t*>(out), length)
+          : p == 1 ? yono_image_decode_record_ws(im, rec, idx, reinterpret_cast<int8_t*>(out),
+                                                 length, nullptr, 0)
+                   : yono_image_decode_record(cached, rec, idx, reinterpret_cast<int8_t*>(out),
+                                              length);
+      Expect(st, YONO_OK, "decode_record", t);
+      if (memcmp(out, model + dst, length) != 0) Fail("decode_record != rebuild", t, static_cast<int32_t>(r), p);
+    }
+    if (length > 1)
+      Expect(yono_image_decode_record(im, rec, idx, reinterpret_cast<int8_t*>(out), length - 1),
+             YONO_REGION_TOO_SMALL, "decode_record into length - 1", t);
+    free(out);
+  }
+}
+
 void CheckOpenedImage(const yono_image* im, const yono_image* cached, const uint8_t* tail,
                       uint32_t tail_size) {
   const uint32_t tasks = yono_image_task_count(im);
@@ -119,7 +187,13 @@ void CheckOpenedImage(const yono_image* im, const yono_image* cached, const uint
 
   for (uint32_t t = 0; t < tasks; ++t) {
     const uint32_t n = yono_image_model_size(im, t);
-    if (n > im->max_model_size) Fail("model_size > max_model_size", t, 0, 0);
+    const bool flash = yono_image_task_is_flash(im, t) != 0;
+    if (!flash && n > im->max_model_size) Fail("model_size > max_model_size", t, 0, 0);
+    const uint8_t* in_place = yono_image_flash_model(im, t);
+    if (flash != (in_place != nullptr)) Fail("flash_model vs is_flash", t, flash, 0);
+    if (in_place != nullptr &&
+        (in_place < im->data || in_place + n > im->data + im->size))
+      Fail("flash model outside the image", t, 0, 0);
     if (yono_image_arena_size(im, t) > im->max_arena_size) Fail("arena_size > max", t, 0, 0);
     const char* name = yono_image_task_name(im, t);
     if (name == nullptr) Fail("task_name null", t, 0, 0);
@@ -163,6 +237,24 @@ void CheckOpenedImage(const yono_image* im, const yono_image* cached, const uint
       if (written != n) Fail("written != model_size", t, static_cast<int32_t>(written), 0);
       crc[p] = yono_crc32(g_region, n, 0);
       if (p > 0 && crc[p] != crc[0]) Fail("rebuild paths disagree", t, p, 0);
+    }
+    if (in_place != nullptr && memcmp(in_place, g_region, n) != 0)
+      Fail("flash model != its rebuild", t, 0, 0);
+    CheckDecodeRecords(im, cached, t, g_region);
+  }
+  // The tail after the image as one decode record + its indices.
+  if (tail_size >= YONO_FILL_RECORD_SIZE) {
+    const uint8_t* idx = tail + YONO_FILL_RECORD_SIZE;
+    const uint32_t idx_n = tail_size - YONO_FILL_RECORD_SIZE;
+    uint32_t length = 1;
+    const yono_status st = yono_image_check_record(im, tail, idx, idx_n, &length);
+    if (st != YONO_OK && length != 0) Fail("check_record: length on failure", 0, st, 0);
+    if (st == YONO_OK && length <= kRegionSize) {
+      uint8_t* out = static_cast<uint8_t*>(malloc(length));  // ASan: exact size
+      if (out == nullptr) abort();
+      Expect(yono_image_decode_record(im, tail, idx, reinterpret_cast<int8_t*>(out), length),
+             YONO_OK, "decode of a checked tail record", 0);
+      free(out);
     }
   }
   free(ws);

@@ -1,5 +1,7 @@
 // yonoc image reader: validates a yonoc flash image and rebuilds one model
-// at a time into RAM. Implements docs/image-format.md (format version 3).
+// at a time into RAM, or (flash tasks) gives the model in place and decodes
+// its coded weights one record at a time. Implements docs/image-format.md
+// (format version 4).
 //
 // No heap, no exceptions, no RTTI. Every offset and length read from the
 // image is bounds-checked before use. Image::Open() validates the whole image
@@ -24,21 +26,23 @@ extern "C" {
 // Status codes (stable numbers; the C++ enum yono::Status uses the same).
 typedef int32_t yono_status;
 #define YONO_OK 0
-#define YONO_TOO_SMALL 1         // buffer < header size or < header image_size
-#define YONO_BAD_MAGIC 2         // magic is not "YONO"
-#define YONO_BAD_VERSION 3       // format_version != YONO_FORMAT_VERSION
-#define YONO_BAD_HEADER 4        // header_size, flags, task_count, max_*, notes fields
-#define YONO_BAD_CRC 5           // CRC-32 of [16, image_size) mismatch
-#define YONO_OUT_OF_BOUNDS 6     // a table or section (or the notes) lies outside the image
-#define YONO_BAD_CODEBOOK 7      // s, K or data_size invalid
-#define YONO_BAD_TASK 8          // name, skeleton_size or model_size invalid
-#define YONO_BAD_FILL_RECORD 9   // kind, layout, order/overlap, M, P, I ...
-#define YONO_BAD_INDEX 10        // a PQ index >= K of its codebook
-#define YONO_REGION_TOO_SMALL 11 // Rebuild: dst_size < model_size
-#define YONO_NO_SUCH_TASK 12     // task index >= task_count
-#define YONO_NOT_OPEN 13         // no image successfully opened
-#define YONO_BAD_ALIGNMENT 14    // Rebuild: dst not 16-byte aligned
-#define YONO_BAD_ARGUMENT 15     // null pointer argument
+#define YONO_TOO_SMALL 1    // buffer < header size or < header image_size
+#define YONO_BAD_MAGIC 2    // magic is not "YONO"
+#define YONO_BAD_VERSION 3  // format_version != YONO_FORMAT_VERSION
+#define YONO_BAD_HEADER \
+  4                     // header_size, flags, task_count, max_*, notes fields
+#define YONO_BAD_CRC 5  // CRC-32 of [16, image_size) mismatch
+#define YONO_OUT_OF_BOUNDS \
+  6  // a table or section (or the notes) lies outside the image
+#define YONO_BAD_CODEBOOK 7  // s, K or data_size invalid
+#define YONO_BAD_TASK 8      // name, skeleton_size, model_size or flags invalid
+#define YONO_BAD_FILL_RECORD 9    // kind, layout, order/overlap, M, P, I ...
+#define YONO_BAD_INDEX 10         // a PQ index >= K of its codebook
+#define YONO_REGION_TOO_SMALL 11  // Rebuild: dst_size < model_size
+#define YONO_NO_SUCH_TASK 12      // task index >= task_count
+#define YONO_NOT_OPEN 13          // no image successfully opened
+#define YONO_BAD_ALIGNMENT 14     // Rebuild: dst not 16-byte aligned
+#define YONO_BAD_ARGUMENT 15      // null pointer argument
 
 // Codeword caches. PQ decoding copies int8 codewords; the image stores them
 // as binary16, so they are converted first. Fastest: attach a RAM cache once
@@ -127,6 +131,44 @@ yono_status yono_image_rebuild_ws(const yono_image* image, uint32_t task,
                                   uint32_t* written, uint8_t* workspace,
                                   uint32_t workspace_size);
 
+// Flash tasks (task flag YONO_TASK_FLAG_FLASH, docs/image-format.md "Flash
+// tasks"): the model runs in place from the image. 1 for a flash task, 0
+// otherwise (or bad index / not open).
+int yono_image_task_is_flash(const yono_image* image, uint32_t task);
+// A flash task's model (model_size bytes, 16-byte aligned when the image
+// is): a pointer into the image. NULL for a rebuild task or a bad index.
+const uint8_t* yono_image_flash_model(const yono_image* image, uint32_t task);
+
+// Decode records: a flash model's YONO_DECODE operator carries a 24-byte
+// fill record (kind PQ or PQ_RESIDUAL; dst_offset/src_offset ignored) and
+// its index array, both outside the image's tables.
+//
+// Checks the record and `index_bytes` indices against the open image with
+// every rule a PQ / PQ_RESIDUAL fill record gets at open time (kind,
+// layout, M, codebooks, common s, every index < K: YONO_BAD_FILL_RECORD /
+// YONO_BAD_INDEX) and that index_bytes is exactly the record's
+// ceil(length/s) [+ ceil(length/s2)] (YONO_OUT_OF_BOUNDS otherwise).
+// *length (optional) receives the decoded size in bytes on success, else 0.
+yono_status yono_image_check_record(const yono_image* image,
+                                    const uint8_t* record,
+                                    const uint8_t* indices,
+                                    uint32_t index_bytes, uint32_t* length);
+// Decodes a record that yono_image_check_record accepted into dst[0,
+// length) with Rebuild's decode paths and codeword caches (attached cache,
+// else the YONO_STACK_CACHE_BYTES stack workspace). Only O(1) checks here
+// (open, nulls, kind, dst_size >= length): the indices are not re-scanned.
+// Stack use as Rebuild's (above) without its 1 KiB of record loop.
+yono_status yono_image_decode_record(const yono_image* image,
+                                     const uint8_t* record,
+                                     const uint8_t* indices, int8_t* dst,
+                                     uint32_t dst_size);
+// As above with a caller-provided codeword workspace (may be NULL).
+yono_status yono_image_decode_record_ws(const yono_image* image,
+                                        const uint8_t* record,
+                                        const uint8_t* indices, int8_t* dst,
+                                        uint32_t dst_size, uint8_t* workspace,
+                                        uint32_t workspace_size);
+
 #ifdef __cplusplus
 }  // extern "C"
 
@@ -198,6 +240,24 @@ class Image {
                  uint32_t workspace_size) const {
     return static_cast<Status>(yono_image_rebuild_ws(
         &s_, task, dst, dst_size, written, workspace, workspace_size));
+  }
+
+  bool is_flash(uint32_t task) const {
+    return yono_image_task_is_flash(&s_, task) != 0;
+  }
+  // A flash task's in-place model (pointer into the image), else nullptr.
+  const uint8_t* flash_model(uint32_t task) const {
+    return yono_image_flash_model(&s_, task);
+  }
+  Status CheckRecord(const uint8_t* record, const uint8_t* indices,
+                     uint32_t index_bytes, uint32_t* length = nullptr) const {
+    return static_cast<Status>(
+        yono_image_check_record(&s_, record, indices, index_bytes, length));
+  }
+  Status DecodeRecord(const uint8_t* record, const uint8_t* indices,
+                      int8_t* dst, uint32_t dst_size) const {
+    return static_cast<Status>(
+        yono_image_decode_record(&s_, record, indices, dst, dst_size));
   }
 
   uint32_t codeword_cache_size() const {
