@@ -59,6 +59,7 @@ class ModelResult:
     flash_arena_size: int = 0  # flash-mode arena (0: not measured)
     flash_blockers: list = field(default_factory=list)  # why it cannot run in flash mode
     largest_decoded: int = 0  # bytes of its largest coded weight tensor
+    flash_raw_kept: int = 0  # coded weights kept raw in flash mode (the per-task bar)
 
 
 @dataclass
@@ -319,9 +320,9 @@ def _compile_model(args):
     task = lower_task(m, rebuilt, encode.coded(encs, choices), book_index, arena)
     result = _model_result(m, encs, choices, measurement, evaluator, samples_desc, arena)
     if execution is not None and execution.may_flash(m.name) and options.measure_arena:
-        result.flash_blockers, result.flash_arena_size, result.largest_decoded = flash.measure(
-            rebuilt, task.fills, m.name
-        )
+        cost = flash.measure(rebuilt, task.fills, m.name, arena)
+        result.flash_blockers, result.flash_arena_size, result.largest_decoded = cost[:3]
+        result.flash_raw_kept = cost.raw_kept
     result.notes = build_notes.model_note(
         m,
         task.model,

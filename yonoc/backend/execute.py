@@ -156,14 +156,28 @@ def apply(tasks: list, results: list, codebooks: list, execution: Execution) -> 
 
     for t, r, f, w in zip(tasks, results, flags, why):
         r.execute, r.execute_reason = ("flash" if f else "rebuild"), w
-        if f or execution.sram is not None:
-            progress.note("%s: %s", t.name, w)
         if f:
-            rebuilt, coded = t.model, flash_rewrite.coded_buffers(t.model, t.fills)
-            t.model = flash_rewrite.flash_model(t.model, t.fills)
+            rebuilt, kept = t.model, r.flash_raw_kept
+            coded = flash_rewrite.decoded_buffers(t.model, t.fills, kept)
+            t.model = flash_rewrite.flash_model(t.model, t.fills, kept)
             t.fills, t.flash, t.arena_size = [], True, r.flash_arena_size
             _self_check(t, rebuilt, coded, codebooks)
+            if kept:
+                w = r.execute_reason = f"{w}; {_kept_note(t.model)}"
+        if f or execution.sram is not None:
+            progress.note("%s: %s", t.name, w)
     return tasks
+
+
+def _kept_note(flash_model: bytes) -> str:
+    """The build log's words for the coded weights a flash task keeps raw (flash.measure)."""
+    from .flash import raw_kept
+
+    kept, cost = raw_kept(flash_model)
+    return (
+        f"{kept} coded weight(s) kept raw to meet the per-task SRAM bar "
+        f"(flash arena <= rebuild arena + largest decoded weight): +{cost} B of flash"
+    )
 
 
 def _self_check(task, rebuilt: bytes, coded: list, codebooks: list) -> None:
@@ -185,6 +199,7 @@ class _Costs:
     flash_arena_size: int
     flash_blockers: list
     largest_decoded: int
+    flash_raw_kept: int = 0
     execute: str = "rebuild"
     execute_reason: str = ""
 
@@ -201,8 +216,8 @@ def measure_tasks(image) -> tuple:
             raise YonocError(f"task {t.name!r} is already a flash task")
         model = rebuild(image, i)
         tasks.append(Task(t.name, model, list(t.fills), t.arena_size, t.original_size))
-        why, arena, largest = flash_rewrite.measure(model, t.fills, t.name)
-        costs.append(_Costs(arena, why, largest))
+        cost = flash_rewrite.measure(model, t.fills, t.name, t.arena_size)
+        costs.append(_Costs(cost.arena, cost.blockers, cost.largest, cost.raw_kept))
     return tasks, costs
 
 

@@ -19,6 +19,7 @@ buffers in place; the schema's force_align, which the object API does not apply 
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -185,11 +186,26 @@ def _empty_buffer(m) -> int:
     return len(m.buffers) - 1
 
 
-def _rewrite(model: bytes, fills: list, producer) -> bytes:
-    """The model with each coded weight produced by an operator that `producer` describes:
-    producer(m, sg, coded, tensor) -> (opcode index, input tensor indices)."""
-    s = _schema()
+def raw_first(coded: list) -> list:
+    """The order in which coded weights stay raw to meet the per-task SRAM bar (`measure`):
+    smallest first (fewest flash bytes per decode op saved), ties by position in the model."""
+    return sorted(coded, key=lambda c: (c.fill.length, c.fill.dst_offset))
+
+
+def decoded_buffers(model: bytes, fills: list, keep_raw: int = 0) -> list:
+    """The coded weights a flash model decodes: all but the `keep_raw` smallest (raw_first),
+    which stay constant buffers holding their rebuild-mode bytes."""
     coded = coded_buffers(model, fills)
+    kept = {c.buffer for c in raw_first(coded)[:keep_raw]}
+    return [c for c in coded if c.buffer not in kept]
+
+
+def _rewrite(model: bytes, fills: list, producer, keep_raw: int = 0, meta=None) -> bytes:
+    """The model with each coded weight produced by an operator that `producer` describes:
+    producer(m, sg, coded, tensor) -> (opcode index, input tensor indices); the `keep_raw`
+    smallest coded weights stay raw; `meta`: (name, bytes) metadata entry to add."""
+    s = _schema()
+    coded = decoded_buffers(model, fills, keep_raw)
     m = s.ModelT.InitFromPackedBuf(bytearray(model), 0)
     by_buffer = {c.buffer: c for c in coded}
     empty = _empty_buffer(m) if coded else 0
@@ -220,6 +236,10 @@ def _rewrite(model: bytes, fills: list, producer) -> bytes:
         sg.operators = ops
     for c in coded:  # the weight bytes leave the model
         m.buffers[c.buffer] = s.BufferT()
+    if meta is not None:
+        entry = s.MetadataT()
+        entry.name, entry.buffer = meta[0], _new_buffer(m, meta[1])
+        m.metadata = (m.metadata or []) + [entry]
     _drop_erased_names(m)
     for b in m.buffers:
         b.Pack = _aligned_pack.__get__(b)
@@ -245,9 +265,35 @@ def _drop_erased_names(m) -> None:
         m.description = None
 
 
-def flash_model(model: bytes, fills: list) -> bytes:
+def flash_model(model: bytes, fills: list, keep_raw: int = 0) -> bytes:
     """The flash model (docs/image-format.md "Flash tasks") of a rebuild-mode model and its
-    fill records (codebook indices as in the image's table)."""
+    fill records (codebook indices as in the image's table). With `keep_raw` > 0 the smallest
+    coded weights stay raw constants and a RAW_KEPT_METADATA entry records how many and the
+    flash bytes that costs (the model's growth over keeping none raw, the entry included)."""
+    if keep_raw <= 0:
+        return _flash_model(model, fills, 0, None)
+    base = len(_flash_model(model, fills, 0, None))
+    grown = len(_flash_model(model, fills, keep_raw, RAW_KEPT.pack(keep_raw, 0)))
+    meta = RAW_KEPT.pack(keep_raw, grown - base)  # same length: the model size does not move
+    return _flash_model(model, fills, keep_raw, meta)
+
+
+RAW_KEPT_METADATA = "yono_raw_kept"  # TFLM reads only its own metadata names, ignores this
+RAW_KEPT = struct.Struct("<Ii")  # coded weights kept raw, flash bytes that costs
+
+
+def raw_kept(model: bytes) -> tuple:
+    """(coded weights kept raw, flash bytes that costs) of a flash model; (0, 0) if none."""
+    m = _schema().ModelT.InitFromPackedBuf(bytearray(model), 0)
+    for e in m.metadata or []:
+        name = e.name.decode() if isinstance(e.name, bytes) else e.name
+        data = m.buffers[e.buffer].data
+        if name == RAW_KEPT_METADATA and data is not None and len(data) == RAW_KEPT.size:
+            return RAW_KEPT.unpack(bytes(np.asarray(data, np.uint8)))
+    return 0, 0
+
+
+def _flash_model(model: bytes, fills: list, keep_raw: int, meta) -> bytes:
 
     def decode_op(m, sg, c, t):
         f = c.fill
@@ -264,10 +310,10 @@ def flash_model(model: bytes, fills: list) -> bytes:
         )
         return _opcode(m, CUSTOM, DECODE_CUSTOM_CODE), [idx, rec]
 
-    return _rewrite(model, fills, decode_op)
+    return _rewrite(model, fills, decode_op, keep_raw, meta and (RAW_KEPT_METADATA, meta))
 
 
-def equivalent_model(model: bytes, fills: list) -> bytes:
+def equivalent_model(model: bytes, fills: list, keep_raw: int = 0) -> bytes:
     """The flash model with each YONO_DECODE a RESHAPE of a constant holding the decoded bytes
     (same tensor count, same decoded-weight lifetimes): what TFLM's Python interpreter runs and
     sizes for a flash task."""
@@ -281,7 +327,7 @@ def equivalent_model(model: bytes, fills: list) -> bytes:
         dims = _new_tensor(sg, _join(name, "shape"), [len(t.shape)], INT32, _new_buffer(m, shape))
         return _opcode(m, RESHAPE, None), [src, dims]
 
-    return _rewrite(model, fills, reshape_op)
+    return _rewrite(model, fills, reshape_op, keep_raw)
 
 
 def _join(name: str, what: str) -> str | None:
@@ -347,14 +393,60 @@ def largest_decoded(fills: list) -> int:
     )
 
 
-def measure(model: bytes, fills: list, name: str) -> tuple:
-    """(blockers, flash-mode arena, largest decoded tensor) of a rebuild-mode model: the arena
-    is that of the equivalent model (TFLM's Python interpreter, yonoc/arena.py bisection, plus
-    the CMSIS-NN margin); 0 when blocked or not measurable."""
+class FlashCost(NamedTuple):
+    """What a task costs in flash mode (`measure`)."""
+
+    blockers: list  # why it cannot run in flash mode ([] if it can)
+    arena: int  # its flash-mode arena with `raw_kept` coded weights raw (0: not measured)
+    largest: int  # bytes of its largest coded weight (the per-task bar's allowance)
+    raw_kept: int = 0  # smallest coded weights kept raw to meet the per-task bar
+
+
+def measure(model: bytes, fills: list, name: str, rebuild_arena: int = 0) -> FlashCost:
+    """The flash-mode cost of a rebuild-mode model. The arena is that of the equivalent model
+    (TFLM's Python interpreter, yonoc/arena.py bisection, plus the CMSIS-NN margin).
+
+    With its `rebuild_arena`, the task is made to meet the per-task SRAM bar (issue 14: flash
+    arena <= rebuild arena + largest decoded weight) by construction: when the measured arena
+    exceeds it, the fewest smallest coded weights stay raw (no decode op, no node and tensors
+    for TFLM to keep, flash bytes instead of SRAM) that make the re-measured arena meet it;
+    found by doubling then bisection over how many (assumes keeping more raw never needs a
+    larger arena; every figure used is measured). If even all raw does not meet it, the task
+    is blocked (stays in rebuild mode)."""
     from ..interpreter import measure_arena
 
+    largest = largest_decoded(fills)
     why = blockers(model, fills)
     if why:
-        return why, 0, largest_decoded(fills)
-    arena = measure_arena(equivalent_model(model, fills), name=f"{name} (flash mode)")
-    return [], arena, largest_decoded(fills)
+        return FlashCost(why, 0, largest)
+    measured = {}
+
+    def arena(k: int) -> int:
+        if k not in measured:
+            eq = equivalent_model(model, fills, k)
+            measured[k] = measure_arena(eq, name=f"{name} (flash mode)")
+        return measured[k]
+
+    def meets(k: int) -> bool:
+        return 0 < arena(k) <= rebuild_arena + largest
+
+    if not rebuild_arena or not arena(0) or meets(0):
+        return FlashCost([], arena(0), largest)
+    n = len(coded_buffers(model, fills))
+    lo, hi = 0, 1  # lo: measured over the bar
+    while not meets(hi):
+        if hi == n:
+            over = arena(n) - rebuild_arena - largest
+            return FlashCost(
+                [
+                    f"its flash arena is {over} B over the per-task bar even with every coded "
+                    "weight raw"
+                ],
+                0,
+                largest,
+            )
+        lo, hi = hi, min(2 * hi, n)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if meets(mid) else (mid, hi)
+    return FlashCost([], arena(hi), largest, hi)
