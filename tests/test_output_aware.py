@@ -216,3 +216,16 @@ def test_pq_m_codes_output_aware_with_bias_from_real_inputs(tmp_path):
         )  # fmt: skip
         snr[enc] = json.loads(rep.read_text())["models"][0]["snr_db"]
     assert snr["output+bias"] > snr["nearest"] + 3.0
+
+
+def test_held_out_figure_is_the_worst_kind_of_input():
+    from types import SimpleNamespace
+
+    from yonoc.passes.fidelity import Measurement
+
+    def ev(snr, measurable=True):
+        return SimpleNamespace(measure=lambda data: Measurement(snr, None, None, measurable))
+
+    held = output_aware.HeldOut([ev(30.0), ev(18.5), ev(5.0, measurable=False)])
+    assert held.measure(b"").snr_db == 18.5
+    assert not output_aware.HeldOut([ev(5.0, measurable=False)]).measure(b"").measurable

@@ -363,16 +363,32 @@ def float_biases(model, cal: Calibrated) -> dict:
 
 
 def held_out_evaluator(model, options, real_samples: list | None = None):
-    """Fresh generated inputs (another seed) plus any real samples kept out of the build."""
+    """Fresh generated inputs (another seed) plus any real samples kept out of the build,
+    judged per kind of input (`HeldOut`)."""
     from ..interpreter import generated_inputs
     from .fidelity import Evaluator
 
     real = list(real_samples or [])
-    return Evaluator(
-        model,
-        real + generated_inputs(model, options.generated_samples, seed=HELD_OUT_SEED),
-        len(real),
-    )
+    fresh = generated_inputs(model, options.generated_samples, seed=HELD_OUT_SEED)
+    # generated_inputs alternates white (even) and smooth (odd) noise
+    kinds = [k for k in (real, fresh[0::2], fresh[1::2]) if k]
+    return HeldOut([Evaluator(model, k, len(k) if k is real else 0) for k in kinds])
+
+
+class HeldOut:
+    """The held-out check, per kind of input (real samples, white noise, smooth noise): its
+    figure is the worst kind's. A model's real inputs resemble one kind more than the other,
+    and an SNR pooled over both is set by whichever gives the larger outputs, so a model can
+    pass pooled and miss on the kind its real inputs look like (measured before: person_detect
+    21.3 dB held out pooled, 18.7 dB on white noise + its two real images)."""
+
+    def __init__(self, evaluators: list):
+        self.evaluators = evaluators
+
+    def measure(self, data: bytes):
+        ms = [e.measure(data) for e in self.evaluators]
+        ok = [m for m in ms if m.measurable]
+        return min(ok, key=lambda m: m.snr_db) if ok else ms[0]
 
 
 def choose_with_margin(model, encodings, evaluator, held, options, erase, probe, patches):
