@@ -22,7 +22,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from yonoc.backend import execute  # noqa: E402
+from yonoc.backend import execute, flash  # noqa: E402
 from yonoc.backend import image_format as fmt  # noqa: E402
 from yonoc.budget import parse_size  # noqa: E402
 from yonoc.compiler import build  # noqa: E402
@@ -70,24 +70,30 @@ def table(name: str, image: bytes, sram: int | None) -> list:
         f"### {name}: {len(tasks)} tasks",
         "",
         "| task | rebuild SRAM (region + arena) | rebuild arena | flash arena = flash SRAM "
-        "| largest decoded | bar: flash <= rebuild arena + largest | flash model vs rebuild "
-        "in image | auto at " + (f"--sram {sram}" if sram else "no --sram") + " |",
-        "|---|---:|---:|---:|---:|---|---:|---|",
+        "| largest decoded | bar: flash <= rebuild arena + largest | coded weights kept raw "
+        "(flash B) | flash model vs rebuild in image | auto at "
+        + (f"--sram {sram}" if sram else "no --sram")
+        + " |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---|",
     ]
-    met = 0
+    met = kept_all = 0
     for k, (t, c, tc) in enumerate(zip(tasks, costs, task_costs)):
         ft = flash_parsed.tasks[k]
         bar = tc.flash_arena <= t.arena_size + c.largest_decoded if tc.can_flash else None
         met += bool(bar)
         over = tc.flash_arena - t.arena_size - c.largest_decoded
         bar_s = "-" if bar is None else ("yes" if bar else f"**no** (+{over} B)")
+        kept, kept_bytes = flash.raw_kept(fmt.rebuild(flash_parsed, k)) if ft.flash else (0, 0)
+        kept_s = f"{kept}/{len(flash.coded_buffers(t.model, t.fills))}"
+        kept_s += f" (+{kept_bytes})" if kept else ""
+        kept_all += kept
         reb_in_image = fmt.align(sum(len(f.payload) for f in t.fills)) + fmt.align(
             len(t.model) - sum(f.length for f in t.fills)
         )
         rows.append(
             f"| {t.name} | {tc.sram(False)} | {t.arena_size} | "
             f"{tc.flash_arena if tc.can_flash else '-'} | {c.largest_decoded} | {bar_s} | "
-            f"{ft.model_size} vs ~{reb_in_image} | {why[k]} |"
+            f"{kept_s} | {ft.model_size} vs ~{reb_in_image} | {why[k]} |"
         )
     reb, fl = sram_total(image), sram_total(flash_img)
     picked = sum(picks)
@@ -106,7 +112,8 @@ def table(name: str, image: bytes, sram: int | None) -> list:
         f"{reb['codeword_cache_bytes']}); flash mode {fl['total_bytes']} B (arena "
         f"{fl['arena_bytes']}, {fl['largest_arena']} + cache {fl['codeword_cache_bytes']}): "
         f"**{100 * ratio:.1f} %** of rebuild mode (bar <= 60 %). Per-task bar met by "
-        f"{met}/{sum(tc.can_flash for tc in task_costs)} tasks. Image: {len(image)} B rebuild "
+        f"{met}/{sum(tc.can_flash for tc in task_costs)} tasks ({kept_all} coded weights "
+        f"kept raw for it). Image: {len(image)} B rebuild "
         f"mode, {len(flash_img)} B flash mode (+{len(flash_img) - len(image)} B: flash models "
         f"keep their zero runs, which rebuild mode stores as ZERO records). Flash arenas "
         f"measured in {measured:.1f} s. {auto_line}",
