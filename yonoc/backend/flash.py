@@ -398,7 +398,8 @@ class FlashCost(NamedTuple):
 
     blockers: list  # why it cannot run in flash mode ([] if it can)
     arena: int  # its flash-mode arena with `raw_kept` coded weights raw (0: not measured)
-    largest: int  # bytes of its largest coded weight (the per-task bar's allowance)
+    largest: int  # bytes of its largest decoded weight (the per-task bar's allowance; 0 when
+    #   every coded weight is kept raw)
     raw_kept: int = 0  # smallest coded weights kept raw to meet the per-task bar
 
 
@@ -419,6 +420,7 @@ def measure(model: bytes, fills: list, name: str, rebuild_arena: int = 0) -> Fla
     why = blockers(model, fills)
     if why:
         return FlashCost(why, 0, largest)
+    n = len(coded_buffers(model, fills))
     measured = {}
 
     def arena(k: int) -> int:
@@ -427,26 +429,22 @@ def measure(model: bytes, fills: list, name: str, rebuild_arena: int = 0) -> Fla
             measured[k] = measure_arena(eq, name=f"{name} (flash mode)")
         return measured[k]
 
+    def decoded(k: int) -> int:  # the largest weight still decoded: smallest ones go raw first
+        return largest if k < n else 0
+
     def meets(k: int) -> bool:
-        return 0 < arena(k) <= rebuild_arena + largest
+        return 0 < arena(k) <= rebuild_arena + decoded(k)
 
     if not rebuild_arena or not arena(0) or meets(0):
         return FlashCost([], arena(0), largest)
-    n = len(coded_buffers(model, fills))
     lo, hi = 0, 1  # lo: measured over the bar
     while not meets(hi):
         if hi == n:
-            over = arena(n) - rebuild_arena - largest
-            return FlashCost(
-                [
-                    f"its flash arena is {over} B over the per-task bar even with every coded "
-                    "weight raw"
-                ],
-                0,
-                largest,
-            )
+            over = arena(n) - rebuild_arena
+            why = f"its flash arena is {over} B over the per-task bar with every coded weight raw"
+            return FlashCost([why], 0, largest)
         lo, hi = hi, min(2 * hi, n)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if meets(mid) else (mid, hi)
-    return FlashCost([], arena(hi), largest, hi)
+    return FlashCost([], arena(hi), decoded(hi), hi)
