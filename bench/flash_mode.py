@@ -85,7 +85,7 @@ def table(name: str, image: bytes, sram: int | None) -> list:
         bar_s = "-" if bar is None else ("yes" if bar else f"**no** (+{over} B)")
         kept, kept_bytes = flash.raw_kept(fmt.rebuild(flash_parsed, k)) if ft.flash else (0, 0)
         kept_s = f"{kept}/{len(flash.coded_buffers(t.model, t.fills))}"
-        kept_s += f" (+{kept_bytes})" if kept else ""
+        kept_s += f" ({kept_bytes:+d})" if kept else ""
         kept_all += kept
         reb_in_image = fmt.align(sum(len(f.payload) for f in t.fills)) + fmt.align(
             len(t.model) - sum(f.length for f in t.fills)

@@ -375,7 +375,7 @@ def format_report(r: dict) -> str:
         if m.get("flash_raw_kept"):
             lines.append(
                 f"{m['name']}: {m['flash_raw_kept']} coded weight(s) kept raw in flash mode to "
-                f"meet the per-task SRAM bar (+{m['flash_raw_kept_bytes']} B of flash)"
+                f"meet the per-task SRAM bar ({m['flash_raw_kept_bytes']:+d} B of flash)"
             )
     lines += [
         "",

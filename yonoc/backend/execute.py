@@ -176,7 +176,7 @@ def _kept_note(flash_model: bytes) -> str:
     kept, cost = raw_kept(flash_model)
     return (
         f"{kept} coded weight(s) kept raw to meet the per-task SRAM bar "
-        f"(flash arena <= rebuild arena + largest decoded weight): +{cost} B of flash"
+        f"(flash arena <= rebuild arena + largest decoded weight): {cost:+d} B of flash"
     )
 
 
