@@ -52,6 +52,12 @@ if(YONO_HAVE_TFLM)
   target_link_libraries(yono_tflm_system INTERFACE ${YONO_TFLM_TARGET})
 
   add_library(yono_tflm STATIC "${_yono_root}/runtime/yono_tflm/src/tflm.cc")
+  # The YONO_DECODE kernel of flash tasks (yono/tflm_decode.h). Off only for
+  # a stand-in TFLM without the kernel API (tests/cmake_consumer).
+  option(YONO_TFLM_DECODE_OP "Build the YONO_DECODE kernel into yono::tflm" ON)
+  if(YONO_TFLM_DECODE_OP)
+    target_sources(yono_tflm PRIVATE "${_yono_root}/runtime/yono_tflm/src/decode_op.cc")
+  endif()
   add_library(yono::tflm ALIAS yono_tflm)
   target_include_directories(yono_tflm PUBLIC
     $<BUILD_INTERFACE:${_yono_root}/runtime/yono_tflm/include>)

@@ -12,26 +12,32 @@ bool Aligned16(const void* p) {
   return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
 }
 
+// Does any task need the model region (a rebuild task)?
+bool HasRebuildTask(const Image& image) {
+  for (uint32_t t = 0; t < image.task_count(); ++t)
+    if (!image.is_flash(t)) return true;
+  return false;
+}
+bool HasFlashTask(const Image& image) {
+  for (uint32_t t = 0; t < image.task_count(); ++t)
+    if (image.is_flash(t)) return true;
+  return false;
+}
+
 }  // namespace
 
 const char* TflmStatusString(TflmStatus status) {
   switch (status) {
-    case TflmStatus::kOk:
-      return "ok";
-    case TflmStatus::kNotInitialized:
-      return "executor not initialised";
+    case TflmStatus::kOk: return "ok";
+    case TflmStatus::kNotInitialized: return "executor not initialised";
     case TflmStatus::kBadArgument:
       return "bad argument (null or unaligned buffer)";
-    case TflmStatus::kImageError:
-      return "image error (see image_status())";
-    case TflmStatus::kBadModel:
-      return "unsupported model schema version";
+    case TflmStatus::kImageError: return "image error (see image_status())";
+    case TflmStatus::kBadModel: return "unsupported model schema version";
     case TflmStatus::kAllocateFailed:
       return "interpreter setup failed (arena too small or operator missing)";
-    case TflmStatus::kNoTask:
-      return "no current task";
-    case TflmStatus::kInvokeFailed:
-      return "invoke failed";
+    case TflmStatus::kNoTask: return "no current task";
+    case TflmStatus::kInvokeFailed: return "invoke failed";
     case TflmStatus::kArenaTooSmall:
       return "tensor arena smaller than the task's arena_size in the image";
   }
@@ -73,13 +79,22 @@ TflmStatus TflmExecutor::Init(const Image* image,
                               uint8_t* arena, size_t arena_size) {
   Release();
   image_ = nullptr;
-  if (image == nullptr || resolver == nullptr || model_region == nullptr ||
-      arena == nullptr || !Aligned16(model_region) || !Aligned16(arena)) {
+  if (image == nullptr || resolver == nullptr || arena == nullptr ||
+      !Aligned16(model_region) || !Aligned16(arena)) {
     return TflmStatus::kBadArgument;
   }
   if (!image->is_open()) {
     image_status_ = Status::kNotOpen;
     return TflmStatus::kImageError;
+  }
+  // No model region only when every task runs in place; flash models are
+  // read in place, so the image must be 16-aligned like a model region.
+  if ((model_region == nullptr || model_region_size == 0) &&
+      HasRebuildTask(*image)) {
+    return TflmStatus::kBadArgument;
+  }
+  if (HasFlashTask(*image) && !Aligned16(image->data())) {
+    return TflmStatus::kBadArgument;
   }
   image_ = image;
   resolver_ = resolver;
@@ -102,21 +117,31 @@ TflmStatus TflmExecutor::switch_to(uint32_t task) {
   // (arena_size is 0 when not measured, and for a bad index, which Rebuild
   // then reports as kNoSuchTask.)
   if (arena_size_ < image_->arena_size(task)) return TflmStatus::kArenaTooSmall;
-  uint32_t region_size = region_size_ > 0xFFFFFFFFu
-                             ? 0xFFFFFFFFu
-                             : static_cast<uint32_t>(region_size_);
-  // With a codeword cache attached, Rebuild itself skips the stack workspace
-  // (docs/runtime.md, "Stack use of a switch").
-  image_status_ = image_->Rebuild(task, region_, region_size, nullptr);
-  if (image_status_ != Status::kOk) return TflmStatus::kImageError;
+  const uint8_t* model_bytes = image_->flash_model(task);
+  if (model_bytes == nullptr) {
+    // A rebuild task (or a bad index, which Rebuild reports).
+    uint32_t region_size = region_size_ > 0xFFFFFFFFu
+                               ? 0xFFFFFFFFu
+                               : static_cast<uint32_t>(region_size_);
+    // With a codeword cache attached, Rebuild itself skips the stack
+    // workspace (docs/runtime.md, "Stack use of a switch").
+    image_status_ = image_->Rebuild(task, region_, region_size, nullptr);
+    if (image_status_ != Status::kOk) return TflmStatus::kImageError;
+    model_bytes = region_;
+  }
+  // A flash task runs in place from the image: no copy, no model region.
 
-  const tflite::Model* model = tflite::GetModel(region_);
+  const tflite::Model* model = tflite::GetModel(model_bytes);
   if (model->version() != TFLITE_SCHEMA_VERSION) return TflmStatus::kBadModel;
 
   tflite::MicroInterpreter* interp = new (storage_)
       tflite::MicroInterpreter(model, *resolver_, arena_, arena_size_);
   live_ = true;
+  // YONO_DECODE kernels find the image here (yono/tflm_decode.h); set
+  // before AllocateTensors(), which runs their Prepare.
   if (interp->initialization_status() != kTfLiteOk ||
+      interp->SetMicroExternalContext(const_cast<Image*>(image_)) !=
+          kTfLiteOk ||
       interp->AllocateTensors() != kTfLiteOk) {
     Release();
     return TflmStatus::kAllocateFailed;

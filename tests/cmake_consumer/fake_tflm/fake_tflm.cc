@@ -16,6 +16,10 @@ MicroInterpreter::MicroInterpreter(const Model*, const MicroOpResolver&,
 }
 MicroInterpreter::~MicroInterpreter() {}
 TfLiteStatus MicroInterpreter::initialization_status() const { return kTfLiteOk; }
+TfLiteStatus MicroInterpreter::SetMicroExternalContext(void* payload) {
+  (void)payload;
+  return kTfLiteOk;
+}
 TfLiteStatus MicroInterpreter::AllocateTensors() {
   if (arena_size_ < 4) return kTfLiteError;
   dims_.size = 1;

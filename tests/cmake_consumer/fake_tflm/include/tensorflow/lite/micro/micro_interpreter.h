@@ -29,6 +29,7 @@ class MicroInterpreter {
   ~MicroInterpreter();
   TfLiteStatus initialization_status() const;
   TfLiteStatus AllocateTensors();
+  TfLiteStatus SetMicroExternalContext(void* payload);
   TfLiteStatus Invoke();
   TfLiteStatus Reset();
   size_t inputs_size() const;
