@@ -63,7 +63,9 @@ def test_hook_interface_with_a_non_torch_hook_and_frozen_codebooks():
     data = em.load_data(model, em.DataSpec(train, test))
     data = em.ModelData(data.x_train[:64], data.y_train[:64], data.x_test[:150], data.y_test[:150])
     hook = OracleHook()
-    out = em.run(model, encs, data, em.EMOptions(epsilon=100.0, precheck=False), hook)
+    out = em.run(
+        model, encs, data, em.EMOptions(epsilon=100.0, precheck=False, coded_tries=0), hook
+    )
     # first call: S = first and last layer by operator order, every layer's weights given
     first_s, shapes, fd = hook.calls[0]
     assert first_s == em.first_last(em.layer_map(model))
@@ -175,6 +177,7 @@ def test_e_step_reassigns_codes_of_the_shadow_weights_trained_through_the_codebo
             reassign="finetuned",
             heuristic=False,
             fallback_raw=False,
+            coded_tries=0,
         ),
         Negate(),
     )
@@ -363,3 +366,83 @@ def test_torch_hook_early_stopping_keeps_the_best_epoch(caplog):
     epochs_run = sum("finetune S=[0] epoch" in r.getMessage() for r in caplog.records)
     assert epochs_run < 12
     assert not np.array_equal(early.weights[0], full.weights[0])
+
+
+def test_coded_stage_trains_every_layer_through_its_codebook():
+    """coded_tries: before lines 1-8 every coded layer is handed to the hook as a coded layer
+    (S empty) and its codes become the nearest codewords of the returned shadow weights; met
+    there, no layer is raw."""
+    model, train, test = _example("digits_resnet")
+    cbs, encs = _coarse_encodings(model)
+    data = em.load_data(model, em.DataSpec(train, test))
+    data = em.ModelData(data.x_train[:32], data.y_train[:32], data.x_test[:60], data.y_test[:60])
+    calls = []
+
+    class Negate:  # shadow weights: the negated originals (codes must follow them)
+        def __call__(self, model, trainable, weights, data):
+            calls.append((sorted(trainable), sorted(data.coded)))
+            return {i: -weights[i] for i in trainable}
+
+    opts = em.EMOptions(epsilon=100.0, precheck=False, coded_tries=2)
+    out = em.run(model, encs, data, opts, Negate())
+    every = list(range(len(encs)))
+    assert calls == [(every, every)]  # one try sufficed, S empty
+    assert out.passed and out.coded_tries == 1 and out.trainable == []
+    assert encode.RAW not in out.choices and not out.patches.keys() - {
+        li.bias_offset for li in em.layer_map(model)
+    }
+    for i in every:
+        t = model.weights[i]
+        negated = dataclasses.replace(t, values=-t.values.astype(np.float32))
+        book = encs[i].rates[0].book
+        assert np.array_equal(
+            out.encodings[i].rates[0].indices, book.encode(negated.vector_order())
+        )
+
+
+def test_coded_stage_misses_then_steps_a_layer_finer_then_the_loop():
+    """Missed: the next try has the eq. 3 worst layer one rate finer; after coded_tries the
+    literal loop (S = first/last) takes over."""
+    model, base = _example("digits_mlp")[0], os.path.join(EXAMPLES, "digits_mlp")
+    cbs = learn(model.weights, CodebookOptions(codewords=32, iterations=6))
+    data = em.load_data(model, em.DataSpec(base + ".train.npz", base + ".test.npz"))
+    data = em.ModelData(data.x_train[:32], data.y_train[:32], data.x_test[:60], data.y_test[:60])
+    calls = []
+
+    class Zero:  # shadow weights all zero: accuracy collapses, the target is missed
+        def __call__(self, model, trainable, weights, data):
+            calls.append(sorted(data.coded))
+            return {i: 0 * weights[i] for i in trainable}
+
+    opts = em.EMOptions(
+        epsilon=0.0, precheck=False, coded_tries=2, max_iterations=0, fallback_raw=False
+    )
+    out = em.run(model, encode.encode_model(model, cbs), data, opts, Zero())
+    every = list(range(len(model.weights)))
+    assert calls[:2] == [every, every] and calls[2] == []  # then M-step of S = first/last
+    assert not out.passed and out.coded_tries == 0
+    assert [s.trainable for s in out.steps[:2]] == [[], []]
+    assert out.steps[2].trainable == em.first_last(em.layer_map(model))
+
+
+def test_finetune_device_option():
+    """device: cpu trains (the constants move with the module); cuda without a CUDA device is
+    a one-line YonocError; a bad device in a spec is rejected."""
+    torch = pytest.importorskip("torch")
+    from yonoc.finetune.torch_hook import TorchFinetune, resolve_device
+
+    assert resolve_device(torch, "cpu").type == "cpu"
+    assert resolve_device(torch, "auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(YonocError, match="expected cpu, cuda"):
+        resolve_device(torch, "tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(YonocError, match="no CUDA device"):
+            resolve_device(torch, "cuda")
+        model, train, test = _example("digits_mlp")
+        data = em.load_data(model, em.DataSpec(train, test))
+        x = em.float_inputs(model, data.x_train[:16])
+        ws = [(t.values * encode.channel_scales(t)).reshape(t.shape) for t in model.weights]
+        with pytest.raises(YonocError, match="no CUDA device"):
+            TorchFinetune(threads=1)(
+                model, [0], ws, FinetuneData(x, data.y_train[:16], epochs=1, device="cuda")
+            )

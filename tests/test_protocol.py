@@ -9,10 +9,11 @@ import pytest
 
 from yonoc.errors import YonocError
 from yonoc.frontend import read_model
+from yonoc.options import BuildOptions
 from yonoc.passes import em, encode
 from yonoc.pq.codebooks import CodebookOptions, learn
 from yonoc.samples import split_val
-from yonoc.spec import load_spec
+from yonoc.spec import apply, load_spec
 
 from conftest import EXAMPLES
 
@@ -71,6 +72,15 @@ def test_spec_val_key(tmp_path):
     (tmp_path / "s.toml").write_text('[build]\nrate_search = 1\n[[model]]\npath = "m.tflite"\n')
     with pytest.raises(YonocError, match="rate_search"):
         load_spec(str(tmp_path / "s.toml"))
+    (tmp_path / "s.toml").write_text(
+        '[build]\ndevice = "cuda:1"\ncoded_tries = 2\n[[model]]\npath = "m.tflite"\n'
+    )
+    spec = load_spec(str(tmp_path / "s.toml"))
+    em_opts = apply(spec, BuildOptions()).em
+    assert (em_opts.device, em_opts.coded_tries) == ("cuda:1", 2)
+    (tmp_path / "s.toml").write_text('[build]\ndevice = "tpu"\n[[model]]\npath = "m.tflite"\n')
+    with pytest.raises(YonocError, match="device must be"):
+        load_spec(str(tmp_path / "s.toml"))
 
 
 class Restore:
@@ -97,7 +107,12 @@ def test_rates_inside_the_loop_beat_coarsest_or_raw():
     outs = {}
     for search in (False, True):
         opts = em.EMOptions(
-            epsilon=0.5, precheck=False, rate_search=search, frozen_biases=False, fallback_raw=False
+            epsilon=0.5,
+            precheck=False,
+            rate_search=search,
+            frozen_biases=False,
+            fallback_raw=False,
+            coded_tries=0,
         )
         outs[search] = em.run(model, encode.encode_model(model, cbs), data, opts, Restore())
     lit, new = outs[False], outs[True]

@@ -8,7 +8,7 @@
     epochs = 16            # EM finetuning knobs: epochs, lr, batch_size, seed, init,
                            # train_biases, frozen_biases, reassign, loss, max_train,
                            # max_iterations, rate_search,
-                           # patience (see yonoc.passes.em.EMOptions)
+                           # patience, coded_tries, device (see yonoc.passes.em.EMOptions)
     snr = 20.0             # data-free fidelity target (models without labels)
     min_agreement = 0.99
     execute = "auto"       # rebuild | flash | auto, as --execute (issue 14)
@@ -37,6 +37,7 @@ silently change a build).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 
 import tomllib
@@ -63,6 +64,8 @@ _EM_KEYS = {
     "max_iterations",
     "rate_search",
     "patience",
+    "coded_tries",
+    "device",
 }
 # the [build] table: every Algorithm 1 key plus how the image is built and judged data-free
 _BUILD_KEYS = _EM_KEYS | {
@@ -127,9 +130,11 @@ def load_spec(path: str) -> Spec:
     for key in ("epsilon", "lr", "snr", "min_agreement"):
         if key in build and (not isinstance(build[key], (int, float)) or build[key] < 0):
             raise YonocError(f"{path}: [build] {key} must be a non-negative number")
-    for key in ("epochs", "batch_size", "seed", "max_train", "patience"):
+    for key in ("epochs", "batch_size", "seed", "max_train", "patience", "coded_tries"):
         if key in build and (not isinstance(build[key], int) or build[key] < 0):
             raise YonocError(f"{path}: [build] {key} must be a non-negative integer")
+    if "device" in build and not re.fullmatch(r"cpu|auto|cuda(:\d+)?", str(build["device"])):
+        raise YonocError(f"{path}: [build] device must be cpu, cuda, cuda:N or auto")
     for key, allowed in _EM_CHOICES.items():
         if key in build and build[key] not in allowed:
             raise YonocError(f"{path}: [build] {key} must be one of {', '.join(allowed)}")

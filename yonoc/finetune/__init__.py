@@ -73,6 +73,9 @@ class Training:
     # early stopping: stop after this many epochs without a lower loss on the validation data
     # (`FinetuneData.x_val`) and keep the best epoch's weights; 0: off, every epoch runs
     patience: int = 0
+    # where the torch hook trains: "cpu" (default: the same image on every machine), "cuda",
+    # "cuda:N", or "auto" (cuda when torch sees one, else cpu); cuda absent is an error
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)

@@ -255,13 +255,25 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
                 return fq(b, bsc, 0.0, -(2**31), 2**31 - 1)
             return self.consts[ti]
 
+        def to_device(self, device):
+            """Move the parameters and every constant (plain dicts, not buffers) to `device`."""
+            self.to(device)
+            self.consts = {k: v.to(device) for k, v in self.consts.items()}
+            self.w_scale = {k: v.to(device) for k, v in self.w_scale.items()}
+            self.b_unit = {k: (v[0].to(device), v[1]) for k, v in self.b_unit.items()}
+            self.coded = {
+                k: ([b.to(device) for b in c[0]], c[1], None if c[2] is None else c[2].to(device))
+                for k, c in self.coded.items()
+            }
+            return self
+
         def weight_values(self):
             """{layer index: float real-domain weights} of the trainable layers."""
             out = {}
             for li in self.layers:
                 if str(li.tensor) in self.w_params:
                     w = self.w_params[str(li.tensor)].detach() * self.w_scale[li.tensor]
-                    out[li.weight_index] = w.double().numpy()
+                    out[li.weight_index] = w.double().cpu().numpy()
             return out
 
         def bias_values(self):
@@ -269,8 +281,10 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
             for li in self.layers:
                 if li.bias is not None and str(li.bias) in self.b_params:
                     out[li.weight_index] = (
-                        self.b_params[str(li.bias)].detach().double() * self.b_unit[li.bias][1]
-                    ).numpy()
+                        (self.b_params[str(li.bias)].detach().double() * self.b_unit[li.bias][1])
+                        .cpu()
+                        .numpy()
+                    )
             return out
 
         def forward(self, x):
@@ -353,7 +367,7 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
                     y = F.max_pool2d(x, (kh, kw), (sh, sw))
                 else:
                     s = F.avg_pool2d(F.pad(x, pads), (kh, kw), (sh, sw))
-                    ones = torch.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype)
+                    ones = torch.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype, device=x.device)
                     c = F.avg_pool2d(F.pad(ones, pads), (kh, kw), (sh, sw))
                     y = s / c
                 return _act(torch, y.permute(0, 2, 3, 1), o.get("activation"))

@@ -52,17 +52,19 @@ class TorchFinetune:
         params = [p for p in student.parameters() if p.requires_grad]
         if not params:
             return FinetuneResult({}, {})
-        x = torch.as_tensor(np.asarray(data.x, np.float32))
+        device = resolve_device(torch, data.device)
+        student.to_device(device)
+        x = torch.as_tensor(np.asarray(data.x, np.float32), device=device)
         n = x.shape[0]
         loss_kind = data.loss
         teacher = None
         classy = student.head is not None and student.head[0] >= 0
         if data.y is not None and loss_kind in ("auto", "ce", "bce"):
-            target = torch.as_tensor(np.asarray(data.y, np.int64))
+            target = torch.as_tensor(np.asarray(data.y, np.int64), device=device)
             if loss_kind == "auto":
                 loss_kind = "ce"
         else:  # no labels, or distillation asked for: the original model is the teacher
-            teacher = build_lift(model)
+            teacher = build_lift(model).to_device(device)
             with torch.no_grad():
                 target = torch.cat(
                     [
@@ -74,12 +76,12 @@ class TorchFinetune:
                 loss_kind = "kl" if classy and target.shape[1] > 1 else "mse"
         val = None
         if data.patience and data.x_val is not None and len(data.x_val):
-            xv = torch.as_tensor(np.asarray(data.x_val, np.float32))
+            xv = torch.as_tensor(np.asarray(data.x_val, np.float32), device=device)
             if data.y is not None and data.y_val is not None and loss_kind in ("ce", "bce"):
-                tv = torch.as_tensor(np.asarray(data.y_val, np.int64))
+                tv = torch.as_tensor(np.asarray(data.y_val, np.int64), device=device)
             else:
                 with torch.no_grad():
-                    teacher = teacher or build_lift(model)
+                    teacher = teacher or build_lift(model).to_device(device)
                     tv = torch.cat(
                         [
                             teacher(xv[i : i + 256])[1].reshape(min(256, len(xv) - i), -1)
@@ -95,7 +97,7 @@ class TorchFinetune:
         gen = torch.Generator().manual_seed(data.seed)
         for epoch in range(data.epochs):
             total = 0.0
-            perm = torch.randperm(n, generator=gen)
+            perm = torch.randperm(n, generator=gen).to(device)
             for i in range(0, n, data.batch_size):
                 idx = perm[i : i + data.batch_size]
                 _, head = student(x[idx])
@@ -154,6 +156,28 @@ class TorchFinetune:
         return FinetuneResult(
             student.weight_values(), student.bias_values() if data.train_biases else {}
         )
+
+
+def resolve_device(torch, name: str):
+    """The torch device for `Training.device`: "auto" is cuda when torch sees one, else cpu;
+    asking for cuda without one is a one-line error, not a torch traceback."""
+    name = name or "cpu"
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise YonocError(
+                f"finetune device {name}: torch sees no CUDA device here "
+                '(use device = "cpu" or "auto")'
+            )
+        idx = int(name.partition(":")[2] or 0)
+        if idx >= torch.cuda.device_count():
+            raise YonocError(
+                f"finetune device {name}: only {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif name != "cpu":
+        raise YonocError(f"finetune device {name!r}: expected cpu, cuda, cuda:N or auto")
+    return torch.device(name)
 
 
 def _loss(torch, kind, head, target, temperature):

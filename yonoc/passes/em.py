@@ -46,11 +46,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import interpreter
 from ..finetune import CodedLayer, FinetuneData, FinetuneHook, Training, call_hook, load_hook
 from ..finetune.graph import layer_map
 from ..ir import ModelIR
-from ..progress import PROGRESS
 from ..samples import (  # noqa: F401  (DataSpec, load_npz: re-exported for specs, benches)
     DataSpec,
     ModelData,
@@ -59,6 +57,7 @@ from ..samples import (  # noqa: F401  (DataSpec, load_npz: re-exported for spec
     load_npz,
     model_inputs,
 )
+from .em_eval import accuracy, first_last, log_step, report_test  # noqa: F401 (re-exported)
 from .encode import RAW, TensorEncodings, channel_scales, rebuilt_model
 from .fidelity import Evaluator, FidelityTarget
 from .fidelity import choose as fidelity_choose
@@ -89,6 +88,10 @@ class EMOptions(Training):
     # coded again once the target is met; False: Algorithm 1 read literally (coarsest or raw)
     rate_search: bool = True
     fallback_raw: bool = True  # target missed at the end: keep the model as it was
+    # before lines 1-8 (not in Algorithm 1): train *every* coded layer through its frozen
+    # codebook (straight-through, biases too), S empty, and take its nearest codes; up to this
+    # many tries, the eq. 3 worst layer one rate finer after each miss; 0: off (the paper)
+    coded_tries: int = 3
 
 
 @dataclass
@@ -114,30 +117,7 @@ class EMOutcome:
     test_final: float | None = None  # % of the rebuilt model on it
     recoded: list[int] = field(default_factory=list)  # finetuned layers coded again
     split: str = ""  # how the validation data was made, when the spec gave none
-
-
-def accuracy(model: ModelIR, data: bytes, x: list, y: np.ndarray) -> float:
-    """Top-1 accuracy (%) of model bytes `data` in TFLM; single-output binary: > 0.5."""
-    outs = interpreter.run(data, x, 1, model.name)
-    info = model.outputs[0]
-    preds = []
-    for o in outs:
-        v = interpreter.dequantize(o[0], info).reshape(-1)
-        preds.append(
-            int(np.argmax(v)) if v.size > 1 else int(v[0] > (0.5 if _is_prob(info) else 0.0))
-        )
-    return 100.0 * float(np.mean(np.asarray(preds) == np.asarray(y).reshape(-1)))
-
-
-def _is_prob(info) -> bool:
-    return info.dtype in ("int8", "uint8") and abs(info.scale - 1 / 256) < 1e-9
-
-
-def first_last(layers) -> list:
-    if not layers:
-        return []
-    order = sorted(range(len(layers)), key=lambda i: layers[i].op_index)
-    return sorted({order[0], order[-1]})
+    coded_tries: int = 0  # tries of the all-coded stage it took (0: not met there)
 
 
 def run(
@@ -304,9 +284,9 @@ def run(
     if options.precheck:  # not in Algorithm 1: nothing to finetune if PQ alone passes
         choices, patches, score, ok = measure([])
         steps.append(EMStep([], score, ok))
-        _log(model, steps[-1], metric)
+        log_step(model, steps[-1], metric)
         if ok:
-            return _report_test(
+            return report_test(
                 model,
                 data,
                 EMOutcome(
@@ -324,13 +304,50 @@ def run(
                 erase_names,
             )
 
+    # not in Algorithm 1: every layer coded, trained through its codebook (no raw layer)
+    if options.coded_tries and not ok:
+        all_coded = [k for k in range(n) if books[k] is not None]
+        for attempt in range(options.coded_tries if all_coded else 0):
+            finetune((), coded=all_coded)
+            for k in all_coded:  # E-step: nearest codewords of the trained shadow weights
+                t = encodings[k].tensor
+                values = (shadow[k] / scales[k]).astype(np.float32)
+                codes[k] = books[k].encode(replace(t, values=values).vector_order())
+            choices, patches, score, ok = measure([])
+            steps.append(EMStep([], score, ok))
+            log_step(model, steps[-1], metric)
+            if ok:
+                return report_test(
+                    model,
+                    data,
+                    EMOutcome(
+                        encodings,
+                        choices,
+                        patches,
+                        metric,
+                        acc_orig,
+                        score,
+                        ok,
+                        [],
+                        steps,
+                        split=data.split,
+                        coded_tries=attempt + 1,
+                    ),
+                    erase_names,
+                )
+            finer = [k for k in all_coded if level[k] + 1 < len(encodings[k].rates)]
+            if not finer:
+                break
+            worst = max(finer, key=eq3_error)
+            set_level(worst, level[worst] + 1, shadow[worst])
+
     # lines 1-8: initial finetuning of the first and last layers
     def m_step():
         """Finetune S with the rest frozen, then measure the rebuilt model in TFLM."""
         finetune(S)
         result = measure(S)
         steps.append(EMStep(list(S), result[2], result[3]))
-        _log(model, steps[-1], metric)
+        log_step(model, steps[-1], metric)
         if progress:
             progress(steps[-1])
         return result
@@ -388,7 +405,7 @@ def run(
                 recoded.append(i)
                 choices, patches, score = c, p, sc
                 steps.append(EMStep(list(S), score, True))
-                _log(model, steps[-1], metric)
+                log_step(model, steps[-1], metric)
             else:
                 level[i], books[i], codes[i] = keep
         if recoded:
@@ -433,32 +450,7 @@ def run(
         recoded=recoded,
         split=data.split,
     )
-    return _report_test(model, data, out, erase_names)
-
-
-def _report_test(model, data, out: EMOutcome, erase_names: bool) -> EMOutcome:
-    """Accuracy of the original and of the chosen rebuild on the held-out test data: reported
-    only, after every decision is made."""
-    if data.reports_test:
-        x = model_inputs(model, data.x_test)
-        blob = rebuilt_model(model, out.encodings, out.choices, erase_names, out.patches)
-        out.test_original = accuracy(model, model.data, x, data.y_test)
-        out.test_final = accuracy(model, blob, x, data.y_test)
-    return out
-
-
-def _log(model, step, metric):
-    """One line per EM step at the default verbosity: a step can take a minute (progress)."""
-    unit = "%" if metric == "accuracy" else " dB"
-    log.log(
-        PROGRESS,
-        "%s: EM S=%s -> %.2f%s%s",
-        model.name,
-        step.trainable,
-        step.score,
-        unit,
-        " (target met)" if step.passed else "",
-    )
+    return report_test(model, data, out, erase_names)
 
 
 def for_build(
@@ -481,5 +473,7 @@ def for_build(
     if data.split:
         log.warning("%s: %s", model.name, data.split)
     if options.mode == "pq-mopt":  # ablation: first/last only, no heuristic, no safety net
-        em_opts = replace(em_opts, heuristic=False, fallback_raw=False, rate_search=False)
+        em_opts = replace(
+            em_opts, heuristic=False, fallback_raw=False, rate_search=False, coded_tries=0
+        )
     return run(model, encodings, data, em_opts, hook, options.target, erase_names, biases0=biases0)

@@ -1,0 +1,65 @@
+"""Helpers of the EM pass (passes/em.py): TFLM accuracy, first/last layers, the test report
+and the per-step log line."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .. import interpreter
+from ..ir import ModelIR
+from ..progress import PROGRESS
+from ..samples import model_inputs
+from .encode import rebuilt_model
+
+log = logging.getLogger("yonoc")
+
+
+def accuracy(model: ModelIR, data: bytes, x: list, y: np.ndarray) -> float:
+    """Top-1 accuracy (%) of model bytes `data` in TFLM; single-output binary: > 0.5."""
+    outs = interpreter.run(data, x, 1, model.name)
+    info = model.outputs[0]
+    preds = []
+    for o in outs:
+        v = interpreter.dequantize(o[0], info).reshape(-1)
+        preds.append(
+            int(np.argmax(v)) if v.size > 1 else int(v[0] > (0.5 if _is_prob(info) else 0.0))
+        )
+    return 100.0 * float(np.mean(np.asarray(preds) == np.asarray(y).reshape(-1)))
+
+
+def _is_prob(info) -> bool:
+    return info.dtype in ("int8", "uint8") and abs(info.scale - 1 / 256) < 1e-9
+
+
+def first_last(layers) -> list:
+    if not layers:
+        return []
+    order = sorted(range(len(layers)), key=lambda i: layers[i].op_index)
+    return sorted({order[0], order[-1]})
+
+
+def report_test(model, data, out, erase_names: bool):
+    """Accuracy of the original and of the chosen rebuild on the held-out test data: reported
+    only, after every decision is made."""
+    if data.reports_test:
+        x = model_inputs(model, data.x_test)
+        blob = rebuilt_model(model, out.encodings, out.choices, erase_names, out.patches)
+        out.test_original = accuracy(model, model.data, x, data.y_test)
+        out.test_final = accuracy(model, blob, x, data.y_test)
+    return out
+
+
+def log_step(model, step, metric):
+    """One line per EM step at the default verbosity: a step can take a minute (progress)."""
+    unit = "%" if metric == "accuracy" else " dB"
+    log.log(
+        PROGRESS,
+        "%s: EM S=%s -> %.2f%s%s",
+        model.name,
+        step.trainable,
+        step.score,
+        unit,
+        " (target met)" if step.passed else "",
+    )
