@@ -39,6 +39,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from paper_protocol import protocol_main, table  # noqa: E402
+
 from yonoc.backend import image_format as fmt  # noqa: E402
 from yonoc.compiler import build, learn_codebooks, load_models  # noqa: E402
 from yonoc.options import BuildOptions  # noqa: E402
@@ -87,142 +89,6 @@ def run_mode(mode, examples, eps, em_opts, frozen=None, jobs=0):
     t = time.perf_counter()
     res = build([p for _, p, _, _ in examples], opts)
     return res, time.perf_counter() - t
-
-
-def val_path(train_path):
-    v = train_path[: -len(".train.npz")] + ".val.npz"
-    return v if os.path.isfile(v) else None
-
-
-def run_protocol(examples, eps, em_opts, frozen=None, jobs=0):
-    data = tuple((n, em.DataSpec(tr, te, None, eps, val_path(tr))) for n, _, tr, te in examples)
-    opts = BuildOptions(
-        mode="yono",
-        data=data,
-        em=em_opts,
-        frozen_codebooks=frozen,
-        check=False,
-        jobs=jobs,
-        measure_arena=False,
-    )
-    t = time.perf_counter()
-    res = build([p for _, p, _, _ in examples], opts)
-    return res, time.perf_counter() - t
-
-
-def _rates(r) -> str:
-    return ", ".join(
-        f"{n}x{k.replace('bpw', '')}" if k != "raw" else f"{n}xraw"
-        for k, n in r.rate_counts.items()
-    )
-
-
-def protocol_rows(res):
-    rows = []
-    for r in res.models:
-        rows.append(
-            [
-                r.name,
-                f"{r.weight_bytes / max(r.weight_image_bytes, 1):.2f}x",
-                _rates(r),
-                f"{r.accuracy_original:.2f} -> {r.accuracy:.2f}",
-                f"{r.test_accuracy_original:.2f} -> {r.test_accuracy:.2f}"
-                if r.test_accuracy is not None
-                else "-",
-                ", ".join(str(i) for i in r.finetuned) or "-",
-            ]
-        )
-    return rows
-
-
-def protocol_verdict(res, eps, bar_loss=0.5, bar_ratio=4.0):
-    ms = [r for r in res.models if r.test_accuracy is not None]
-    loss = float(np.mean([r.test_accuracy_original - r.test_accuracy for r in ms]))
-    ratio = sum(r.weight_bytes for r in ms) / sum(r.weight_image_bytes for r in ms)
-    outside = [r.name for r in ms if r.accuracy_original - r.accuracy > eps + 1e-9]
-    ok = loss <= bar_loss and ratio >= bar_ratio and not outside
-    return (
-        f"**against the bar** (>= {bar_ratio}x on int8 weight bytes at <= {bar_loss} pt "
-        f"mean test loss, every model within epsilon = {eps} pt on val): {ratio:.2f}x, "
-        f"mean test loss {loss:.2f} pt, "
-        + (
-            f"outside epsilon on val: {', '.join(outside)}"
-            if outside
-            else "every model within epsilon on val"
-        )
-        + (" - **met**." if ok else " - **not met**.")
-    )
-
-
-PROTOCOL_BEGIN, PROTOCOL_END = "<!-- protocol: begin -->", "<!-- protocol: end -->"
-
-
-def protocol_main(args, examples, every):
-    em_opts = em.EMOptions(epsilon=args.epsilon, epochs=args.epochs)
-    header = [
-        "model",
-        "weight ratio",
-        "rates (count x bpw)",
-        "val acc orig -> rebuilt",
-        "test acc orig -> rebuilt",
-        "finetuned (raw) layers",
-    ]
-    res, secs = (
-        run_protocol(examples, args.epsilon, em_opts, jobs=args.jobs)
-        if not args.loo_only
-        else (None, 0)
-    )
-    out = (
-        []
-        if res is None
-        else [
-            "## The val/test protocol (issue 9)",
-            "",
-            f"`python bench/paper_tables.py --protocol --epsilon {args.epsilon:g}`: yono mode, "
-            f"one image of all {len(examples)} examples, epsilon {args.epsilon:g} pt per model "
-            "judged on validation data (`<name>.val.npz`, else the test set split seeded "
-            "half/half); test accuracy is reported only, never used by the build. Rates inside "
-            f"Algorithm 1 (`rate_search`). Build time {secs:.0f} s (check off, "
-            f"{args.jobs or 'all'} jobs).",
-            "",
-            table(protocol_rows(res), header),
-            "",
-            protocol_verdict(res, args.epsilon),
-            "",
-        ]
-    )
-    if args.loo or args.loo_only:
-        rows = []
-        for ex in tqdm(examples, desc="leave-one-out", unit="model"):
-            others = [e for e in every if e[0] != ex[0]]  # every other example
-            with tempfile.TemporaryDirectory() as tmp:
-                cb_path = os.path.join(tmp, "frozen.npz")
-                cbs = learn_codebooks(load_models([p for _, p, _, _ in others]), CodebookOptions())
-                buf = io.BytesIO()
-                cbs.to_npz(buf)
-                with open(cb_path, "wb") as f:
-                    f.write(buf.getvalue())
-                r1, _ = run_protocol([ex], args.epsilon, em_opts, frozen=cb_path, jobs=1)
-            rows += protocol_rows(r1)
-        out += [
-            "### Leave-one-out (codebooks frozen without the model)",
-            "",
-            "Each model compressed alone with codebooks learned on the other examples.",
-            "",
-            table(rows, header),
-            "",
-        ]
-    text = "\n".join(out)
-    print(text)
-    if args.write:  # a section of its own between markers: the rest of the file stays
-        with open(args.write, "w") as f:
-            f.write(PROTOCOL_BEGIN + "\n" + text + "\n" + PROTOCOL_END + "\n")
-
-
-def table(rows, header):
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def summarise(examples, results, originals, modes):
