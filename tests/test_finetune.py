@@ -278,29 +278,36 @@ def test_lift_matches_tflm(path):
 
 @pytest.mark.parametrize("kernel_major", [False, True])
 def test_lift_coded_layers_compute_with_the_encoders_codewords(kernel_major):
-    """The E-step's straight-through forward uses exactly what the E-step then encodes."""
+    """The E-step's straight-through forward uses exactly what the E-step then encodes, at
+    every rate, the residual (two-stage, saturating) one included."""
     torch = pytest.importorskip("torch")
     from yonoc.compiler import choose_layouts
-    from yonoc.finetune.lift import _nearest_codewords
+    from yonoc.finetune.lift import _nearest_codewords, _stages
 
     model, _, _ = _example("digits_resnet")
     model = choose_layouts([model], kernel_major)[0]
-    _, encs = _coarse_encodings(model)
+    cbs = learn(model.weights, CodebookOptions(codewords=64, iterations=8))
+    encs = encode.encode_model(model, cbs)
     rng = np.random.default_rng(0)
+    residual = 0
     for e in encs:
-        t, book = e.tensor, e.rates[0].book
+        t = e.tensor
         w = t.values.astype(np.float64) + rng.normal(0, 2, t.size)
         perm = t.vector_permutation()
-        q = _nearest_codewords(
-            torch,
-            torch.as_tensor(w.reshape(t.shape)),
-            [torch.as_tensor(b, dtype=torch.float64) for b in book.subs],
-            book.subvector_len,
-            None if perm is None else torch.as_tensor(perm),
-        )
-        shifted = dataclasses.replace(t, values=w.astype(np.float32))
-        want = t.from_vector_order(book.decode(book.encode(shifted.vector_order()), t.size))
-        assert np.array_equal(q.numpy().reshape(-1), want.astype(np.float64)), t.name
+        for r in e.rates:
+            book = r.book
+            residual += book.base is not None
+            c = em.coded_layer(book, perm)
+            q = _nearest_codewords(
+                torch,
+                torch.as_tensor(w.reshape(t.shape)),
+                _stages(torch, c, torch.float64),
+                None if perm is None else torch.as_tensor(perm),
+            )
+            shifted = dataclasses.replace(t, values=w.astype(np.float32))
+            want = t.from_vector_order(book.decode(book.encode(shifted.vector_order()), t.size))
+            assert np.array_equal(q.numpy().reshape(-1), want.astype(np.float64)), t.name
+    assert residual  # the residual rate was exercised
 
 
 def test_lift_names_an_unsupported_operator():

@@ -52,6 +52,9 @@ class CodedLayer:
     subs: tuple[np.ndarray, ...]  # M arrays [K, s] (sub-codebook j: sub-vectors j, j + M, ...)
     subvector_len: int
     permutation: np.ndarray | None = None  # file-order positions in vector order
+    # a residual (two-stage) rate: the base stage's codewords; this stage codes what the base
+    # leaves, and the sum saturates to [-128, 127] as the firmware adds (PQCodebook.decode)
+    base: CodedLayer | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

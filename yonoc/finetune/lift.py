@@ -202,11 +202,7 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
                             else torch.as_tensor(np.asarray(c.permutation, np.int64))
                         )
                         self.coded[li.tensor] = (
-                            [
-                                torch.as_tensor(np.asarray(b, np.float64), dtype=dtype)
-                                for b in c.subs
-                            ],
-                            int(c.subvector_len),
+                            _stages(torch, c, dtype),
                             perm,
                         )
                 else:
@@ -262,7 +258,10 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
             self.w_scale = {k: v.to(device) for k, v in self.w_scale.items()}
             self.b_unit = {k: (v[0].to(device), v[1]) for k, v in self.b_unit.items()}
             self.coded = {
-                k: ([b.to(device) for b in c[0]], c[1], None if c[2] is None else c[2].to(device))
+                k: (
+                    [([b.to(device) for b in subs], sl) for subs, sl in c[0]],
+                    None if c[1] is None else c[1].to(device),
+                )
                 for k, c in self.coded.items()
             }
             return self
@@ -417,13 +416,33 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
     return Lifted()
 
 
-def _nearest_codewords(torch, w, subs, s, perm):
+def _stages(torch, c, dtype) -> list:
+    """[(codeword tensors, s), ...] of a CodedLayer, base stage first (residual rates)."""
+    own = (
+        [torch.as_tensor(np.asarray(b, np.float64), dtype=dtype) for b in c.subs],
+        int(c.subvector_len),
+    )
+    return ([] if c.base is None else _stages(torch, c.base, dtype)) + [own]
+
+
+def _nearest_codewords(torch, w, stages, perm):
     """w (int8 units, file order) replaced by its PQ reconstruction, as the E-step encodes it
-    (sub-vector j uses sub-codebook j mod M; a short last sub-vector is zero-padded)."""
+    (sub-vector j uses sub-codebook j mod M; a short last sub-vector is zero-padded). A
+    residual rate: each stage codes what the previous ones leave; the sum saturates."""
     flat = w.reshape(-1)
-    size = flat.numel()
     if perm is not None:
         flat = flat[perm]
+    q = _pq_stage(torch, flat, *stages[0])
+    for subs, s in stages[1:]:
+        q = torch.clamp(q + _pq_stage(torch, flat - q, subs, s), -128, 127)
+    if perm is not None:
+        q = torch.empty_like(q).index_copy_(0, perm, q)
+    return q.reshape(w.shape)
+
+
+def _pq_stage(torch, flat, subs, s):
+    """One PQ stage's nearest-codeword reconstruction of a flat vector-order tensor."""
+    size = flat.numel()
     n = -(-size // s)
     v = torch.nn.functional.pad(flat, (0, n * s - size)).reshape(n, s)
     out = torch.empty_like(v)
@@ -431,10 +450,7 @@ def _nearest_codewords(torch, w, subs, s, perm):
         rows = v[j :: len(subs)]
         d = (book * book).sum(1) - 2.0 * rows @ book.T  # + |rows|^2, same for every codeword
         out[j :: len(subs)] = book[d.argmin(1)]
-    q = out.reshape(-1)[:size]
-    if perm is not None:
-        q = torch.empty_like(q).index_copy_(0, perm, q)
-    return q.reshape(w.shape)
+    return out.reshape(-1)[:size]
 
 
 def _channel_scale(t: Tensor) -> np.ndarray:

@@ -120,6 +120,16 @@ class EMOutcome:
     coded_tries: int = 0  # tries of the all-coded stage it took (0: not met there)
 
 
+def coded_layer(book, permutation=None) -> CodedLayer:
+    """The hook's read-only copy of a rate's codewords (both stages of a residual rate)."""
+    return CodedLayer(
+        tuple(np.array(b, np.float32) for b in book.subs),
+        book.subvector_len,
+        permutation,
+        None if book.base is None else coded_layer(book.base),
+    )
+
+
 def run(
     model: ModelIR,
     encodings: list[TensorEncodings],
@@ -227,12 +237,7 @@ def run(
             x_val=x_val_f if options.patience else None,
             y_val=y_dec if options.patience else None,
             coded={
-                i: CodedLayer(
-                    tuple(np.array(b, np.float32) for b in books[i].subs),
-                    books[i].subvector_len,
-                    encodings[i].tensor.vector_permutation(),
-                )
-                for i in coded
+                i: coded_layer(books[i], encodings[i].tensor.vector_permutation()) for i in coded
             },
         )
         res = call_hook(hook, model, sorted(set(trainable) | set(coded)), weights, fd)
