@@ -95,6 +95,37 @@ def protocol_verdict(res, eps, bar_loss=0.5, bar_ratio=4.0):
 PROTOCOL_BEGIN, PROTOCOL_END = "<!-- protocol: begin -->", "<!-- protocol: end -->"
 
 
+def image_main(args):
+    """--image IMAGE [--log LOG]: the protocol table of a finished spec build."""
+    rows, tot = image_rows(args.image, args.log)
+    header = [
+        "model",
+        "weight ratio",
+        "rates (count x bpw)",
+        "val acc orig -> rebuilt",
+        "test acc orig -> rebuilt",
+        "finetuned (raw) layers",
+    ]
+    loss = float(np.mean(tot["loss"])) if tot["loss"] else float("nan")
+    text = "\n".join(
+        [
+            table(rows, header),
+            "",
+            f"All {len(rows)}: **{tot['w'] / max(tot['img'], 1):.2f}x** on int8 weight bytes "
+            f"({tot['w']:,} -> {tot['img']:,} bytes, codebooks not counted), mean test loss "
+            f"**{loss:.2f} pt**, "
+            + (
+                f"outside epsilon on val: {', '.join(tot['outside'])}"
+                if tot["outside"]
+                else "every model within epsilon on val"
+            )
+            + ".",
+        ]
+    )
+    print(text)
+    return text
+
+
 def protocol_main(args, examples, every):
     em_opts = em.EMOptions(epsilon=args.epsilon, epochs=args.epochs)
     header = [
@@ -173,3 +204,45 @@ def table(rows, header):
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def image_rows(image_path: str, log_path: str | None = None) -> tuple[list, dict]:
+    """Protocol rows of a finished build (`yonoc build --spec ... -v`): ratio, rates, val and
+    test accuracy from the image (fill records, build notes); the final S per model from the
+    build's log (its last "EM S=[...]" line with the target met), "?" without a log."""
+    import re
+    from collections import Counter
+
+    from yonoc.backend import image_format as fmt
+    from yonoc.report import inspect_image
+
+    info = inspect_image(fmt.read_image(open(image_path, "rb").read()), tensors=True)
+    final_s = {}
+    if log_path:
+        for line in open(log_path):
+            m = re.search(r"(\w+): EM S=\[([\d, ]*)\] -> .*target met", line)
+            if m:
+                final_s[m.group(1)] = m.group(2) or "-"
+    rows, tot = [], {"w": 0, "img": 0, "loss": [], "outside": []}
+    for m in info["models"]:
+        rates = Counter(t["rate"] for t in m["tensors"])
+        order = sorted(rates, key=lambda r: (r == "raw", 0 if r == "raw" else float(r[:-3])))
+        val = (m["accuracy_original"], m["accuracy"])
+        test = (m["test_accuracy_original"], m["test_accuracy"])
+        rows.append(
+            [
+                m["name"],
+                f"{m['weight_bytes'] / max(m['weight_image_bytes'], 1):.2f}x",
+                ", ".join(f"{rates[r]}x{r.replace('bpw', '')}" for r in order),
+                "-" if val[0] is None else f"{val[0]:.2f} -> {val[1]:.2f}",
+                "-" if test[0] is None else f"{test[0]:.2f} -> {test[1]:.2f}",
+                final_s.get(m["name"], "?" if log_path is None else "- (no EM step met it)"),
+            ]
+        )
+        tot["w"] += m["weight_bytes"]
+        tot["img"] += m["weight_image_bytes"]
+        if test[0] is not None:
+            tot["loss"].append(test[0] - test[1])
+        if val[0] is not None and m.get("epsilon") is not None and val[0] - val[1] > m["epsilon"]:
+            tot["outside"].append(m["name"])
+    return rows, tot

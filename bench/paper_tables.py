@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from paper_protocol import protocol_main, table  # noqa: E402
+from paper_protocol import image_main, protocol_main, table  # noqa: E402
 
 from yonoc.backend import image_format as fmt  # noqa: E402
 from yonoc.compiler import build, learn_codebooks, load_models  # noqa: E402
@@ -198,7 +198,13 @@ def main(argv=None):
         "--loo-only", action="store_true", help="with --protocol: only the leave-one-out builds"
     )
     ap.add_argument("--only", nargs="*", help="example names to use (default: all)")
+    ap.add_argument(
+        "--image", help="the protocol table of a finished `yonoc build --spec` image (no build)"
+    )
+    ap.add_argument("--log", help="with --image: the build's -v log (for the final S per model)")
     args = ap.parse_args(argv)
+    if args.image:
+        return image_main(args)
 
     examples = every = find_examples(args.models)
     if args.only:
