@@ -90,7 +90,8 @@ class EMOptions(Training):
     fallback_raw: bool = True  # target missed at the end: keep the model as it was
     # before lines 1-8 (not in Algorithm 1): train *every* coded layer through its frozen
     # codebook (straight-through, biases too), S empty, and take its nearest codes; up to this
-    # many tries, the eq. 3 worst layer one rate finer after each miss; 0: off (the paper)
+    # many tries, the eq. 3 worst layer one rate finer after each miss; 0 (or rate_search
+    # false, Algorithm 1 read literally): off
     coded_tries: int = 3
 
 
@@ -310,7 +311,7 @@ def run(
             )
 
     # not in Algorithm 1: every layer coded, trained through its codebook (no raw layer)
-    if options.coded_tries and not ok:
+    if options.coded_tries and options.rate_search and not ok:  # off: Algorithm 1 literally
         all_coded = [k for k in range(n) if books[k] is not None]
         for attempt in range(options.coded_tries if all_coded else 0):
             finetune((), coded=all_coded)
