@@ -51,6 +51,21 @@ def run_yonoc(*args, check=True, env=None):
     return proc
 
 
+def yonoc_in_process(*args) -> subprocess.CompletedProcess:
+    """Run the CLI in this process (click's CliRunner): the same exit code, stdout and stderr as
+    `run_yonoc`, without a Python start-up and yonoc's imports per call. For what does not need a
+    real process (signals, `python -m`, a terminal, worker processes' environment)."""
+    from click.testing import CliRunner
+
+    from yonoc.cli import main
+
+    argv = list(map(str, args))
+    r = CliRunner().invoke(main, argv, prog_name="yonoc")
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception  # a traceback: the test fails and shows it
+    return subprocess.CompletedProcess(argv, r.exit_code, r.stdout, r.stderr)
+
+
 def tflm_outputs(model: bytes, inputs: list) -> list:
     from yonoc import interpreter
 

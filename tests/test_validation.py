@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, run_yonoc
+from conftest import EXAMPLES, run_yonoc, yonoc_in_process
 
 MODEL = os.path.join(EXAMPLES, "imu_cnn1d.tflite")  # the smallest example: quick builds
 pytestmark = pytest.mark.skipif(not os.path.isfile(MODEL), reason="example models missing")
@@ -66,7 +66,7 @@ def test_bad_option_is_exit_2_one_line_before_the_build(tmp_path, case):
     argv = [a.format(tmp=tmp_path) for a in args]
     if "-o" not in argv:
         argv += ["-o", str(tmp_path / "x.bin")]
-    p = run_yonoc("build", MODEL, *argv, check=False)
+    p = yonoc_in_process("build", MODEL, *argv)
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("yonoc: error: "), p.stderr
@@ -75,6 +75,14 @@ def test_bad_option_is_exit_2_one_line_before_the_build(tmp_path, case):
         assert "badlabels.npz" in lines[0] and "imu_cnn1d" in lines[0]
     assert not (tmp_path / "x.bin").exists()
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".yonoc-")]
+
+
+def test_bad_option_through_a_real_process(tmp_path):
+    """The cases above run in-process; the installed entry point behaves the same."""
+    p = run_yonoc("build", MODEL, "--colour", "-o", tmp_path / "x.bin", check=False)
+    assert p.returncode == 2
+    assert p.stderr.startswith("yonoc: error: No such option") and p.stderr.count("\n") == 1
+    assert not (tmp_path / "x.bin").exists()
 
 
 def test_option_syntax_that_is_accepted():
@@ -105,12 +113,14 @@ def test_option_syntax_that_is_accepted():
 
 def test_hex_sizes_and_case_insensitive_target_build(tmp_path):
     out = tmp_path / "x.bin"
-    run_yonoc(
+    p = yonoc_in_process(
         "build",
         MODEL,
         "-o",
         out,
         "--no-check",
+        "--mode",
+        "int8",  # sizes and target parsing do not depend on the mode: the quickest one
         "--target",
         "STM32H747",
         "--flash",
@@ -118,9 +128,13 @@ def test_hex_sizes_and_case_insensitive_target_build(tmp_path):
         "--sram",
         "512KiB",
     )
-    assert out.exists()
-    p = run_yonoc("build", MODEL, "-o", out, "--no-check", "--flash", "0x400", check=False)
-    assert p.returncode == 7 and "flash" in p.stderr
+    assert p.returncode == 0 and out.exists(), p.stderr
+    small = tmp_path / "small.bin"
+    p = yonoc_in_process(
+        "build", MODEL, "-o", small, "--no-check", "--mode", "int8", "--flash", "1K"
+    )
+    assert p.returncode == 7 and "does not fit" in p.stderr and "flash" in p.stderr
+    assert not small.exists()
 
 
 def test_missing_input_file_is_exit_3_in_every_command(tmp_path):
@@ -129,7 +143,7 @@ def test_missing_input_file_is_exit_3_in_every_command(tmp_path):
         ("inspect", tmp_path / "nope.bin"),
         ("extract", tmp_path / "nope.bin", "-o", tmp_path / "out"),
     ):
-        p = run_yonoc(*args, check=False)
+        p = yonoc_in_process(*args)
         assert p.returncode == 3, p.stderr
         assert "nope" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
@@ -137,7 +151,7 @@ def test_missing_input_file_is_exit_3_in_every_command(tmp_path):
 def test_image_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"\0" * 100)
-    p = run_yonoc("inspect", bad, check=False)
+    p = yonoc_in_process("inspect", bad)
     assert p.returncode == 4 and str(bad) in p.stderr
 
 
@@ -166,9 +180,10 @@ def test_report_is_strict_json_and_fidelity_warnings_at_default_verbosity(tmp_pa
     model = tmp_path / "lonely.tflite"
     shutil.copy(MODEL, model)
     rep = tmp_path / "r.json"
-    p = run_yonoc(
+    p = yonoc_in_process(
         "build", model, "-o", tmp_path / "x.bin", "--mode", "pq-m", "--snr", "60", "--report", rep
     )
+    assert p.returncode == 0, p.stderr
     assert "lonely: fidelity checked on generated inputs only" in p.stderr
     assert "lonely: below the fidelity target" in p.stderr and "pq-m" in p.stderr
     assert "lonely: " in p.stderr and "TFLM runs" in p.stderr  # the completion line
@@ -187,15 +202,17 @@ def test_strict_json_turns_infinities_into_null():
 
 
 def test_mode_and_no_check_warnings(tmp_path):
-    p = run_yonoc("build", MODEL, "-o", tmp_path / "a.bin", "--no-check")
+    p = yonoc_in_process("build", MODEL, "-o", tmp_path / "a.bin", "--no-check")
     assert "--no-check: fidelity is not measured" in p.stderr
-    p = run_yonoc("build", MODEL, "-o", tmp_path / "b.bin", "--mode", "pq-mopt", "--no-check")
+    p = yonoc_in_process(
+        "build", MODEL, "-o", tmp_path / "b.bin", "--mode", "pq-mopt", "--no-check"
+    )
     assert "pq-mopt without data" in p.stderr and "behaves like pq-m" in p.stderr
 
 
 def test_quiet_build_prints_nothing_but_warnings(tmp_path):
-    p = run_yonoc("-q", "build", MODEL, "-o", tmp_path / "a.bin", "--mode", "int8")
-    assert p.stderr == ""
+    p = yonoc_in_process("-q", "build", MODEL, "-o", tmp_path / "a.bin", "--mode", "int8")
+    assert p.returncode == 0 and p.stderr == ""
 
 
 def test_constant_reference_outputs_are_unmeasurable_and_kept_raw():
