@@ -25,7 +25,9 @@ namespace {
 
 int g_failures = 0;
 
-uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+uint16_t Get16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
 uint32_t Get32(const uint8_t* p) {
   return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) |
          (uint32_t{p[3]} << 24);
@@ -43,9 +45,10 @@ struct Cb {
 };
 Cb Codebook(const yono::Image& im, uint32_t c) {
   const uint8_t* d = im.data();
-  const uint8_t* e =
-      d + Get32(d + YONO_HEADER_CODEBOOK_TABLE_OFFSET_OFF) + YONO_CODEBOOK_ENTRY_SIZE * c;
-  return Cb{e[YONO_CODEBOOK_SUBVECTOR_LEN_OFF], Get16(e + YONO_CODEBOOK_CODEWORD_COUNT_OFF)};
+  const uint8_t* e = d + Get32(d + YONO_HEADER_CODEBOOK_TABLE_OFFSET_OFF) +
+                     YONO_CODEBOOK_ENTRY_SIZE * c;
+  return Cb{e[YONO_CODEBOOK_SUBVECTOR_LEN_OFF],
+            Get16(e + YONO_CODEBOOK_CODEWORD_COUNT_OFF)};
 }
 uint32_t CodebookCount(const yono::Image& im) {
   return Get16(im.data() + YONO_HEADER_CODEBOOK_COUNT_OFF);
@@ -53,32 +56,36 @@ uint32_t CodebookCount(const yono::Image& im) {
 
 void Expect(Status got, Status want, const char* task, const char* what) {
   if (got != want) {
-    std::fprintf(stderr, "FAIL: %s: %s: got %s, want %s\n", task, what, yono::StatusString(got),
-                 yono::StatusString(want));
+    std::fprintf(stderr, "FAIL: %s: %s: got %s, want %s\n", task, what,
+                 yono::StatusString(got), yono::StatusString(want));
     ++g_failures;
   }
 }
 
 // Check a mutated record against the image: must be refused with `want`.
-void ExpectRefused(const yono::Image& im, const uint8_t* rec, const std::vector<uint8_t>& idx,
-                   Status want, const char* task, const char* what) {
+void ExpectRefused(const yono::Image& im, const uint8_t* rec,
+                   const std::vector<uint8_t>& idx, Status want,
+                   const char* task, const char* what) {
   uint32_t length = 1;
   // Exact-size heap copies: ASan flags any read past them.
   AlignedBuffer r(YONO_FILL_RECORD_SIZE);
   std::memcpy(r.data(), rec, YONO_FILL_RECORD_SIZE);
   AlignedBuffer x(idx.size());
   if (!idx.empty()) std::memcpy(x.data(), idx.data(), idx.size());
-  Expect(im.CheckRecord(r.data(), x.data(), static_cast<uint32_t>(idx.size()), &length), want,
-         task, what);
+  Expect(im.CheckRecord(r.data(), x.data(), static_cast<uint32_t>(idx.size()),
+                        &length),
+         want, task, what);
   if (length != 0) {
-    std::fprintf(stderr, "FAIL: %s: %s: length %u on failure\n", task, what, length);
+    std::fprintf(stderr, "FAIL: %s: %s: length %u on failure\n", task, what,
+                 length);
     ++g_failures;
   }
 }
 
 // The corruption cases on one valid (record, indices) pair.
-void Corruptions(const yono::Image& im, const uint8_t* good, const std::vector<uint8_t>& idx,
-                 const char* task, uint32_t* k_cases) {
+void Corruptions(const yono::Image& im, const uint8_t* good,
+                 const std::vector<uint8_t>& idx, const char* task,
+                 uint32_t* k_cases) {
   uint8_t rec[YONO_FILL_RECORD_SIZE];
   const auto fresh = [&]() { std::memcpy(rec, good, sizeof rec); };
   const uint32_t cb_count = CodebookCount(im);
@@ -88,11 +95,13 @@ void Corruptions(const yono::Image& im, const uint8_t* good, const std::vector<u
 
   fresh();
   Put16(rec + YONO_FILL_CODEBOOK_FIRST_OFF, cb_count);
-  ExpectRefused(im, rec, idx, Status::kBadFillRecord, task, "codebook_first past the table");
+  ExpectRefused(im, rec, idx, Status::kBadFillRecord, task,
+                "codebook_first past the table");
   fresh();
   Put16(rec + YONO_FILL_CODEBOOK_FIRST_OFF, cb_count - m + 1);
   if (cb_count - m + 1 != first)  // the last M codebooks + one past the table
-    ExpectRefused(im, rec, idx, Status::kBadFillRecord, task, "codebooks run past the table");
+    ExpectRefused(im, rec, idx, Status::kBadFillRecord, task,
+                  "codebooks run past the table");
   fresh();
   rec[YONO_FILL_CODEBOOK_COUNT_OFF] = 0;
   ExpectRefused(im, rec, idx, Status::kBadFillRecord, task, "M 0");
@@ -102,7 +111,8 @@ void Corruptions(const yono::Image& im, const uint8_t* good, const std::vector<u
   for (uint32_t kind : {YONO_FILL_KIND_ZERO, YONO_FILL_KIND_RAW, 4u, 255u}) {
     fresh();
     rec[YONO_FILL_KIND_OFF] = static_cast<uint8_t>(kind);
-    ExpectRefused(im, rec, idx, Status::kBadFillRecord, task, "kind not PQ / PQ_RESIDUAL");
+    ExpectRefused(im, rec, idx, Status::kBadFillRecord, task,
+                  "kind not PQ / PQ_RESIDUAL");
   }
   fresh();
   rec[YONO_FILL_LAYOUT_OFF] = YONO_LAYOUT_KERNEL_MAJOR + 1;
@@ -110,26 +120,32 @@ void Corruptions(const yono::Image& im, const uint8_t* good, const std::vector<u
   fresh();
   rec[YONO_FILL_LAYOUT_OFF] = YONO_LAYOUT_KERNEL_MAJOR;
   Put16(rec + YONO_FILL_KERNEL_POSITIONS_OFF, 0);
-  ExpectRefused(im, rec, idx, Status::kBadFillRecord, task, "layout 1 with P 0");
+  ExpectRefused(im, rec, idx, Status::kBadFillRecord, task,
+                "layout 1 with P 0");
   fresh();
   Put32(rec + YONO_FILL_LENGTH_OFF, 0);
   ExpectRefused(im, rec, idx, Status::kBadFillRecord, task, "length 0");
   // The index span must be exactly n (+ n2).
   std::vector<uint8_t> shorter(idx.begin(), idx.end() - 1);
-  ExpectRefused(im, good, shorter, Status::kOutOfBounds, task, "one index short");
+  ExpectRefused(im, good, shorter, Status::kOutOfBounds, task,
+                "one index short");
   std::vector<uint8_t> longer(idx);
   longer.push_back(0);
-  ExpectRefused(im, good, longer, Status::kOutOfBounds, task, "one index too many");
+  ExpectRefused(im, good, longer, Status::kOutOfBounds, task,
+                "one index too many");
   fresh();
-  Put32(rec + YONO_FILL_LENGTH_OFF, length + 64u * 16u);  // needs more indices than given
-  ExpectRefused(im, rec, idx, Status::kOutOfBounds, task, "length longer than the indices");
+  Put32(rec + YONO_FILL_LENGTH_OFF,
+        length + 64u * 16u);  // needs more indices than given
+  ExpectRefused(im, rec, idx, Status::kOutOfBounds, task,
+                "length longer than the indices");
   // A codebook with another s in the record's run.
   for (uint32_t c = 0; c + 1 < cb_count && m == 1; ++c) {
     if (Codebook(im, c).s != Codebook(im, c + 1).s) {
       fresh();
       rec[YONO_FILL_CODEBOOK_COUNT_OFF] = 2;
       Put16(rec + YONO_FILL_CODEBOOK_FIRST_OFF, c);
-      ExpectRefused(im, rec, idx, Status::kBadFillRecord, task, "sub-codebooks of mixed s");
+      ExpectRefused(im, rec, idx, Status::kBadFillRecord, task,
+                    "sub-codebooks of mixed s");
       break;
     }
   }
@@ -145,7 +161,8 @@ void Corruptions(const yono::Image& im, const uint8_t* good, const std::vector<u
       Put16(rec + YONO_FILL_CODEBOOK_FIRST_OFF, c);
       std::vector<uint8_t> ok(n, static_cast<uint8_t>(cb.k - 1));
       uint32_t got = 0;
-      Expect(im.CheckRecord(rec, ok.data(), n, &got), Status::kOk, task, "indices K - 1");
+      Expect(im.CheckRecord(rec, ok.data(), n, &got), Status::kOk, task,
+             "indices K - 1");
       std::vector<uint8_t> bad(ok);
       bad[n / 2] = static_cast<uint8_t>(cb.k);
       ExpectRefused(im, rec, bad, Status::kBadIndex, task, "an index == K");
@@ -176,12 +193,14 @@ int main(int argc, char** argv) {
   yono::Image image;
   yono::Image cached;
   const uint32_t size = static_cast<uint32_t>(img.size());
-  if (image.Open(img.data(), size) != Status::kOk || cached.Open(img.data(), size) != Status::kOk) {
+  if (image.Open(img.data(), size) != Status::kOk ||
+      cached.Open(img.data(), size) != Status::kOk) {
     std::fprintf(stderr, "FAIL: Open\n");
     return 1;
   }
   std::vector<uint8_t> cw(image.codeword_cache_size() + 1);
-  if (cached.AttachCodewordCache(cw.data(), image.codeword_cache_size()) != Status::kOk) {
+  if (cached.AttachCodewordCache(cw.data(), image.codeword_cache_size()) !=
+      Status::kOk) {
     std::fprintf(stderr, "FAIL: AttachCodewordCache\n");
     return 1;
   }
@@ -192,7 +211,8 @@ int main(int argc, char** argv) {
     const char* name = image.task_name(t);
     std::vector<uint8_t> expected;
     if (!yono_test::ReadFile(dir + "/" + name + ".tflite", &expected)) {
-      std::fprintf(stderr, "FAIL: cannot read %s/%s.tflite\n", dir.c_str(), name);
+      std::fprintf(stderr, "FAIL: cannot read %s/%s.tflite\n", dir.c_str(),
+                   name);
       ++g_failures;
       continue;
     }
@@ -203,7 +223,8 @@ int main(int argc, char** argv) {
     for (uint32_t r = 0; r < fill_count; ++r) {
       const uint8_t* f = d + fill_table + YONO_FILL_RECORD_SIZE * r;
       const uint8_t kind = f[YONO_FILL_KIND_OFF];
-      if (kind != YONO_FILL_KIND_PQ && kind != YONO_FILL_KIND_PQ_RESIDUAL) continue;
+      if (kind != YONO_FILL_KIND_PQ && kind != YONO_FILL_KIND_PQ_RESIDUAL)
+        continue;
       const uint32_t dst = Get32(f + YONO_FILL_DST_OFFSET_OFF);
       const uint32_t src = Get32(f + YONO_FILL_SRC_OFFSET_OFF);
       const uint32_t length = Get32(f + YONO_FILL_LENGTH_OFF);
@@ -211,41 +232,50 @@ int main(int argc, char** argv) {
       std::memcpy(rec, f, sizeof rec);
       Put32(rec + YONO_FILL_DST_OFFSET_OFF, 0);
       Put32(rec + YONO_FILL_SRC_OFFSET_OFF, 0);
-      const uint32_t s = Codebook(image, Get16(f + YONO_FILL_CODEBOOK_FIRST_OFF)).s;
+      const uint32_t s =
+          Codebook(image, Get16(f + YONO_FILL_CODEBOOK_FIRST_OFF)).s;
       uint32_t n = (length + s - 1) / s;
       if (kind == YONO_FILL_KIND_PQ_RESIDUAL) {
-        const uint32_t s2 = Codebook(image, Get16(f + YONO_FILL_RESIDUAL_FIRST_OFF)).s;
+        const uint32_t s2 =
+            Codebook(image, Get16(f + YONO_FILL_RESIDUAL_FIRST_OFF)).s;
         n += (length + s2 - 1) / s2;
         ++residual;
       }
       if (f[YONO_FILL_LAYOUT_OFF] == YONO_LAYOUT_KERNEL_MAJOR) ++kernel_major;
-      const std::vector<uint8_t> idx(d + src, d + src + n);  // outside the image now
+      const std::vector<uint8_t> idx(d + src,
+                                     d + src + n);  // outside the image now
       uint32_t got = 0;
-      Expect(image.CheckRecord(rec, idx.data(), n, &got), Status::kOk, name, "check_record");
+      Expect(image.CheckRecord(rec, idx.data(), n, &got), Status::kOk, name,
+             "check_record");
       if (got != length) {
-        std::fprintf(stderr, "FAIL: %s: record %u: length %u, want %u\n", name, r, got, length);
+        std::fprintf(stderr, "FAIL: %s: record %u: length %u, want %u\n", name,
+                     r, got, length);
         ++g_failures;
       }
       AlignedBuffer out(length);  // exactly length: ASan flags a write past it
       for (int path = 0; path < 3; ++path) {
         std::memset(out.data(), 0x5A + path, length);
         int8_t* o = reinterpret_cast<int8_t*>(out.data());
-        const Status st = path == 0   ? image.DecodeRecord(rec, idx.data(), o, length)
-                          : path == 1 ? cached.DecodeRecord(rec, idx.data(), o, length)
-                                      : static_cast<Status>(yono_image_decode_record_ws(
-                                            image.c_image(), rec, idx.data(), o, length,
-                                            nullptr, 0));
+        const Status st =
+            path == 0 ? image.DecodeRecord(rec, idx.data(), o, length)
+            : path == 1
+                ? cached.DecodeRecord(rec, idx.data(), o, length)
+                : static_cast<Status>(yono_image_decode_record_ws(
+                      image.c_image(), rec, idx.data(), o, length, nullptr, 0));
         Expect(st, Status::kOk, name, "decode_record");
         if (dst + uint64_t{length} > expected.size() ||
             std::memcmp(out.data(), expected.data() + dst, length) != 0) {
-          std::fprintf(stderr, "FAIL: %s: record %u (path %d): decode != rebuilt bytes\n", name,
-                       r, path);
+          std::fprintf(
+              stderr,
+              "FAIL: %s: record %u (path %d): decode != rebuilt bytes\n", name,
+              r, path);
           ++g_failures;
         }
       }
-      Expect(image.DecodeRecord(rec, idx.data(), reinterpret_cast<int8_t*>(out.data()),
-                                length - 1),
-             Status::kRegionTooSmall, name, "decode into length - 1");
+      Expect(
+          image.DecodeRecord(rec, idx.data(),
+                             reinterpret_cast<int8_t*>(out.data()), length - 1),
+          Status::kRegionTooSmall, name, "decode into length - 1");
       ++records;
       bytes += length;
       if (!corrupted) {  // the corruption set once per task
@@ -254,9 +284,11 @@ int main(int argc, char** argv) {
       }
     }
   }
-  std::printf("%u decode records (%u residual, %u kernel-major), %u bytes, equal to the rebuild;"
-              " index >= K cases: %u\n",
-              records, residual, kernel_major, bytes, k_cases);
+  std::printf(
+      "%u decode records (%u residual, %u kernel-major), %u bytes, equal to "
+      "the rebuild;"
+      " index >= K cases: %u\n",
+      records, residual, kernel_major, bytes, k_cases);
   if (records == 0) {
     std::fprintf(stderr, "FAIL: the image has no PQ record\n");
     ++g_failures;

@@ -33,23 +33,27 @@ int main(int argc, char** argv) {
   std::memcpy(img.data(), file.data(), file.size());
 
   yono::Image image;
-  const yono::Status st = image.Open(img.data(), static_cast<uint32_t>(img.size()));
+  const yono::Status st =
+      image.Open(img.data(), static_cast<uint32_t>(img.size()));
   if (st != yono::Status::kOk) {
     std::fprintf(stderr, "FAIL: Open: %s\n", yono::StatusString(st));
     return 1;
   }
   std::printf("%s: %u bytes, %u tasks, max_model_size %u, max_arena_size %u\n",
-              image_path.c_str(), image.size(), image.task_count(), image.max_model_size(),
-              image.max_arena_size());
+              image_path.c_str(), image.size(), image.task_count(),
+              image.max_model_size(), image.max_arena_size());
 
   // A second handle with a persistent codeword cache attached.
   yono::Image cached;
   std::vector<uint8_t> cw_cache(image.codeword_cache_size() + 1);
-  if (cached.Open(img.data(), static_cast<uint32_t>(img.size())) != yono::Status::kOk ||
+  if (cached.Open(img.data(), static_cast<uint32_t>(img.size())) !=
+          yono::Status::kOk ||
       (image.codeword_cache_size() > 0 &&
-       cached.AttachCodewordCache(cw_cache.data(), image.codeword_cache_size() - 1) !=
+       cached.AttachCodewordCache(cw_cache.data(),
+                                  image.codeword_cache_size() - 1) !=
            yono::Status::kRegionTooSmall) ||
-      cached.AttachCodewordCache(cw_cache.data() + 1, image.codeword_cache_size()) !=
+      cached.AttachCodewordCache(cw_cache.data() + 1,
+                                 image.codeword_cache_size()) !=
           yono::Status::kOk) {
     std::fprintf(stderr, "FAIL: AttachCodewordCache\n");
     return 1;
@@ -96,17 +100,19 @@ int main(int argc, char** argv) {
       std::memset(out.data(), 0xA5, out.size());
       uint32_t written = 12345;
       const yono::Status rs =
-          v.use_ws ? v.im->Rebuild(t, out.data(), size + guard, &written, v.ws, v.ws_size)
+          v.use_ws ? v.im->Rebuild(t, out.data(), size + guard, &written, v.ws,
+                                   v.ws_size)
                    : v.im->Rebuild(t, out.data(), size + guard, &written);
       if (rs != yono::Status::kOk || written != size) {
-        std::fprintf(stderr, "FAIL: %s (%s): Rebuild: %s, written %u\n", name, v.what,
-                     yono::StatusString(rs), written);
+        std::fprintf(stderr, "FAIL: %s (%s): Rebuild: %s, written %u\n", name,
+                     v.what, yono::StatusString(rs), written);
         ok = false;
         continue;
       }
       for (uint32_t g = 0; g < guard; ++g) {
         if (out.data()[size + g] != 0xA5) {
-          std::fprintf(stderr, "FAIL: %s (%s): wrote past model_size\n", name, v.what);
+          std::fprintf(stderr, "FAIL: %s (%s): wrote past model_size\n", name,
+                       v.what);
           ok = false;
           break;
         }
@@ -114,21 +120,24 @@ int main(int argc, char** argv) {
       if (expected.size() != size ||
           std::memcmp(expected.data(), out.data(), size) != 0) {
         size_t first = 0;
-        while (first < size && first < expected.size() && expected[first] == out.data()[first])
+        while (first < size && first < expected.size() &&
+               expected[first] == out.data()[first])
           ++first;
-        std::fprintf(stderr, "FAIL: %s (%s): differs from %s (sizes %u/%zu, first diff at %zu)\n",
+        std::fprintf(stderr,
+                     "FAIL: %s (%s): differs from %s (sizes %u/%zu, first diff "
+                     "at %zu)\n",
                      name, v.what, path.c_str(), size, expected.size(), first);
         ok = false;
       }
       const uint32_t crc = yono::Crc32(out.data(), size);
       if (crc != image.model_crc32(t)) {
-        std::fprintf(stderr, "FAIL: %s (%s): crc %08x != model_crc32 %08x\n", name, v.what, crc,
-                     image.model_crc32(t));
+        std::fprintf(stderr, "FAIL: %s (%s): crc %08x != model_crc32 %08x\n",
+                     name, v.what, crc, image.model_crc32(t));
         ok = false;
       }
     }
-    std::printf("  %-48s %8u bytes crc %08x %s\n", name, size, image.model_crc32(t),
-                ok ? "ok" : "FAIL");
+    std::printf("  %-48s %8u bytes crc %08x %s\n", name, size,
+                image.model_crc32(t), ok ? "ok" : "FAIL");
     if (!ok) ++failures;
   }
   if (largest != image.max_model_size()) {

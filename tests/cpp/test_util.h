@@ -19,7 +19,8 @@ inline bool ReadFile(const std::string& path, std::vector<uint8_t>* out) {
   out->clear();
   uint8_t buf[1 << 16];
   size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out->insert(out->end(), buf, buf + n);
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+    out->insert(out->end(), buf, buf + n);
   std::fclose(f);
   return true;
 }
@@ -38,7 +39,8 @@ inline int CheckImagePresent(const std::string& image) {
   std::vector<uint8_t> why;
   if (ReadFile(image + ".failed", &why)) {
     std::fprintf(stderr, "FAIL: building the test image failed:\n%.*s\n",
-                 static_cast<int>(why.size()), reinterpret_cast<const char*>(why.data()));
+                 static_cast<int>(why.size()),
+                 reinterpret_cast<const char*>(why.data()));
     return 1;
   }
   if (!FileExists(image)) {
