@@ -10,7 +10,7 @@ if command -v apt-get >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     cmake ninja-build g++ gcc-arm-none-eabi libnewlib-arm-none-eabi \
     libstdc++-arm-none-eabi-newlib qemu-system-arm \
-    clang libclang-rt-14-dev >/dev/null
+    clang libclang-rt-14-dev clang-format >/dev/null
 fi
 # torch pinned: 2.13.0 is the CPU build; an unpinned torch pulls a multi-GB CUDA build
 python3 -m pip install -q -e "$repo[test,torch]"
