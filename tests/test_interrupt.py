@@ -19,11 +19,16 @@ import time
 
 import pytest
 
-from conftest import example_models
+from conftest import EXAMPLES, example_models
 
 pytestmark = pytest.mark.skipif(len(example_models()) < 3, reason="example models missing")
 
 DEADLINE_S = 5.0  # the bar is ~2 s; slack for a loaded 2-core CI machine
+
+# fewer models than example_models(): the moments below come sooner (codebooks are learnt from
+# fewer weights); two models still start two workers, three keep some mid-search after the first
+MODELS_2 = [os.path.join(EXAMPLES, f"{n}.tflite") for n in ("digits_mlp", "imu_cnn1d")]
+MODELS_3 = MODELS_2 + [os.path.join(EXAMPLES, "digits_resnet.tflite")]
 
 
 def _default_sigint():
@@ -32,7 +37,7 @@ def _default_sigint():
 
 
 class Build:
-    def __init__(self, tmp_path, *extra):
+    def __init__(self, tmp_path, *extra, models=None):
         self.out = tmp_path / "image.bin"
         self.dir = tmp_path
         self.proc = subprocess.Popen(
@@ -41,7 +46,7 @@ class Build:
                 "-m",
                 "yonoc",
                 "build",
-                *example_models(),
+                *(models or example_models()),
                 "-o",
                 str(self.out),
                 *extra,
@@ -110,10 +115,15 @@ class Build:
             raise AssertionError("processes of the build still exist 5 s after it exited")
 
 
-@pytest.mark.parametrize("group", [True, False], ids=["group", "main-only"])
-@pytest.mark.parametrize("delay", [0.0, 0.4, 1.2])
+# the workers' moment matters when they get the signal too (group); sent to the main process
+# alone, the workers are stopped by it whatever their moment, so one delay covers that path
+@pytest.mark.parametrize(
+    "group, delay",
+    [(True, 0.0), (True, 0.4), (True, 1.2), (False, 0.4)],
+    ids=["group-0.0", "group-0.4", "group-1.2", "main-only-0.4"],
+)
 def test_ctrl_c_while_workers_start(tmp_path, group, delay):
-    b = Build(tmp_path, "-j", "2", "-v")
+    b = Build(tmp_path, "-j", "2", "-v", models=MODELS_2)
     b.wait_for("codebooks:")  # logged just before the workers are spawned
     time.sleep(delay)
     b.assert_clean_interrupt(*b.interrupt(group))
@@ -122,7 +132,7 @@ def test_ctrl_c_while_workers_start(tmp_path, group, delay):
 @pytest.mark.parametrize("group", [True, False], ids=["group", "main-only"])
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_mid_build(tmp_path, group, jobs):
-    b = Build(tmp_path, "-j", jobs)
+    b = Build(tmp_path, "-j", jobs, models=MODELS_3)
     b.wait_for("learning codebooks")
     b.wait_for("TFLM runs")  # the first model is done, others are in their fidelity search
     b.assert_clean_interrupt(*b.interrupt(group))
