@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -119,6 +120,29 @@ class Built:
     rebuilt: pathlib.Path  # <task name>.tflite per model
 
 
+def _session_dir(tmp_path_factory, name: str, make) -> pathlib.Path:
+    """A folder made once per test session by `make(folder)`. Under pytest-xdist (-n) every
+    worker is a session of its own: the first worker to get here makes it in the run's shared
+    temporary root, under a lock, and the others wait for it and use it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        d = tmp_path_factory.mktemp(name)
+        make(d)
+        return d
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp().parent  # one per run, shared by its workers
+    d = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (d / ".done").exists():
+            if d.exists():
+                shutil.rmtree(d)  # a worker failed half-way: start over
+            d.mkdir()
+            make(d)
+            (d / ".done").touch()
+    return d
+
+
 @pytest.fixture(scope="session")
 def examples_built(tmp_path_factory) -> Built:
     """The example models built once per session with the default options (TFLM fidelity
@@ -126,8 +150,10 @@ def examples_built(tmp_path_factory) -> Built:
     Tests must not write into its folder."""
     if len(example_models()) < 3:
         pytest.skip("example models missing")
-    d = tmp_path_factory.mktemp("examples_default")
-    built = Built(d, d / "image.bin", d / "report.json", d / "rebuilt")
-    run_yonoc("build", *example_models(), "-o", built.image, "--report", built.report)
-    run_yonoc("extract", built.image, "-o", built.rebuilt)
-    return built
+
+    def make(d):
+        run_yonoc("build", *example_models(), "-o", d / "image.bin", "--report", d / "report.json")
+        run_yonoc("extract", d / "image.bin", "-o", d / "rebuilt")
+
+    d = _session_dir(tmp_path_factory, "examples_default", make)
+    return Built(d, d / "image.bin", d / "report.json", d / "rebuilt")

@@ -17,7 +17,7 @@ if command -v clang-format >/dev/null 2>&1; then
 else
   echo "clang-format: not installed, C++ format check skipped (Debian: apt-get install clang-format)"
 fi
-python3 -m pytest -q tests
+python3 -m pytest -q -n auto --dist loadfile tests  # pytest-xdist: one worker per core, a file per worker
 
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/test --parallel "$jobs"
