@@ -453,3 +453,23 @@ def test_finetune_device_option():
             TorchFinetune(threads=1)(
                 model, [0], ws, FinetuneData(x, data.y_train[:16], epochs=1, device="cuda")
             )
+
+
+def test_fallback_uses_the_codes_as_encoded():
+    """The data-free fallback starts from the codes as encoded, not from the E-steps' codes
+    fitted to trained shadow weights (here: zeros, which would ruin every coded layer)."""
+    model, base = _example("digits_mlp")[0], os.path.join(EXAMPLES, "digits_mlp")
+    cbs = learn(model.weights, CodebookOptions(codewords=32, iterations=6))
+    encs = encode.encode_model(model, cbs)
+    data = em.load_data(model, em.DataSpec(base + ".train.npz", base + ".test.npz"))
+    data = em.ModelData(data.x_train[:32], data.y_train[:32], data.x_test[:60], data.y_test[:60])
+
+    class Zero:
+        def __call__(self, model, trainable, weights, data):
+            return {i: 0 * weights[i] for i in trainable}
+
+    opts = em.EMOptions(epsilon=0.0, precheck=False, coded_tries=1, max_iterations=0)
+    out = em.run(model, encs, data, opts, Zero())
+    assert out.fell_back
+    for a, b in zip(out.encodings, encs):
+        assert all(np.array_equal(x.indices, y.indices) for x, y in zip(a.rates, b.rates))

@@ -151,6 +151,7 @@ def run(
     """
     hook = hook if callable(hook) else load_hook(hook)
     n = len(encodings)
+    given = encodings  # the codes as encoded: the data-free fallback's
     encodings = [replace(e, rates=list(e.rates)) for e in encodings]  # rates[0] gets new codes
     layers = layer_map(model)
     eps = options.epsilon if data.epsilon is None else data.epsilon
@@ -420,7 +421,9 @@ def run(
     if not ok and options.fallback_raw:
         fell_back = True
         # the data-free allocation (rates + raw, judged on the model's own inputs in TFLM)
-        # before giving up: it keeps the original values of whatever it leaves raw
+        # before giving up: it keeps the original values of whatever it leaves raw, and the
+        # codes as encoded (not those the E-steps fitted to trained shadow weights and biases)
+        encodings = given
         samples = model_inputs(model, x_dec)[:32]
         free, _ = fidelity_choose(
             model,
