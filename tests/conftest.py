@@ -52,7 +52,7 @@ def run_yonoc(*args, check=True, env=None):
     return proc
 
 
-def yonoc_in_process(*args) -> subprocess.CompletedProcess:
+def yonoc_in_process(*args, check=True) -> subprocess.CompletedProcess:
     """Run the CLI in this process (click's CliRunner): the same exit code, stdout and stderr as
     `run_yonoc`, without a Python start-up and yonoc's imports per call. For what does not need a
     real process (signals, `python -m`, a terminal, worker processes' environment)."""
@@ -64,6 +64,8 @@ def yonoc_in_process(*args) -> subprocess.CompletedProcess:
     r = CliRunner().invoke(main, argv, prog_name="yonoc")
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         raise r.exception  # a traceback: the test fails and shows it
+    if check and r.exit_code != 0:
+        raise AssertionError(f"yonoc {' '.join(argv)} failed ({r.exit_code}):\n{r.stderr}")
     return subprocess.CompletedProcess(argv, r.exit_code, r.stdout, r.stderr)
 
 

@@ -110,7 +110,7 @@ def test_mutated_images_through_the_cli(small_image, tmp_path):
         bad.write_bytes(_mutate(small_image, ops, bool(k % 2)))
         out = tmp_path / f"out{k}"
         for args in (("inspect", bad), ("extract", bad, "-o", out)):
-            p = yonoc_in_process(*args)
+            p = yonoc_in_process(*args, check=False)
             codes.add(p.returncode)
             assert p.returncode in (0, 4), p.stderr
             if p.returncode:

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from conftest import EXAMPLES, run_yonoc
+from conftest import EXAMPLES, run_yonoc, yonoc_in_process
 
 MODELS = [f"{EXAMPLES}/digits_mlp.tflite", f"{EXAMPLES}/imu_cnn1d.tflite"]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -55,13 +55,13 @@ def image(tmp_path_factory):
 
 def _render(image, tmp_path, *opts):
     out = tmp_path / "report.html"
-    run_yonoc("report", image, "-o", out, *opts)
+    yonoc_in_process("report", image, "-o", out, *opts)
     return out.read_text()
 
 
 def test_report_numbers_match_inspect(image, tmp_path):
     html = _render(image, tmp_path, "--target", "stm32h747")
-    r = json.loads(run_yonoc("inspect", image, "--json", "--tensors").stdout)
+    r = json.loads(yonoc_in_process("inspect", image, "--json", "--tensors").stdout)
     page = _Page()
     page.feed(html)
     top = page.values[None]
@@ -97,7 +97,7 @@ def test_report_is_self_contained_with_well_formed_svg(image, tmp_path):
     )
     svgs = re.findall(r"<svg .*?</svg>", html, re.S)
     assert len(svgs) >= 5
-    r = json.loads(run_yonoc("inspect", image, "--json", "--tensors").stdout)
+    r = json.loads(yonoc_in_process("inspect", image, "--json", "--tensors").stdout)
     charts = {}
     for s in svgs:
         root = ET.fromstring(s)  # strict XML: a malformed chart fails here
@@ -123,6 +123,6 @@ def test_report_flags_an_overrun_budget_and_missing_notes(tmp_path):
 def test_report_bad_image_is_exit_4_and_writes_nothing(tmp_path):
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"YONO" + bytes(100))
-    p = run_yonoc("report", bad, "-o", tmp_path / "r.html", check=False)
+    p = yonoc_in_process("report", bad, "-o", tmp_path / "r.html", check=False)
     assert p.returncode == 4 and p.stderr.startswith("yonoc: error:")
     assert not (tmp_path / "r.html").exists()

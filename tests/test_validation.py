@@ -66,7 +66,7 @@ def test_bad_option_is_exit_2_one_line_before_the_build(tmp_path, case):
     argv = [a.format(tmp=tmp_path) for a in args]
     if "-o" not in argv:
         argv += ["-o", str(tmp_path / "x.bin")]
-    p = yonoc_in_process("build", MODEL, *argv)
+    p = yonoc_in_process("build", MODEL, *argv, check=False)
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("yonoc: error: "), p.stderr
@@ -127,11 +127,12 @@ def test_hex_sizes_and_case_insensitive_target_build(tmp_path):
         "0x100000",
         "--sram",
         "512KiB",
+        check=False,
     )
     assert p.returncode == 0 and out.exists(), p.stderr
     small = tmp_path / "small.bin"
     p = yonoc_in_process(
-        "build", MODEL, "-o", small, "--no-check", "--mode", "int8", "--flash", "1K"
+        "build", MODEL, "-o", small, "--no-check", "--mode", "int8", "--flash", "1K", check=False
     )
     assert p.returncode == 7 and "does not fit" in p.stderr and "flash" in p.stderr
     assert not small.exists()
@@ -143,7 +144,7 @@ def test_missing_input_file_is_exit_3_in_every_command(tmp_path):
         ("inspect", tmp_path / "nope.bin"),
         ("extract", tmp_path / "nope.bin", "-o", tmp_path / "out"),
     ):
-        p = yonoc_in_process(*args)
+        p = yonoc_in_process(*args, check=False)
         assert p.returncode == 3, p.stderr
         assert "nope" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
@@ -151,7 +152,7 @@ def test_missing_input_file_is_exit_3_in_every_command(tmp_path):
 def test_image_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"\0" * 100)
-    p = yonoc_in_process("inspect", bad)
+    p = yonoc_in_process("inspect", bad, check=False)
     assert p.returncode == 4 and str(bad) in p.stderr
 
 
@@ -181,7 +182,17 @@ def test_report_is_strict_json_and_fidelity_warnings_at_default_verbosity(tmp_pa
     shutil.copy(MODEL, model)
     rep = tmp_path / "r.json"
     p = yonoc_in_process(
-        "build", model, "-o", tmp_path / "x.bin", "--mode", "pq-m", "--snr", "60", "--report", rep
+        "build",
+        model,
+        "-o",
+        tmp_path / "x.bin",
+        "--mode",
+        "pq-m",
+        "--snr",
+        "60",
+        "--report",
+        rep,
+        check=False,
     )
     assert p.returncode == 0, p.stderr
     assert "lonely: fidelity checked on generated inputs only" in p.stderr
@@ -202,16 +213,18 @@ def test_strict_json_turns_infinities_into_null():
 
 
 def test_mode_and_no_check_warnings(tmp_path):
-    p = yonoc_in_process("build", MODEL, "-o", tmp_path / "a.bin", "--no-check")
+    p = yonoc_in_process("build", MODEL, "-o", tmp_path / "a.bin", "--no-check", check=False)
     assert "--no-check: fidelity is not measured" in p.stderr
     p = yonoc_in_process(
-        "build", MODEL, "-o", tmp_path / "b.bin", "--mode", "pq-mopt", "--no-check"
+        "build", MODEL, "-o", tmp_path / "b.bin", "--mode", "pq-mopt", "--no-check", check=False
     )
     assert "pq-mopt without data" in p.stderr and "behaves like pq-m" in p.stderr
 
 
 def test_quiet_build_prints_nothing_but_warnings(tmp_path):
-    p = yonoc_in_process("-q", "build", MODEL, "-o", tmp_path / "a.bin", "--mode", "int8")
+    p = yonoc_in_process(
+        "-q", "build", MODEL, "-o", tmp_path / "a.bin", "--mode", "int8", check=False
+    )
     assert p.returncode == 0 and p.stderr == ""
 
 
