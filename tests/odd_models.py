@@ -1,6 +1,7 @@
 """Tiny odd models for the test_odd_*.py tests, built with TFLM's own `model_editor` (the
 importing test module is skipped when tflite-micro's compression tools are absent), and the
-in-process build helpers those tests share."""
+in-process build helpers those tests share. Each is a valid model for the TFLM interpreter
+wherever the policy is to compress or pass through."""
 
 from __future__ import annotations
 

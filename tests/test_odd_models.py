@@ -1,25 +1,13 @@
 """Odd models, by their inputs and the model list: several inputs, none, large activations,
 duplicate names, no models (docs/model-support.md).
-
-Every case is a tiny flatbuffer built with TFLM's own `model_editor` (tests/odd_models.py), valid
-for the TFLM interpreter wherever the policy is to compress or pass through, plus the real models
-of ../shared/models that show the same thing (skipped if that folder is absent).
+Tiny models: tests/odd_models.py; (real) cases: ../shared/models, skipped when absent.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from odd_models import (
-    BO,
-    OP,
-    TT,
-    Net,
-    build,
-    small_cnn,
-    tfl,
-    write,
-)
+from odd_models import BO, OP, TT, Net, build, small_cnn, tfl, write
 
 from yonoc import compiler, interpreter
 from yonoc.errors import YonocError

@@ -1,9 +1,6 @@
 """Odd models, by their types: float, hybrid, int16 activations, uint8 I/O and weights,
 per-tensor and quantized-dimension quirks (docs/model-support.md).
-
-Every case is a tiny flatbuffer built with TFLM's own `model_editor` (tests/odd_models.py), valid
-for the TFLM interpreter wherever the policy is to compress or pass through, plus the real models
-of ../shared/models that show the same thing (skipped if that folder is absent).
+Tiny models: tests/odd_models.py; (real) cases: ../shared/models, skipped when absent.
 """
 
 from __future__ import annotations
@@ -13,17 +10,7 @@ import os
 
 import numpy as np
 import pytest
-from odd_models import (
-    BO,
-    OP,
-    TT,
-    Net,
-    build,
-    coded,
-    result,
-    small_cnn,
-    tfl,
-)
+from odd_models import BO, OP, TT, Net, build, coded, result, small_cnn, tfl
 
 from yonoc import compiler, interpreter
 from yonoc.errors import ModelError
