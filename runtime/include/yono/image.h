@@ -157,7 +157,7 @@ yono_status yono_image_check_record(const yono_image* image,
 // length) with Rebuild's decode paths and codeword caches (attached cache,
 // else the YONO_STACK_CACHE_BYTES stack workspace). Only O(1) checks here
 // (open, nulls, kind, dst_size >= length): the indices are not re-scanned.
-// Stack use as Rebuild's (above) without its 1 KiB of record loop.
+// Stack: about Rebuild's (above; not measured separately).
 yono_status yono_image_decode_record(const yono_image* image,
                                      const uint8_t* record,
                                      const uint8_t* indices, int8_t* dst,
