@@ -236,7 +236,7 @@ def test_eq3_picks_largest_error_per_parameter():
         model,
         encs,
         data,
-        em.EMOptions(epsilon=-100.0, precheck=False, max_iterations=1),
+        em.EMOptions(epsilon=-100.0, precheck=False, max_iterations=1, coded_tries=0),
         Identity(),
     )
     s0 = set(out.steps[0].trainable)
