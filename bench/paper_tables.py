@@ -39,7 +39,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from paper_protocol import image_main, protocol_main, table  # noqa: E402
+from paper_protocol import (  # noqa: E402
+    PROTOCOL_BEGIN,
+    PROTOCOL_END,
+    image_main,
+    protocol_main,
+    table,
+)
 
 from yonoc.backend import image_format as fmt  # noqa: E402
 from yonoc.compiler import build, learn_codebooks, load_models  # noqa: E402
@@ -311,9 +317,14 @@ def main(argv=None):
         out += distill_section(examples, tests, originals, em_opts, args.jobs)
     text = "\n".join(out)
     print(text)
-    if args.write:
+    if args.write:  # the protocol section (--protocol --write) survives a rewrite
+        old = open(args.write).read() if os.path.isfile(args.write) else ""
+        keep = ""
+        if PROTOCOL_BEGIN in old and PROTOCOL_END in old:
+            a, b = old.index(PROTOCOL_BEGIN), old.index(PROTOCOL_END) + len(PROTOCOL_END)
+            keep = "\n" + old[a:b] + "\n"
         with open(args.write, "w") as f:
-            f.write(text + "\n")
+            f.write(text + "\n" + keep)
         _plot(args, examples, results, originals)
 
 
