@@ -60,6 +60,52 @@ __attribute__((noinline)) uint32_t MeasureRebuild(const yono::Image& image, uint
 
 alignas(16) uint8_t g_cw_cache[64 * 1024];
 
+uint32_t Le32(const uint8_t* p) {
+  return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) |
+         (uint32_t{p[3]} << 24);
+}
+
+// Stack used by the decode-record path (a flash task's YONO_DECODE Eval):
+// every PQ record of the image as a decode record (dst = src = 0, indices in
+// place), worst over all. Decoded bytes must equal the rebuilt model's.
+__attribute__((noinline)) uint32_t MeasureDecodeRecords(const yono::Image& image, int* bad) {
+  const uint8_t* d = image.data();
+  const uint8_t* tasks = d + Le32(d + YONO_HEADER_TASK_TABLE_OFFSET_OFF);
+  const uint8_t* cbs = d + Le32(d + YONO_HEADER_CODEBOOK_TABLE_OFFSET_OFF);
+  uint32_t worst = 0;
+  for (uint32_t t = 0; t < image.task_count(); ++t) {
+    const uint8_t* e = tasks + YONO_TASK_ENTRY_SIZE * t;
+    const uint8_t* table = d + Le32(e + YONO_TASK_FILL_TABLE_OFFSET_OFF);
+    image.Rebuild(t, yono_test_region, yono_test_region_size, nullptr);
+    for (uint32_t r = 0; r < Le32(e + YONO_TASK_FILL_COUNT_OFF); ++r) {
+      const uint8_t* f = table + YONO_FILL_RECORD_SIZE * r;
+      if (f[YONO_FILL_KIND_OFF] != YONO_FILL_KIND_PQ) continue;
+      uint8_t rec[YONO_FILL_RECORD_SIZE];
+      memcpy(rec, f, sizeof rec);
+      memset(rec + YONO_FILL_DST_OFFSET_OFF, 0, 4);
+      memset(rec + YONO_FILL_SRC_OFFSET_OFF, 0, 4);
+      const uint32_t len = Le32(f + YONO_FILL_LENGTH_OFF);
+      const uint32_t first = f[YONO_FILL_CODEBOOK_FIRST_OFF] | (f[YONO_FILL_CODEBOOK_FIRST_OFF + 1] << 8);
+      const uint32_t s = cbs[YONO_CODEBOOK_ENTRY_SIZE * first + YONO_CODEBOOK_SUBVECTOR_LEN_OFF];
+      const uint8_t* idx = d + Le32(f + YONO_FILL_SRC_OFFSET_OFF);
+      static int8_t out[256 * 1024];
+      if (len > sizeof out || image.CheckRecord(rec, idx, (len + s - 1) / s, nullptr) != yono::Status::kOk) {
+        ++*bad;
+        continue;
+      }
+      uint8_t* const top = StackPointer();
+      PaintStack();
+      const yono::Status st = image.DecodeRecord(rec, idx, out, len);
+      const uint32_t u = StackUsed(top);
+      worst = u > worst ? u : worst;
+      if (st != yono::Status::kOk ||
+          memcmp(out, yono_test_region + Le32(f + YONO_FILL_DST_OFFSET_OFF), len) != 0)
+        ++*bad;
+    }
+  }
+  return worst;
+}
+
 }  // namespace
 
 int main() {
@@ -120,6 +166,18 @@ int main() {
          (unsigned long)kDocumentedStack, (unsigned long)kDocumentedStackCached,
          stack_ok ? "ok" : "FAIL");
   if (!stack_ok) ++failures;
+  // The decode-record path (flash tasks), without and with the cache.
+  int bad = 0;
+  yono::Image plain;
+  plain.Open(yono_test_image, yono_test_image_size);
+  const uint32_t dec = MeasureDecodeRecords(plain, &bad);
+  const uint32_t dec_cached = can_cache ? MeasureDecodeRecords(image, &bad) : 0;
+  const bool dec_ok = bad == 0 && dec <= kDocumentedStack + kLibcSlack &&
+                      dec_cached <= kDocumentedStackCached + kLibcSlack;
+  printf("decode records: %s; stack of one DecodeRecord(): %lu B without a codeword cache, "
+         "%lu B with one %s\n", bad == 0 ? "equal to the rebuild" : "MISMATCH",
+         (unsigned long)dec, (unsigned long)dec_cached, dec_ok ? "ok" : "FAIL");
+  if (!dec_ok) ++failures;
   printf(failures == 0 ? "PASS\n" : "FAIL (%d tasks)\n", failures);
   return failures == 0 ? 0 : 1;
 }
