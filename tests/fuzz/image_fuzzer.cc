@@ -127,16 +127,14 @@ void CheckDecodeRecords(const yono_image* im, const yono_image* cached, uint32_t
     // The exact index span (the image validated the record): n + n2.
     const uint8_t* idx = im->data + src;
     const uint8_t* cb = im->data + im->codebook_table;
-    const uint32_t s1 =
-        cb[YONO_CODEBOOK_ENTRY_SIZE * (rec[YONO_FILL_CODEBOOK_FIRST_OFF] |
-                                       (rec[YONO_FILL_CODEBOOK_FIRST_OFF + 1] << 8)) +
-           YONO_CODEBOOK_SUBVECTOR_LEN_OFF];
+    const uint32_t first = uint32_t{rec[YONO_FILL_CODEBOOK_FIRST_OFF]} |
+                           (uint32_t{rec[YONO_FILL_CODEBOOK_FIRST_OFF + 1]} << 8);
+    const uint32_t s1 = cb[YONO_CODEBOOK_ENTRY_SIZE * first + YONO_CODEBOOK_SUBVECTOR_LEN_OFF];
     uint32_t n = (length + s1 - 1) / s1;
     if (kind == YONO_FILL_KIND_PQ_RESIDUAL) {
-      const uint32_t s2 =
-          cb[YONO_CODEBOOK_ENTRY_SIZE * (rec[YONO_FILL_RESIDUAL_FIRST_OFF] |
-                                         (rec[YONO_FILL_RESIDUAL_FIRST_OFF + 1] << 8)) +
-             YONO_CODEBOOK_SUBVECTOR_LEN_OFF];
+      const uint32_t rf = uint32_t{rec[YONO_FILL_RESIDUAL_FIRST_OFF]} |
+                          (uint32_t{rec[YONO_FILL_RESIDUAL_FIRST_OFF + 1]} << 8);
+      const uint32_t s2 = cb[YONO_CODEBOOK_ENTRY_SIZE * rf + YONO_CODEBOOK_SUBVECTOR_LEN_OFF];
       n += (length + s2 - 1) / s2;
     }
     uint32_t got = 0;
