@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import pathlib
 import shutil
@@ -61,7 +62,12 @@ def yonoc_in_process(*args, check=True) -> subprocess.CompletedProcess:
     from yonoc.cli import main
 
     argv = list(map(str, args))
-    r = CliRunner().invoke(main, argv, prog_name="yonoc")
+    log = logging.getLogger("yonoc")
+    saved = (log.handlers[:], log.propagate, log.level)
+    try:
+        r = CliRunner().invoke(main, argv, prog_name="yonoc")
+    finally:  # the CLI points yonoc's logger at stderr, unseen by later tests' caplog: undo
+        log.handlers[:], log.propagate, log.level = saved
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         raise r.exception  # a traceback: the test fails and shows it
     if check and r.exit_code != 0:
