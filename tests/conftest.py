@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -53,6 +54,26 @@ def run_yonoc(*args, check=True, env=None):
     return proc
 
 
+@contextlib.contextmanager
+def yonoc_logger_kept():
+    """The CLI points yonoc's logger at stderr (propagate off), which later tests' caplog would
+    not see: put it back as it was."""
+    log = logging.getLogger("yonoc")
+    saved = (log.handlers[:], log.propagate, log.level)
+    try:
+        yield
+    finally:
+        log.handlers[:], log.propagate, log.level = saved
+
+
+@pytest.fixture(autouse=True)
+def _yonoc_logger_restored():
+    """Every test starts with the yonoc logger as the test session had it, whatever an in-process
+    CLI run (CliRunner) in an earlier test of the same worker did to it."""
+    with yonoc_logger_kept():
+        yield
+
+
 def yonoc_in_process(*args, check=True) -> subprocess.CompletedProcess:
     """Run the CLI in this process (click's CliRunner): the same exit code, stdout and stderr as
     `run_yonoc`, without a Python start-up and yonoc's imports per call. For what does not need a
@@ -62,12 +83,8 @@ def yonoc_in_process(*args, check=True) -> subprocess.CompletedProcess:
     from yonoc.cli import main
 
     argv = list(map(str, args))
-    log = logging.getLogger("yonoc")
-    saved = (log.handlers[:], log.propagate, log.level)
-    try:
+    with yonoc_logger_kept():
         r = CliRunner().invoke(main, argv, prog_name="yonoc")
-    finally:  # the CLI points yonoc's logger at stderr, unseen by later tests' caplog: undo
-        log.handlers[:], log.propagate, log.level = saved
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         raise r.exception  # a traceback: the test fails and shows it
     if check and r.exit_code != 0:
