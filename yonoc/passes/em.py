@@ -288,28 +288,30 @@ def run(
     steps = []
     S = first_last(layers) if n > 2 else list(range(n))
     ok = False
+
+    def met_with_all_coded(choices, patches, score, **extra):
+        """The outcome when epsilon is met with no layer kept raw (S empty)."""
+        outcome = EMOutcome(
+            encodings,
+            choices,
+            patches,
+            metric,
+            acc_orig,
+            score,
+            True,
+            [],
+            steps,
+            split=data.split,
+            **extra,
+        )
+        return report_test(model, data, outcome, erase_names)
+
     if options.precheck:  # not in Algorithm 1: nothing to finetune if PQ alone passes
         choices, patches, score, ok = measure([])
         steps.append(EMStep([], score, ok))
         log_step(model, steps[-1], metric)
         if ok:
-            return report_test(
-                model,
-                data,
-                EMOutcome(
-                    encodings,
-                    choices,
-                    patches,
-                    metric,
-                    acc_orig,
-                    score,
-                    ok,
-                    [],
-                    steps,
-                    split=data.split,
-                ),
-                erase_names,
-            )
+            return met_with_all_coded(choices, patches, score)
 
     # not in Algorithm 1: every layer coded, trained through its codebook (no raw layer)
     if options.coded_tries and options.rate_search and not ok:  # off: Algorithm 1 literally
@@ -324,24 +326,7 @@ def run(
             steps.append(EMStep([], score, ok))
             log_step(model, steps[-1], metric)
             if ok:
-                return report_test(
-                    model,
-                    data,
-                    EMOutcome(
-                        encodings,
-                        choices,
-                        patches,
-                        metric,
-                        acc_orig,
-                        score,
-                        ok,
-                        [],
-                        steps,
-                        split=data.split,
-                        coded_tries=attempt + 1,
-                    ),
-                    erase_names,
-                )
+                return met_with_all_coded(choices, patches, score, coded_tries=attempt + 1)
             finer = [k for k in all_coded if level[k] + 1 < len(encodings[k].rates)]
             if not finer:
                 break
