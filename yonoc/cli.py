@@ -20,6 +20,7 @@ from .cli_params import (
     models_arg,
     out_dir,
     out_file,
+    output_file_opt,
     parse_samples,
 )
 from .errors import YonocError
@@ -121,14 +122,7 @@ def main(verbose, quiet):
 
 @main.command(short_help="Compress MODELS into one flash image.")
 @models_arg
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    callback=out_file,
-    help="Image file to write.",
-)
+@output_file_opt("Image file to write.")
 @click.option(
     "--mode",
     type=click.Choice(MODES),
@@ -459,14 +453,7 @@ def codebooks():
 
 @codebooks.command("learn")
 @models_arg
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    callback=out_file,
-    help="Codebook file to write (.npz, for build --codebooks).",
-)
+@output_file_opt("Codebook file to write (.npz, for build --codebooks).")
 @codebook_opts
 @click.option("--kernel-major", is_flag=True, help="Learn on spatially walked 3x3 kernels.")
 @_guard

@@ -7,7 +7,7 @@ import os
 import click
 
 from .cli import _guard, _read_image, main
-from .cli_params import budget_opts, fidelity_opts, out_file, parse_samples
+from .cli_params import budget_opts, fidelity_opts, output_file_opt, parse_samples
 from .options import MODES, BuildOptions
 from .passes.fidelity import FidelityTarget
 
@@ -15,14 +15,7 @@ from .passes.fidelity import FidelityTarget
 @main.command(short_help="Append a model to an image (OTA-friendly).")
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    callback=out_file,
-    help="New image: IMAGE's bytes with the header rewritten and MODEL appended.",
-)
+@output_file_opt("New image: IMAGE's bytes with the header rewritten and MODEL appended.")
 @click.option(
     "--mode",
     type=click.Choice(MODES),
@@ -103,14 +96,7 @@ def add(
 
 @main.command(short_help="Write an HTML report of an image.")
 @click.argument("image", type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    callback=out_file,
-    help="HTML file to write (self-contained: inline SVG, no scripts).",
-)
+@output_file_opt("HTML file to write (self-contained: inline SVG, no scripts).")
 @budget_opts
 @_guard
 def report(image, output, target, flash, sram):

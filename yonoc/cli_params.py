@@ -88,6 +88,19 @@ def out_file(ctx, param, value):
     return value
 
 
+def output_file_opt(help_text: str):
+    """`-o/--output FILE`, required, checked by `out_file` before any work (build, add, report,
+    codebooks learn)."""
+    return click.option(
+        "-o",
+        "--output",
+        required=True,
+        type=click.Path(dir_okay=False),
+        callback=out_file,
+        help=help_text,
+    )
+
+
 def out_dir(ctx, param, value):
     """--emit-c: an existing directory, or one whose parent exists (it is created)."""
     if value is None:
