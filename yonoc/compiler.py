@@ -6,6 +6,7 @@ report.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -149,6 +150,13 @@ def build(paths: list, options: BuildOptions, execution=None) -> BuildResult:
             entries += [fmt.CodebookEntry(int(book.group), sub) for sub in book.subs]
 
     t = time.perf_counter()
+    coded = options.mode != "int8" and options.encode != "nearest"
+    if coded and not importlib.util.find_spec("torch"):
+        log.warning(  # said once, here: the workers fall back quietly
+            "--encode %s needs PyTorch for calibration activations; without it every model "
+            "gets nearest-codeword codes (fewer bytes saved): pip install 'yonoc[torch]'",
+            options.encode,
+        )
     work = [
         (
             m,
