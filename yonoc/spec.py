@@ -8,7 +8,7 @@
     epochs = 16            # EM finetuning knobs: epochs, lr, batch_size, seed, init,
                            # train_biases, frozen_biases, reassign, loss, max_train,
                            # max_iterations, rate_search,
-                           # patience, coded_tries, device (see yonoc.passes.em.EMOptions)
+                           # patience, coded_tries, stall, device (see yonoc.passes.em.EMOptions)
     snr = 20.0             # data-free fidelity target (models without labels)
     min_agreement = 0.99
     execute = "auto"       # rebuild | flash | auto, as --execute (issue 14)
@@ -65,6 +65,7 @@ _EM_KEYS = {
     "rate_search",
     "patience",
     "coded_tries",
+    "stall",
     "device",
 }
 # the [build] table: every Algorithm 1 key plus how the image is built and judged data-free
@@ -82,7 +83,7 @@ _EXECUTE = ("rebuild", "flash", "auto")
 _EM_CHOICES = {
     "init": ("original", "reconstructed"),
     "reassign": ("original", "finetuned"),
-    "loss": ("auto", "ce", "bce", "kl", "mse"),
+    "loss": ("auto", "ce", "bce", "kl", "mse", "ce+kl"),
 }
 
 
@@ -130,7 +131,7 @@ def load_spec(path: str) -> Spec:
     for key in ("epsilon", "lr", "snr", "min_agreement"):
         if key in build and (not isinstance(build[key], (int, float)) or build[key] < 0):
             raise YonocError(f"{path}: [build] {key} must be a non-negative number")
-    for key in ("epochs", "batch_size", "seed", "max_train", "patience", "coded_tries"):
+    for key in ("epochs", "batch_size", "seed", "max_train", "patience", "coded_tries", "stall"):
         if key in build and (not isinstance(build[key], int) or build[key] < 0):
             raise YonocError(f"{path}: [build] {key} must be a non-negative integer")
     if "device" in build and not re.fullmatch(r"cpu|auto|cuda(:\d+)?", str(build["device"])):

@@ -66,7 +66,9 @@ class Training:
     batch_size: int = 64
     lr: float = 0.05  # Adam step, in int8 steps (LSB) of each weight / output LSB of a bias
     seed: int = 0
-    loss: str = "auto"  # auto | ce | bce | kl | mse
+    # auto | ce | bce | kl | mse | ce+kl (labels' cross-entropy plus distillation from the
+    # original model, KL on temperature-softened logits)
+    loss: str = "auto"
     train_biases: bool = True  # also train the biases of the trainable layers
     # also train the biases of the frozen layers: biases are stored raw whatever the weights'
     # encoding, so correcting a PQ-coded layer's bias costs no image bytes; with init

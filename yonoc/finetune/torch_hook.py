@@ -59,25 +59,26 @@ class TorchFinetune:
         loss_kind = data.loss
         teacher = None
         classy = student.head is not None and student.head[0] >= 0
-        if data.y is not None and loss_kind in ("auto", "ce", "bce"):
+        soft = None  # the teacher's logits, for "ce+kl" (labels and distillation)
+        if data.y is not None and loss_kind in ("auto", "ce", "bce", "ce+kl"):
             target = torch.as_tensor(np.asarray(data.y, np.int64), device=device)
             if loss_kind == "auto":
                 loss_kind = "ce"
+            if loss_kind == "ce+kl":
+                teacher = build_lift(model).to_device(device)
+                soft = _teacher_logits(torch, teacher, x)
+                if soft.shape[1] < 2:  # one output: nothing to distil beyond the label
+                    loss_kind, soft = "ce", None
         else:  # no labels, or distillation asked for: the original model is the teacher
             teacher = build_lift(model).to_device(device)
-            with torch.no_grad():
-                target = torch.cat(
-                    [
-                        teacher(x[i : i + 256])[1].reshape(min(256, n - i), -1)
-                        for i in range(0, n, 256)
-                    ]
-                )
-            if loss_kind == "auto":
+            target = _teacher_logits(torch, teacher, x)
+            if loss_kind in ("auto", "ce+kl"):
                 loss_kind = "kl" if classy and target.shape[1] > 1 else "mse"
         val = None
         if data.patience and data.x_val is not None and len(data.x_val):
             xv = torch.as_tensor(np.asarray(data.x_val, np.float32), device=device)
-            if data.y is not None and data.y_val is not None and loss_kind in ("ce", "bce"):
+            labelled = data.y is not None and data.y_val is not None
+            if labelled and loss_kind in ("ce", "bce", "ce+kl"):
                 tv = torch.as_tensor(np.asarray(data.y_val, np.int64), device=device)
             else:
                 with torch.no_grad():
@@ -103,6 +104,8 @@ class TorchFinetune:
                 _, head = student(x[idx])
                 head = head.reshape(len(idx), -1)
                 loss = _loss(torch, loss_kind, head, target[idx], data.temperature)
+                if soft is not None:
+                    loss = loss + _loss(torch, "kl", head, soft[idx], data.temperature)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -180,10 +183,19 @@ def resolve_device(torch, name: str):
     return torch.device(name)
 
 
+def _teacher_logits(torch, teacher, x):
+    """The original model's head on every input, in batches of 256 (no gradient)."""
+    n = x.shape[0]
+    with torch.no_grad():
+        return torch.cat(
+            [teacher(x[i : i + 256])[1].reshape(min(256, n - i), -1) for i in range(0, n, 256)]
+        )
+
+
 def _loss(torch, kind, head, target, temperature):
     import torch.nn.functional as F
 
-    if kind == "ce":
+    if kind in ("ce", "ce+kl"):  # ce+kl: the label term (the caller adds the KL term)
         if head.shape[1] == 1:
             return F.binary_cross_entropy_with_logits(head[:, 0], target.to(head.dtype))
         return F.cross_entropy(head, target)

@@ -57,7 +57,13 @@ from ..samples import (  # noqa: F401  (DataSpec, load_npz: re-exported for spec
     load_npz,
     model_inputs,
 )
-from .em_eval import accuracy, first_last, log_step, report_test  # noqa: F401 (re-exported)
+from .em_eval import (  # noqa: F401 (re-exported)
+    EvalCache,
+    accuracy,
+    first_last,
+    log_step,
+    report_test,
+)
 from .encode import RAW, TensorEncodings, channel_scales, rebuilt_model
 from .fidelity import Evaluator, FidelityTarget
 from .fidelity import choose as fidelity_choose
@@ -93,6 +99,9 @@ class EMOptions(Training):
     # many tries, the eq. 3 worst layer one rate finer after each miss; 0 (or rate_search
     # false, Algorithm 1 read literally): off
     coded_tries: int = 3
+    # Algorithm 1's loop (rate_search) stops after this many M-steps without a new best score
+    # and goes to the fallback (not in Algorithm 1; 0: every iteration runs, as pq-mopt does)
+    stall: int = 6
 
 
 @dataclass
@@ -164,7 +173,7 @@ def run(
         metric = "accuracy"
         acc_orig = accuracy(model, model.data, x_test, y_dec)
 
-        def evaluate(blob):
+        def judge(blob):
             a = accuracy(model, blob, x_test, y_dec)
             return a, acc_orig - eps <= a + 1e-9
     else:
@@ -172,9 +181,11 @@ def run(
         acc_orig = None
         ev = Evaluator(model, x_test, len(x_test))
 
-        def evaluate(blob):
+        def judge(blob):
             m = ev.measure(blob)
             return m.snr_db, m.meets(target)
+
+    evaluate = EvalCache(judge)
 
     x_val_f = float_inputs(model, x_dec)  # early stopping (`patience`) on the decision data
     # training set (a seeded subset if large), in the model's float input domain
@@ -353,7 +364,11 @@ def run(
     else:
         iterations = max(n - 2, 0)
     i = 0
+    best, since_best = score, 0  # the loop's best score and M-steps since (`stall`)
     while not ok and i < iterations:
+        if options.stall and options.rate_search and since_best >= options.stall:
+            log.info("%s: EM loop: no better score in %d steps, stopping", model.name, since_best)
+            break
         i += 1
         # E-step (lines 12-13): nearest codewords of the frozen codebooks, layers not in S
         rest = [k for k in range(n) if k not in S and books[k] is not None]
@@ -368,6 +383,7 @@ def run(
         choices, patches, score, ok = m_step()
         if ok:
             break
+        best, since_best = (score, 0) if score > best + 1e-9 else (best, since_best + 1)
         if options.heuristic:  # lines 22-24: eq. 3
             rest = [k for k in range(n) if k not in S and books[k] is not None]
             if not rest:
@@ -468,6 +484,11 @@ def for_build(
         log.warning("%s: %s", model.name, data.split)
     if options.mode == "pq-mopt":  # ablation: first/last only, no heuristic, no safety net
         em_opts = replace(
-            em_opts, heuristic=False, fallback_raw=False, rate_search=False, coded_tries=0
+            em_opts,
+            heuristic=False,
+            fallback_raw=False,
+            rate_search=False,
+            coded_tries=0,
+            stall=0,
         )
     return run(model, encodings, data, em_opts, hook, options.target, erase_names, biases0=biases0)

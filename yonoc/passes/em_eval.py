@@ -1,9 +1,11 @@
-"""Helpers of the EM pass (passes/em.py): TFLM accuracy, first/last layers, the test report
-and the per-step log line."""
+"""Helpers of the EM pass (passes/em.py): TFLM accuracy and its cache, first/last layers, the
+test report and the per-step log line."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Callable
 
 import numpy as np
 
@@ -63,3 +65,21 @@ def log_step(model, step, metric):
         unit,
         " (target met)" if step.passed else "",
     )
+
+
+class EvalCache:
+    """The EM pass's evaluation of rebuilt model bytes, run once per distinct blob: the
+    re-coding step and the fallback often rebuild bytes already measured (same codes, same
+    patches), and a TFLM run over the validation set costs seconds."""
+
+    def __init__(self, judge: Callable[[bytes], tuple]):
+        self.judge = judge
+        self.results: dict[bytes, tuple] = {}
+        self.runs = 0
+
+    def __call__(self, blob: bytes) -> tuple:
+        key = hashlib.sha256(blob).digest()
+        if key not in self.results:
+            self.runs += 1
+            self.results[key] = self.judge(blob)
+        return self.results[key]

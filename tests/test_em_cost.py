@@ -1,0 +1,107 @@
+"""What the EM pass spends (passes/em.py): one TFLM evaluation per distinct blob, the loop's
+stall stop, and the ce+kl finetuning loss."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from yonoc import interpreter
+from yonoc.frontend import read_model
+from yonoc.passes import em, encode
+from yonoc.passes.em_eval import EvalCache
+from yonoc.pq.codebooks import CodebookOptions, learn
+
+from conftest import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    base = os.path.join(EXAMPLES, "digits_mlp")
+    if not all(os.path.isfile(base + s) for s in (".tflite", ".train.npz", ".test.npz")):
+        pytest.skip("example digits_mlp with data not present")
+    model = read_model(base + ".tflite")
+    data = em.load_data(model, em.DataSpec(base + ".train.npz", base + ".test.npz"))
+    data = em.ModelData(data.x_train[:32], data.y_train[:32], data.x_test[:60], data.y_test[:60])
+    cbs = learn(model.weights, CodebookOptions(codewords=32, iterations=6))
+    return model, data, cbs
+
+
+def test_eval_cache_runs_tflm_once_per_blob(mlp, monkeypatch):
+    model, data, cbs = mlp
+    runs = []
+    real_run = interpreter.run
+
+    def counting_run(*args, **kw):
+        runs.append(1)
+        return real_run(*args, **kw)
+
+    monkeypatch.setattr(interpreter, "run", counting_run)
+    x = em.model_inputs(model, data.x_test)
+    cache = EvalCache(lambda blob: (em.accuracy(model, blob, x, data.y_test), True))
+    encs = encode.encode_model(model, cbs)
+    coded = encode.rebuilt_model(model, encs, [0] * len(encs), True)
+    first = cache(coded)
+    assert cache(bytes(coded)) == first and len(runs) == 1 and cache.runs == 1
+    other = cache(model.data)  # different bytes: measured
+    assert len(runs) == 2 and cache.runs == 2
+    assert other[0] == em.accuracy(model, model.data, x, data.y_test)  # the real figure
+
+
+class ZeroFirst:
+    """Zeroes the weights of S: with the first layer zero, every input gives the same output,
+    so the score never changes whatever the loop does."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, model, trainable, weights, data):
+        self.calls += 1
+        return {i: 0 * weights[i] for i in trainable}
+
+
+@pytest.mark.parametrize("stall", [0, 2])
+def test_loop_stops_after_stall_steps_without_a_better_score(mlp, stall):
+    model, data, cbs = mlp
+    opts = em.EMOptions(
+        epsilon=0.0,
+        precheck=False,
+        coded_tries=0,
+        max_iterations=5,
+        fallback_raw=False,
+        stall=stall,
+    )
+    out = em.run(model, encode.encode_model(model, cbs), data, opts, ZeroFirst())
+    assert not out.passed
+    assert len({s.score for s in out.steps}) == 1  # a flat score: no step is a new best
+    # the first M-step, then `stall` steps without a new best (0: every iteration)
+    assert len(out.steps) == (1 + stall if stall else 1 + 5)
+
+
+def test_ce_kl_loss_adds_distillation_to_the_labels(mlp, caplog):
+    pytest.importorskip("torch")
+    from yonoc.finetune import FinetuneData
+    from yonoc.finetune.torch_hook import TorchFinetune
+
+    model, data, _ = mlp
+    x = em.float_inputs(model, data.x_train)
+    ws = [(t.values * encode.channel_scales(t)).reshape(t.shape) for t in model.weights]
+    ws[0] = 0.5 * ws[0]  # the student starts away from the teacher (as a coded layer does)
+    out = {}
+    with caplog.at_level(logging.INFO, logger="yonoc"):
+        for loss in ("ce", "ce+kl"):
+            fd = FinetuneData(x, data.y_train, epochs=1, loss=loss, frozen_biases=False)
+            out[loss] = TorchFinetune(threads=1)(model, [0], ws, fd).weights[0]
+    losses = {}
+    for r in caplog.records:
+        msg = r.getMessage()
+        if "epoch 1/1" in msg:
+            kind, value = msg.split(", ")[-1].split(" loss ")
+            losses[kind] = float(value)
+    # same seed and batches: the KL term to the original (> 0: the student differs from it)
+    # shows in the logged loss and in the trained weights
+    assert set(losses) == {"ce", "ce+kl"} and losses["ce+kl"] > losses["ce"]
+    assert not np.array_equal(out["ce"], out["ce+kl"])
