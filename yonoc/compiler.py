@@ -350,14 +350,25 @@ def _compile_model(args):
             em_out.test_final,
         )
         result.finetuned = list(em_out.trainable) if not em_out.fell_back else []
-    _judge(result, m, options, measurement, evaluator, real, em_out is not None)
+    judged_by = em_out.judged_by if em_out is not None else None
+    _judge(result, m, options, measurement, evaluator, real, em_out is not None, judged_by)
     return task, result
 
 
 def _judge(
-    r: ModelResult, m, options: BuildOptions, measurement, evaluator, real: int, with_data: bool
+    r: ModelResult,
+    m,
+    options: BuildOptions,
+    measurement,
+    evaluator,
+    real: int,
+    with_data: bool,
+    target: fidelity.FidelityTarget | None = None,
 ) -> None:
-    """Say how far the fidelity figures can be trusted (ModelResult.fidelity, .warnings)."""
+    """Say how far the fidelity figures can be trusted (ModelResult.fidelity, .warnings).
+    `target`: the one a distilled model was judged by (em.EMOutcome.judged_by), if not the
+    build's."""
+    target = target or options.target
     if measurement is None:
         r.fidelity = "unchecked"
         return
@@ -391,7 +402,7 @@ def _judge(
             "fidelity checked on generated inputs only (real ones: "
             f"--samples {m.name}=FILE.npy, or {m.name}.sample.npy beside it)"
         )
-    if not measurement.meets(options.target):
+    if not measurement.meets(target):
         why = {
             "pq-m": "pq-m codes every weight",
             "pq-s": "pq-s codes every weight",
@@ -404,8 +415,8 @@ def _judge(
         )
         r.warnings.append(
             f"below the fidelity target: output SNR {measurement.snr_db:.1f} dB"
-            f"{agree} (target {options.target.snr_db:g} dB, "
-            f"{100 * options.target.min_agreement:g}%)" + (f"; {why}" if why else "")
+            f"{agree} (target {target.snr_db:g} dB, "
+            f"{100 * target.min_agreement:g}%)" + (f"; {why}" if why else "")
         )
 
 
@@ -494,6 +505,16 @@ def _summary(r: ModelResult) -> str:
         acc = f"; accuracy val {r.accuracy_original:.1f}% -> {r.accuracy:.1f}%"
         if r.test_accuracy is not None:
             acc += f", test {r.test_accuracy_original:.1f}% -> {r.test_accuracy:.1f}%"
+    elif r.notes is not None and r.notes.distilled and r.notes.target_snr_db is not None:
+        acc = (
+            f"; distilled, judged on held-back inputs by output SNR >= {r.notes.target_snr_db:g} dB"
+        )
+        if r.notes.target_agreement is not None:
+            acc = (
+                "; distilled, judged on held-back inputs by top-1 agreement >= "
+                f"{100 * r.notes.target_agreement:g}% (output SNR floor "
+                f"{r.notes.target_snr_db:g} dB)"
+            )
     return (
         f"{r.weight_bytes} -> {r.weight_image_bytes} weight bytes ({rates}); {fid}{acc}; "
         f"{r.evaluations} TFLM runs"

@@ -237,4 +237,7 @@ def model_note(
             eps = dict(options.data)[model.name].epsilon
             note.epsilon = options.em.epsilon if eps is None else eps
             note.target_snr_db = note.target_agreement = None
+        elif em_out.judged_by is not None:  # distilled: the target its steps were judged by
+            note.target_snr_db = em_out.judged_by.snr_db
+            note.target_agreement = em_out.judged_by.min_agreement
     return note

@@ -65,7 +65,7 @@ from .em_eval import (  # noqa: F401 (re-exported)
     report_test,
 )
 from .encode import RAW, TensorEncodings, channel_scales, rebuilt_model
-from .fidelity import Evaluator, FidelityTarget
+from .fidelity import Evaluator, FidelityTarget, distillation_target
 from .fidelity import choose as fidelity_choose
 
 if TYPE_CHECKING:
@@ -102,6 +102,9 @@ class EMOptions(Training):
     # Algorithm 1's loop (rate_search) stops after this many M-steps without a new best score
     # and goes to the fallback (not in Algorithm 1; 0: every iteration runs, as pq-mopt does)
     stall: int = 6
+    # the all-coded stage missed: Algorithm 1's lines 1-8 start from the codes, rates and biases
+    # as encoded (True) or from the stage's (False: its trained shadow weights' codes)
+    restart: bool = True
 
 
 @dataclass
@@ -128,6 +131,7 @@ class EMOutcome:
     recoded: list[int] = field(default_factory=list)  # finetuned layers coded again
     split: str = ""  # how the validation data was made, when the spec gave none
     coded_tries: int = 0  # tries of the all-coded stage it took (0: not met there)
+    judged_by: FidelityTarget | None = None  # distillation: the target every step was judged by
 
 
 def coded_layer(book, permutation=None) -> CodedLayer:
@@ -172,6 +176,7 @@ def run(
     if data.labelled:
         metric = "accuracy"
         acc_orig = accuracy(model, model.data, x_test, y_dec)
+        judged_by = None
 
         def judge(blob):
             a = accuracy(model, blob, x_test, y_dec)
@@ -180,10 +185,12 @@ def run(
         metric = "fidelity"
         acc_orig = None
         ev = Evaluator(model, x_test, len(x_test))
+        # a classifier: top-1 agreement within eps on these real inputs + an SNR floor
+        judged_by = distillation_target(target, eps, len(x_test), model.classifier)
 
         def judge(blob):
             m = ev.measure(blob)
-            return m.snr_db, m.meets(target)
+            return m.snr_db, m.meets(judged_by)
 
     evaluate = EvalCache(judge)
 
@@ -313,6 +320,7 @@ def run(
             [],
             steps,
             split=data.split,
+            judged_by=judged_by,
             **extra,
         )
         return report_test(model, data, outcome, erase_names)
@@ -343,6 +351,14 @@ def run(
                 break
             worst = max(finer, key=eq3_error)
             set_level(worst, level[worst] + 1, shadow[worst])
+        if options.restart and all_coded:  # missed: lines 1-8 start from the codes as encoded
+            encodings[:] = [replace(e, rates=list(e.rates)) for e in given]
+            level[:] = [0] * n
+            books[:] = [e.rates[0].book if e.rates else None for e in encodings]
+            codes[:] = [e.rates[0].indices if e.rates else None for e in encodings]
+            shadow.clear()
+            biases.clear()
+            biases.update(biases0 or {})
 
     # lines 1-8: initial finetuning of the first and last layers
     def m_step():
@@ -459,6 +475,7 @@ def run(
         fell_back,
         recoded=recoded,
         split=data.split,
+        judged_by=judged_by,
     )
     return report_test(model, data, out, erase_names)
 
