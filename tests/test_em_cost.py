@@ -105,3 +105,37 @@ def test_ce_kl_loss_adds_distillation_to_the_labels(mlp, caplog):
     # shows in the logged loss and in the trained weights
     assert set(losses) == {"ce", "ce+kl"} and losses["ce+kl"] > losses["ce"]
     assert not np.array_equal(out["ce"], out["ce+kl"])
+
+
+@pytest.mark.parametrize("restart", [True, False])
+def test_a_missed_coded_stage_restarts_lines_1_8_from_the_codes_as_encoded(mlp, restart):
+    """restart: after the all-coded stage misses, the first M-step sees the frozen layers
+    rebuilt from the codes as encoded, not from the stage's codes (here fitted to zero weights)."""
+    model, data, cbs = mlp
+    encs = encode.encode_model(model, cbs)
+    seen = []
+
+    class ZeroStage:  # the stage's shadow weights all zero; the M-step returns S unchanged
+        def __call__(self, model, trainable, weights, data):
+            if data.coded:
+                return {i: 0 * weights[i] for i in trainable}
+            seen.append([np.array(w) for w in weights])
+            return {i: weights[i] for i in trainable}
+
+    opts = em.EMOptions(
+        epsilon=0.0,
+        precheck=False,
+        coded_tries=1,
+        max_iterations=0,
+        fallback_raw=False,
+        restart=restart,
+    )
+    em.run(model, encs, data, opts, ZeroStage())
+    S = em.first_last(em.layer_map(model))
+    frozen = [i for i in range(len(encs)) if i not in S]
+    for i in frozen:
+        t = encs[i].tensor
+        given = t.from_vector_order(encs[i].rates[0].book.decode(encs[i].rates[0].indices, t.size))
+        expected = given.astype(np.float64) * encode.channel_scales(t)
+        got = seen[0][i].reshape(-1)
+        assert np.allclose(got, expected) == restart
