@@ -40,6 +40,7 @@ than the original.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
@@ -131,6 +132,8 @@ class EMOutcome:
     recoded: list[int] = field(default_factory=list)  # finetuned layers coded again
     split: str = ""  # how the validation data was made, when the spec gave none
     coded_tries: int = 0  # tries of the all-coded stage it took (0: not met there)
+    # where the time went: {"train_s", "train_calls", "eval_s", "evals", "fallback_s"}
+    cost: dict = field(default_factory=dict)
     judged_by: FidelityTarget | None = None  # distillation: the target every step was judged by
 
 
@@ -193,6 +196,21 @@ def run(
             return m.snr_db, m.meets(judged_by)
 
     evaluate = EvalCache(judge)
+    cost = {"train_s": 0.0, "train_calls": 0, "fallback_s": 0.0}
+
+    def spent():
+        """The cost so far, logged once per model: where a build's minutes go."""
+        out = dict(cost, eval_s=evaluate.seconds, evals=evaluate.runs)
+        log.info(
+            "%s: EM cost: %d finetune calls %.1f s, %d TFLM evaluations %.1f s, fallback %.1f s",
+            model.name,
+            out["train_calls"],
+            out["train_s"],
+            out["evals"],
+            out["eval_s"],
+            out["fallback_s"],
+        )
+        return out
 
     x_val_f = float_inputs(model, x_dec)  # early stopping (`patience`) on the decision data
     # training set (a seeded subset if large), in the model's float input domain
@@ -260,7 +278,10 @@ def run(
                 i: coded_layer(books[i], encodings[i].tensor.vector_permutation()) for i in coded
             },
         )
+        t0 = time.perf_counter()
         res = call_hook(hook, model, sorted(set(trainable) | set(coded)), weights, fd)
+        cost["train_s"] += time.perf_counter() - t0
+        cost["train_calls"] += 1
         for i, w in res.weights.items():
             w = np.asarray(w, np.float64).reshape(-1)
             if i in coded:
@@ -321,6 +342,7 @@ def run(
             steps,
             split=data.split,
             judged_by=judged_by,
+            cost=spent(),
             **extra,
         )
         return report_test(model, data, outcome, erase_names)
@@ -442,6 +464,7 @@ def run(
         # codes as encoded (not those the E-steps fitted to trained shadow weights and biases)
         encodings = given
         samples = model_inputs(model, x_dec)[:32]
+        t0 = time.perf_counter()
         free, _ = fidelity_choose(
             model,
             encodings,
@@ -450,6 +473,7 @@ def run(
             "sensitivity",
             erase_names,
         )
+        cost["fallback_s"] = time.perf_counter() - t0
         choices, patches = free, {}
         score, ok = evaluate(rebuilt_model(model, encodings, choices, erase_names, patches))
         if ok:
@@ -476,6 +500,7 @@ def run(
         recoded=recoded,
         split=data.split,
         judged_by=judged_by,
+        cost=spent(),
     )
     return report_test(model, data, out, erase_names)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -76,10 +77,13 @@ class EvalCache:
         self.judge = judge
         self.results: dict[bytes, tuple] = {}
         self.runs = 0
+        self.seconds = 0.0  # spent in `judge`
 
     def __call__(self, blob: bytes) -> tuple:
         key = hashlib.sha256(blob).digest()
         if key not in self.results:
             self.runs += 1
+            t0 = time.perf_counter()
             self.results[key] = self.judge(blob)
+            self.seconds += time.perf_counter() - t0
         return self.results[key]
