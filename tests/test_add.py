@@ -12,9 +12,11 @@ import pytest
 from yonoc.backend import format_spec as spec
 from yonoc.backend import image_format as fmt
 
-from conftest import EXAMPLES, example_models, run_yonoc
+from conftest import EXAMPLES, yonoc_in_process
 
-NEW = os.path.join(EXAMPLES, "kws_dscnn.tflite")
+# appended to the session image of the fast examples (conftest.examples_built): a model that is
+# not in it, small enough that its fidelity search is quick
+NEW = os.path.join(EXAMPLES, "cancer_mlp.tflite")
 # header fields (docs/image-format.md, "Appending a task") that `add` may change
 MAY_CHANGE = {
     "image_size",
@@ -29,11 +31,8 @@ MAY_CHANGE = {
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    d = tmp_path_factory.mktemp("add")
-    image = d / "base.bin"
-    run_yonoc("build", *[m for m in example_models() if m != NEW], "-o", image, "-j", "2")
-    return image
+def base(examples_built):
+    return examples_built.image
 
 
 def _changed_header_fields(old: bytes, new: bytes) -> set:
@@ -65,10 +64,10 @@ def _check_append(old: bytes, new: bytes, added: str):
 
 def test_add_appends_with_frozen_codebooks_and_only_the_header_changes(base, tmp_path):
     out = tmp_path / "new.bin"
-    p = run_yonoc("add", base, NEW, "-o", out)
+    p = yonoc_in_process("add", base, NEW, "-o", out)
     assert "appended" in p.stdout
     old, new = base.read_bytes(), out.read_bytes()
-    a, b = _check_append(old, new, "kws_dscnn")
+    a, b = _check_append(old, new, "cancer_mlp")
     assert _changed_header_fields(old, new) >= {
         "image_size",
         "crc32",
@@ -78,35 +77,29 @@ def test_add_appends_with_frozen_codebooks_and_only_the_header_changes(base, tmp
     # the new task is coded with the image's codebooks and keeps its fidelity target
     pq = [f for f in b.tasks[-1].fills if f.kind == fmt.FillKind.PQ]
     assert pq and all(f.codebook_first + f.codebook_count <= len(a.codebooks) for f in pq)
-    r = json.loads(run_yonoc("inspect", out, "--json").stdout)
-    assert r["models"][-1]["name"] == "kws_dscnn" and r["models"][-1]["snr_db"] >= 20.0
+    r = json.loads(yonoc_in_process("inspect", out, "--json").stdout)
+    assert r["models"][-1]["name"] == "cancer_mlp" and r["models"][-1]["snr_db"] >= 20.0
     assert (
         r["models"][0]["snr_db"]
-        == json.loads(run_yonoc("inspect", base, "--json").stdout)["models"][0]["snr_db"]
+        == json.loads(yonoc_in_process("inspect", base, "--json").stdout)["models"][0]["snr_db"]
     )
     # twice: the first add is a prefix of the second the same way
-    other = tmp_path / "kws_copy.tflite"
+    other = tmp_path / "cancer_copy.tflite"
     shutil.copy(NEW, other)
     out2 = tmp_path / "new2.bin"
-    run_yonoc("add", out, other, "-o", out2, "--no-check")
-    _check_append(new, out2.read_bytes(), "kws_copy")
+    yonoc_in_process("add", out, other, "-o", out2, "--no-check")
+    _check_append(new, out2.read_bytes(), "cancer_copy")
 
 
 def test_add_uses_only_rates_the_image_kept(tmp_path):
     """A pq-m image keeps one (coarsest) rate per group; the added model cannot use others."""
     image = tmp_path / "pqm.bin"
-    run_yonoc(
-        "build",
-        *[m for m in example_models() if m != NEW],
-        "-o",
-        image,
-        "--mode",
-        "pq-m",
-        "--no-check",
-    )
+    # digits_mlp and NEW are both fully connected: the same codebook group
+    first = os.path.join(EXAMPLES, "digits_mlp.tflite")
+    yonoc_in_process("build", first, "-o", image, "--mode", "pq-m", "--no-check", "-j", "1")
     out = tmp_path / "new.bin"
-    run_yonoc("add", image, NEW, "-o", out, "--mode", "pq-m", "--no-check")
-    rows = json.loads(run_yonoc("inspect", out, "--json", "--tensors").stdout)["models"]
+    yonoc_in_process("add", image, NEW, "-o", out, "--mode", "pq-m", "--no-check")
+    rows = json.loads(yonoc_in_process("inspect", out, "--json", "--tensors").stdout)["models"]
     have = {t["rate"] for m in rows[:-1] for t in m["tensors"] if t["rate"] != "raw"}
     added = {t["rate"] for t in rows[-1]["tensors"] if t["rate"] != "raw"}
     assert added and added <= have
@@ -114,7 +107,7 @@ def test_add_uses_only_rates_the_image_kept(tmp_path):
 
 def test_add_int8_mode_stores_the_model_exactly(base, tmp_path):
     out = tmp_path / "new.bin"
-    run_yonoc("add", base, NEW, "-o", out, "--mode", "int8", "--no-check")
+    yonoc_in_process("add", base, NEW, "-o", out, "--mode", "int8", "--no-check")
     b = fmt.read_image(out.read_bytes())
     assert fmt.rebuild(b, len(b.tasks) - 1) == open(NEW, "rb").read()
 
@@ -122,7 +115,7 @@ def test_add_int8_mode_stores_the_model_exactly(base, tmp_path):
 def test_add_duplicate_name_is_exit_2_and_writes_nothing(base, tmp_path):
     out = tmp_path / "dup.bin"
     dup = os.path.join(EXAMPLES, "digits_mlp.tflite")
-    p = run_yonoc("add", base, dup, "-o", out, check=False)
+    p = yonoc_in_process("add", base, dup, "-o", out, check=False)
     assert p.returncode == 2 and p.stderr.startswith("yonoc: error:") and "digits_mlp" in p.stderr
     assert not out.exists()
 
@@ -132,5 +125,5 @@ def test_add_to_a_corrupt_image_is_exit_4(base, tmp_path):
     data = bytearray(base.read_bytes())
     data[100] ^= 0xFF
     bad.write_bytes(bytes(data))
-    p = run_yonoc("add", bad, NEW, "-o", tmp_path / "x.bin", check=False)
+    p = yonoc_in_process("add", bad, NEW, "-o", tmp_path / "x.bin", check=False)
     assert p.returncode == 4 and not (tmp_path / "x.bin").exists()
