@@ -16,7 +16,7 @@ from yonoc.backend import image_format as fmt
 from yonoc.backend import notes
 from yonoc.frontend import read_model
 
-from conftest import example_models, run_yonoc
+from conftest import EXAMPLES, example_models, run_yonoc, yonoc_in_process
 
 
 def _strict_loads(text):
@@ -96,16 +96,20 @@ def test_default_inspect_shows_fidelity_from_the_notes(built):
         assert f"{m['snr_db']:.1f}" in line and f"{m['inputs_real']}r+" in line
 
 
-def test_no_notes_leaves_them_out_and_inspect_says_so(built, tmp_path):
-    image, _ = built
-    bare = tmp_path / "bare.bin"
-    run_yonoc("build", *example_models(), "-o", bare, "--no-notes", "-j", "2")
+def test_no_notes_leaves_them_out_and_inspect_says_so(tmp_path):
+    # one small model, checked: the notes then hold an SNR the bare image must not have
+    model = os.path.join(EXAMPLES, "digits_mlp.tflite")
+    image, bare = tmp_path / "notes.bin", tmp_path / "bare.bin"
+    yonoc_in_process("build", model, "-o", image, "-j", "1")
+    yonoc_in_process("build", model, "-o", bare, "--no-notes", "-j", "1")
     with_notes, without = fmt.read_image(image.read_bytes()), fmt.read_image(bare.read_bytes())
     assert without.notes == b"" and len(with_notes.notes) > 0
     assert len(bare.read_bytes()) < len(image.read_bytes())
     # the notes are the only difference: every task rebuilds the same
     for i in range(len(with_notes.tasks)):
         assert fmt.rebuild(with_notes, i) == fmt.rebuild(without, i)
+    noted = _strict_loads(run_yonoc("inspect", image, "--json").stdout)
+    assert noted["models"][0]["snr_db"] is not None and noted["models"][0]["notes"] is True
     r = _strict_loads(run_yonoc("inspect", bare, "--json", "--tensors").stdout)
     assert all(m["snr_db"] is None and m["notes"] is False for m in r["models"])
     assert all(t["weight_snr_db"] is None for m in r["models"] for t in m["tensors"])
