@@ -139,3 +139,21 @@ def test_a_missed_coded_stage_restarts_lines_1_8_from_the_codes_as_encoded(mlp, 
         expected = given.astype(np.float64) * encode.channel_scales(t)
         got = seen[0][i].reshape(-1)
         assert np.allclose(got, expected) == restart
+
+
+def test_training_through_the_codebooks_uses_coded_loss(mlp):
+    """The all-coded stage trains with `coded_loss`, the loop's raw M-steps with `loss`."""
+    model, data, cbs = mlp
+    losses = []
+
+    class Record:
+        def __call__(self, model, trainable, weights, data):
+            losses.append(("coded" if data.coded else "raw", data.loss))
+            return {i: weights[i] for i in trainable}
+
+    opts = em.EMOptions(
+        epsilon=-100.0, precheck=False, coded_tries=1, max_iterations=0, fallback_raw=False
+    )
+    assert (opts.loss, opts.coded_loss) == ("auto", "ce+kl")  # the defaults
+    em.run(model, encode.encode_model(model, cbs), data, opts, Record())
+    assert losses == [("coded", "ce+kl"), ("raw", "auto")]

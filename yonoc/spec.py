@@ -7,8 +7,8 @@
     codebooks = "cb.npz"   # frozen codebooks (optional)
     epochs = 16            # EM finetuning knobs: epochs, lr, batch_size, seed, init,
                            # train_biases, frozen_biases, reassign, loss, max_train,
-                           # max_iterations, rate_search,
-                           # patience, coded_tries, stall, device (see yonoc.passes.em.EMOptions)
+                           # max_iterations, rate_search, patience, coded_tries,
+                           # coded_loss, stall, device (see yonoc.passes.em.EMOptions)
     snr = 20.0             # data-free fidelity target (models without labels)
     min_agreement = 0.99
     execute = "auto"       # rebuild | flash | auto, as --execute (issue 14)
@@ -65,6 +65,7 @@ _EM_KEYS = {
     "rate_search",
     "patience",
     "coded_tries",
+    "coded_loss",
     "stall",
     "device",
 }
@@ -84,6 +85,7 @@ _EM_CHOICES = {
     "init": ("original", "reconstructed"),
     "reassign": ("original", "finetuned"),
     "loss": ("auto", "ce", "bce", "kl", "mse", "ce+kl"),
+    "coded_loss": ("auto", "ce", "bce", "kl", "mse", "ce+kl"),
 }
 
 
