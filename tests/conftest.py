@@ -27,6 +27,15 @@ SHARED = os.environ.get(
 FAST_EXAMPLES = ("digits_mlp", "digits_resnet", "imu_cnn1d", "kws_dscnn")
 
 
+# two of them for tests of a build's plumbing rather than its compression: quick to build, two
+# kernel groups, the larger model region and the larger arena in different tasks
+SMALL_EXAMPLES = ("digits_mlp", "imu_cnn1d")
+
+
+def small_models() -> list:
+    return [os.path.join(EXAMPLES, f"{n}.tflite") for n in SMALL_EXAMPLES]
+
+
 def example_models() -> list:
     return [
         p

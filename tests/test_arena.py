@@ -20,14 +20,11 @@ from yonoc.backend import image_format as fmt
 from yonoc.compiler import build
 from yonoc.options import BuildOptions
 
-from conftest import EXAMPLES, example_models, run_yonoc, shared_models, yonoc_in_process
+from conftest import example_models, run_yonoc, shared_models, small_models, yonoc_in_process
 
 pytest.importorskip("tflite_micro")
 
 MODELS = example_models() + shared_models()
-# the SRAM-figure image: two small models, the larger model region and the larger arena in
-# different tasks (so the firmware figure is not one task's sum)
-SRAM_MODELS = [os.path.join(EXAMPLES, f"{n}.tflite") for n in ("digits_mlp", "imu_cnn1d")]
 GXX = shutil.which("g++")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -180,7 +177,7 @@ def examples_image(tmp_path_factory):
     # prefix app: the default prefix's yono_image[] collides with the runtime's yono_image type
     yonoc_in_process(
         "build",
-        *SRAM_MODELS,
+        *small_models(),
         "-o",
         image,
         "--no-check",
@@ -229,7 +226,7 @@ def test_sram_budget_is_exactly_the_figure(examples_image, tmp_path):
     # rebuild mode for every task: with the default `--execute auto` a budget below the
     # rebuild figure moves tasks to flash mode instead (tests/test_flash_image.py)
     rebuild = ("--execute", "rebuild")
-    base = ("build", *SRAM_MODELS, "-o", out, "--no-check", "-j", "1", *rebuild)
+    base = ("build", *small_models(), "-o", out, "--no-check", "-j", "1", *rebuild)
     p = yonoc_in_process(*base, "--sram", str(total - 1), check=False)
     assert p.returncode == 7, p.stderr
     assert "model region" in p.stderr and "tensor arena" in p.stderr

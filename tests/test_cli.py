@@ -13,7 +13,14 @@ from yonoc.frontend import read_model
 from yonoc.interpreter import generated_inputs
 from yonoc.passes.fidelity import snr_db
 
-from conftest import EXAMPLES, example_models, run_yonoc, tflm_outputs, yonoc_in_process
+from conftest import (
+    EXAMPLES,
+    example_models,
+    run_yonoc,
+    small_models,
+    tflm_outputs,
+    yonoc_in_process,
+)
 
 pytestmark = pytest.mark.skipif(len(example_models()) < 3, reason="example models missing")
 
@@ -104,7 +111,9 @@ def test_modes_order_by_size(built, tmp_path):
     sizes = {"yono": built[1].stat().st_size}  # the default mode
     for mode in ("int8", "pq-m"):
         out = tmp_path / f"{mode}.bin"
-        run_yonoc("build", *example_models(), "-o", out, "--mode", mode, "--no-check")
+        yonoc_in_process(
+            "build", *example_models(), "-o", out, "--mode", mode, "--no-check", "-j", "1"
+        )
         sizes[mode] = out.stat().st_size
     assert sizes["pq-m"] < sizes["yono"] < sizes["int8"]
     # int8 mode rebuilds the inputs byte for byte
@@ -118,10 +127,11 @@ def test_frozen_codebooks_compress_an_unseen_model(tmp_path):
     models = example_models()
     seen, unseen = models[:-1], models[-1:]
     cb = tmp_path / "cb.npz"
-    run_yonoc("codebooks", "learn", *seen, "-o", cb)
+    yonoc_in_process("codebooks", "learn", *seen, "-o", cb)
     before = cb.read_bytes()
     out = tmp_path / "unseen.bin"
-    run_yonoc("build", "--codebooks", cb, *unseen, "-o", out)
+    # fidelity is not what is tested here: --no-check
+    yonoc_in_process("build", "--codebooks", cb, *unseen, "-o", out, "--no-check", "-j", "1")
     assert cb.read_bytes() == before
     r = json.loads(run_yonoc("inspect", out, "--json").stdout)
     assert r["models"][0]["tensors_compressed"] > 0
@@ -157,10 +167,6 @@ def test_bad_input_is_one_line_error_without_output(tmp_path, args, code, text):
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".yonoc-")]
 
 
-def _two_small_models():
-    return [os.path.join(EXAMPLES, f"{n}.tflite") for n in ("digits_mlp", "imu_cnn1d")]
-
-
 def test_per_model_lines_arrive_while_the_build_runs(tmp_path):
     """Default verbosity, stderr not a terminal: plain lines, each model's as it finishes."""
     import subprocess
@@ -172,7 +178,7 @@ def test_per_model_lines_arrive_while_the_build_runs(tmp_path):
             "-m",
             "yonoc",
             "build",
-            *_two_small_models(),
+            *small_models(),
             "-o",
             str(tmp_path / "x.bin"),
             "-j",
@@ -208,7 +214,7 @@ def test_progress_bar_on_a_terminal(tmp_path):
             "-m",
             "yonoc",
             "build",
-            *_two_small_models(),
+            *small_models(),
             "-o",
             str(tmp_path / "x.bin"),
             "--mode",

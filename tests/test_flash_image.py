@@ -15,9 +15,9 @@ from yonoc.backend import format_spec as spec
 from yonoc.backend import image_format as fmt
 from yonoc.errors import ImageError, YonocError
 
-from conftest import EXAMPLES, run_yonoc
+from conftest import EXAMPLES, run_yonoc, small_models
 
-TWO = [os.path.join(EXAMPLES, f"{n}.tflite") for n in ("digits_mlp", "imu_cnn1d")]
+TWO = small_models()
 KWS = os.path.join(EXAMPLES, "kws_dscnn.tflite")
 
 

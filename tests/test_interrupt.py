@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import EXAMPLES, example_models
+from conftest import EXAMPLES, example_models, small_models
 
 pytestmark = pytest.mark.skipif(len(example_models()) < 3, reason="example models missing")
 
@@ -27,7 +27,7 @@ DEADLINE_S = 5.0  # the bar is ~2 s; slack for a loaded 2-core CI machine
 
 # fewer models than example_models(): the moments below come sooner (codebooks are learnt from
 # fewer weights); two models still start two workers, three keep some mid-search after the first
-MODELS_2 = [os.path.join(EXAMPLES, f"{n}.tflite") for n in ("digits_mlp", "imu_cnn1d")]
+MODELS_2 = small_models()
 MODELS_3 = MODELS_2 + [os.path.join(EXAMPLES, "digits_resnet.tflite")]
 
 
