@@ -15,10 +15,10 @@ from yonoc.backend import format_spec as spec
 from yonoc.backend import image_format as fmt
 from yonoc.errors import ImageError, YonocError
 
-from conftest import EXAMPLES, run_yonoc, small_models
+from conftest import EXAMPLES, run_yonoc, small_models, yonoc_in_process
 
 TWO = small_models()
-KWS = os.path.join(EXAMPLES, "kws_dscnn.tflite")
+ADDED = os.path.join(EXAMPLES, "cancer_mlp.tflite")  # appended by `add`: small, not in TWO
 
 
 # --- the format: a flash task is stored whole ----------------------------------------------
@@ -138,7 +138,9 @@ def images(tmp_path_factory):
         ("flash2", ["--execute", "flash"]),
     ):
         out[name] = d / f"{name}.bin"
-        run_yonoc("build", *TWO, "-o", out[name], "--no-check", "-j", "1", *extra)
+        # the second flash build in a process of its own: the same bytes across processes
+        run = run_yonoc if name == "flash2" else yonoc_in_process
+        run("build", *TWO, "-o", out[name], "--no-check", "-j", "1", *extra)
     out["dir"] = d
     return out
 
@@ -201,13 +203,13 @@ def test_sram_budget_picks_flash_only_when_needed(images, tmp_path):
     base = ["build", *TWO, "--no-check", "-j", "1"]
     # (a budget of the rebuild figure keeps rebuild mode: test_auto_moves_the_largest_...)
     tight = tmp_path / "tight.bin"
-    run_yonoc(*base, "-o", tight, "--sram", str(rs["total_bytes"] - 1))
+    yonoc_in_process(*base, "-o", tight, "--sram", str(rs["total_bytes"] - 1))
     img = fmt.read_image(tight.read_bytes())
     assert any(t.flash for t in img.tasks)
     from yonoc.budget import firmware_sram
 
     assert firmware_sram(img).total <= rs["total_bytes"] - 1
-    r = run_yonoc(
+    r = yonoc_in_process(
         *base, "-o", tmp_path / "no.bin", "--sram", str(fs["total_bytes"] - 1), check=False
     )
     assert r.returncode == 7 and "SRAM" in r.stderr and not (tmp_path / "no.bin").exists()
@@ -215,7 +217,7 @@ def test_sram_budget_picks_flash_only_when_needed(images, tmp_path):
 
 def test_add_appends_a_rebuild_task_to_a_flash_image(images, tmp_path):
     out = tmp_path / "added.bin"
-    run_yonoc("add", images["flash"], KWS, "-o", out, "--no-check")
+    yonoc_in_process("add", images["flash"], ADDED, "-o", out, "--no-check")
     old, new = images["flash"].read_bytes(), out.read_bytes()
     assert new[64 : len(old)] == old[64:]
     img = fmt.read_image(new)
@@ -226,7 +228,7 @@ def test_add_appends_a_rebuild_task_to_a_flash_image(images, tmp_path):
     # the flash tasks' records give `add` the image's codebooks: the same task as on the
     # rebuild-mode image (same codebooks, same codes)
     out2 = tmp_path / "added2.bin"
-    run_yonoc("add", images["rebuild"], KWS, "-o", out2, "--no-check")
+    yonoc_in_process("add", images["rebuild"], ADDED, "-o", out2, "--no-check")
     other = fmt.read_image(out2.read_bytes())
     assert fmt.rebuild(img, 2) == fmt.rebuild(other, 2)
     assert any(f.kind == fmt.FillKind.PQ for f in img.tasks[2].fills)
