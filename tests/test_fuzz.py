@@ -4,6 +4,9 @@ inspect/extract paths on top of it) and the TFLite frontend.
 Every mutated input must either be accepted (and then rebuild consistently) or be refused with
 the module's own error type; anything else (IndexError, struct.error, a hang) is a bug. The CI
 run does >= 10,000 image mutations; YONOC_FUZZ_EXAMPLES raises the count for longer runs.
+Mutations come from a seeded generator (the same ones every run); a failure names the
+mutation, which `_mutate` replays. (Hypothesis spent ~3 ms per example on its own bookkeeping,
+10x the reader's work.)
 """
 
 from __future__ import annotations
@@ -14,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from yonoc.backend import format_spec as spec
 from yonoc.backend import image_format as fmt
@@ -23,12 +24,9 @@ from yonoc.errors import ImageError, ModelError
 from yonoc.frontend import read_model_bytes
 from yonoc.report import inspect_image
 
-from conftest import example_models, run_yonoc, yonoc_in_process
+from conftest import example_models, yonoc_in_process
 
 N = int(os.environ.get("YONOC_FUZZ_EXAMPLES", "10000"))
-FUZZ = settings(
-    max_examples=N, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
-)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +35,9 @@ def small_image(tmp_path_factory):
     if not models:
         pytest.skip("example models missing")
     d = tmp_path_factory.mktemp("fuzz")
-    run_yonoc("build", min(models, key=os.path.getsize), "-o", d / "img.bin", "--no-check")
+    yonoc_in_process(
+        "build", min(models, key=os.path.getsize), "-o", d / "img.bin", "--no-check", "-j", "1"
+    )
     return (d / "img.bin").read_bytes()
 
 
@@ -69,11 +69,15 @@ def _mutate(data: bytes, ops, fix_crc: bool) -> bytes:
     return _fix_crc(buf) if fix_crc else bytes(buf)
 
 
-OPS = st.lists(
-    st.tuples(st.integers(0, 4), st.integers(0, 1 << 31), st.integers(0, 1 << 32 - 1)),
-    min_size=1,
-    max_size=4,
-)
+def _mutations(count: int, seed: int):
+    """`count` seeded mutations: 1-4 (kind, position, value) ops each."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        n = int(rng.integers(1, 5))
+        kinds = rng.integers(0, 5, n)
+        pos = rng.integers(0, 1 << 31, n)
+        vals = rng.integers(0, 1 << 31, n)
+        yield [(int(k), int(p), int(v)) for k, p, v in zip(kinds, pos, vals)]
 
 
 def _check_image(data: bytes):
@@ -90,10 +94,16 @@ def _check_image(data: bytes):
     return True
 
 
-@FUZZ
-@given(ops=OPS, fix_crc=st.booleans())
-def test_mutated_images_are_accepted_or_cleanly_refused(small_image, ops, fix_crc):
-    _check_image(_mutate(small_image, ops, fix_crc))
+def test_mutated_images_are_accepted_or_cleanly_refused(small_image):
+    accepted = 0
+    for k, ops in enumerate(_mutations(N, seed=1)):
+        fix_crc = bool(k % 2)
+        try:
+            accepted += _check_image(_mutate(small_image, ops, fix_crc))
+        except Exception as e:
+            raise AssertionError(f"mutation {ops} (fix_crc={fix_crc}): {e!r}") from e
+    # the CRC-fixed half reaches the tables: some mutations must be accepted, most refused
+    assert 0 < accepted < N
 
 
 def test_mutated_images_through_the_cli(small_image, tmp_path):
@@ -128,19 +138,18 @@ def small_model():
         return f.read()
 
 
-@settings(
-    max_examples=max(N // 5, 200),
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=list(HealthCheck),
-)
-@given(ops=OPS)
-def test_mutated_tflite_files_are_read_or_cleanly_refused(small_model, ops):
-    data = _mutate(small_model, ops, False)
-    try:
-        read_model_bytes(data, "fuzz")
-    except ModelError:
-        pass
+def test_mutated_tflite_files_are_read_or_cleanly_refused(small_model):
+    read = 0
+    for ops in _mutations(max(N // 5, 200), seed=2):
+        data = _mutate(small_model, ops, False)
+        try:
+            read_model_bytes(data, "fuzz")
+            read += 1
+        except ModelError:
+            pass
+        except Exception as e:
+            raise AssertionError(f"mutation {ops}: {e!r}") from e
+    assert read > 0  # not every mutation may be refused: some only touch weight bytes
 
 
 def _regressions_module():
