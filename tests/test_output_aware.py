@@ -208,7 +208,7 @@ def test_pq_m_codes_output_aware_with_bias_from_real_inputs(tmp_path):
     snr = {}
     for enc in ("nearest", "output+bias"):
         rep = tmp_path / f"{enc}.json"
-        run_yonoc(
+        yonoc_in_process(
             "build", model, "-o", tmp_path / f"{enc}.bin", "--mode", "pq-m", "--encode", enc,
             "-j", "1", "--no-notes", "--report", rep,
         )  # fmt: skip
