@@ -157,3 +157,26 @@ def test_training_through_the_codebooks_uses_coded_loss(mlp):
     assert (opts.loss, opts.coded_loss) == ("auto", "ce+kl")  # the defaults
     em.run(model, encode.encode_model(model, cbs), data, opts, Record())
     assert losses == [("coded", "ce+kl"), ("raw", "auto")]
+
+
+@pytest.mark.parametrize("coarsen", [True, False])
+def test_met_after_a_rate_step_tries_the_coarser_rate_again(mlp, monkeypatch, coarsen):
+    """The stage misses (a layer steps one rate finer), then meets; with `coarsen` that layer
+    is tried at its coarsest rate again (one evaluation, no training) and kept there when the
+    target still holds."""
+    model, data, cbs = mlp
+    scripted = iter([90.0, 0.0])  # the original, then the stage's first try misses
+    monkeypatch.setattr(em, "accuracy", lambda *a: next(scripted, 90.0))
+    trained = []
+
+    class Shrink:  # each try's shadow weights differ (the cache would repeat a known blob)
+        def __call__(self, model, trainable, weights, data):
+            trained.append(sorted(data.coded))
+            return {i: 0.9 * weights[i] for i in trainable}
+
+    opts = em.EMOptions(epsilon=0.5, precheck=False, coded_tries=3, coarsen=coarsen)
+    out = em.run(model, encode.encode_model(model, cbs), data, opts, Shrink())
+    assert out.passed and out.coded_tries == 2 and len(trained) == 2  # no training after
+    assert encode.RAW not in out.choices
+    assert sorted(out.choices) == ([0] * len(out.choices) if coarsen else [0, 0, 0, 1])
+    assert len(out.steps) == (3 if coarsen else 2)  # the coarsening's evaluation is a step

@@ -67,6 +67,8 @@ _EM_KEYS = {
     "coded_tries",
     "coded_loss",
     "stall",
+    "restart",
+    "coarsen",
     "device",
 }
 # the [build] table: every Algorithm 1 key plus how the image is built and judged data-free
@@ -141,7 +143,7 @@ def load_spec(path: str) -> Spec:
     for key, allowed in _EM_CHOICES.items():
         if key in build and build[key] not in allowed:
             raise YonocError(f"{path}: [build] {key} must be one of {', '.join(allowed)}")
-    for key in ("train_biases", "frozen_biases", "rate_search"):
+    for key in ("train_biases", "frozen_biases", "rate_search", "restart", "coarsen"):
         if key in build and not isinstance(build[key], bool):
             raise YonocError(f"{path}: [build] {key} must be true or false")
     if "execute" in build and build["execute"] not in _EXECUTE:

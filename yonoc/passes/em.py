@@ -61,13 +61,13 @@ from ..samples import (  # noqa: F401  (DataSpec, load_npz: re-exported for spec
 from .em_eval import (  # noqa: F401 (re-exported)
     EvalCache,
     accuracy,
+    data_free_fallback,
     first_last,
     log_step,
     report_test,
 )
 from .encode import RAW, TensorEncodings, channel_scales, rebuilt_model
 from .fidelity import Evaluator, FidelityTarget, distillation_target
-from .fidelity import choose as fidelity_choose
 
 if TYPE_CHECKING:
     from ..options import BuildOptions
@@ -112,6 +112,9 @@ class EMOptions(Training):
     # the all-coded stage missed: Algorithm 1's lines 1-8 start from the codes, rates and biases
     # as encoded (True) or from the stage's (False: its trained shadow weights' codes)
     restart: bool = True
+    # target met (rate_search): every coded layer above its coarsest rate tries the coarser
+    # ones, largest layer first, one evaluation each, no training; kept where the target holds
+    coarsen: bool = True
 
 
 @dataclass
@@ -336,8 +339,29 @@ def run(
     S = first_last(layers) if n > 2 else list(range(n))
     ok = False
 
+    def coarsen(S, result):
+        """Target met: rate steps the eq. 3 moves made that the result may not need."""
+        if not (options.coarsen and options.rate_search):
+            return result
+        for i in sorted(range(n), key=lambda k: -encodings[k].tensor.size):
+            if i in S or books[i] is None or level[i] == 0:
+                continue
+            keep = (level[i], books[i], codes[i])
+            for r in range(keep[0]):  # coded from its shadow weights if trained, else as given
+                set_level(i, r, shadow.get(i))
+                tried = measure(S)
+                if tried[3]:
+                    result = tried
+                    steps.append(EMStep(list(S), tried[2], True))
+                    log_step(model, steps[-1], metric)
+                    break
+            else:
+                level[i], books[i], codes[i] = keep
+        return result
+
     def met_with_all_coded(choices, patches, score, **extra):
         """The outcome when epsilon is met with no layer kept raw (S empty)."""
+        choices, patches, score, _ = coarsen([], (choices, patches, score, True))
         outcome = EMOutcome(
             encodings,
             choices,
@@ -464,36 +488,16 @@ def run(
                 level[i], books[i], codes[i] = keep
         if recoded:
             choices, patches = state(S)
+        choices, patches, score, _ = coarsen(S, (choices, patches, score, True))
     fell_back = False
     if not ok and options.fallback_raw:
         fell_back = True
-        # the data-free allocation (rates + raw, judged on the model's own inputs in TFLM)
-        # before giving up: it keeps the original values of whatever it leaves raw, and the
-        # codes as encoded (not those the E-steps fitted to trained shadow weights and biases)
-        encodings = given
-        samples = model_inputs(model, x_dec)[:32]
+        encodings = given  # the codes as encoded, not the E-steps' (fitted to shadow weights)
         t0 = time.perf_counter()
-        free, _ = fidelity_choose(
-            model,
-            encodings,
-            Evaluator(model, samples, len(samples)),
-            target,
-            "sensitivity",
-            erase_names,
+        choices, patches, score, ok = data_free_fallback(
+            model, encodings, model_inputs(model, x_dec)[:32], target, erase_names, evaluate
         )
         cost["fallback_s"] = time.perf_counter() - t0
-        choices, patches = free, {}
-        score, ok = evaluate(rebuilt_model(model, encodings, choices, erase_names, patches))
-        if ok:
-            log.warning(
-                "%s: EM finetuning did not reach the target; using the data-free "
-                "allocation, which does",
-                model.name,
-            )
-        else:  # never worse than the original: every layer raw with its original values
-            choices = [RAW] * n
-            score, ok = evaluate(rebuilt_model(model, encodings, choices, erase_names, patches))
-            log.warning("%s: EM finetuning did not reach the target; kept raw", model.name)
     out = EMOutcome(
         encodings,
         choices,

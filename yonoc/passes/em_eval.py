@@ -14,7 +14,9 @@ from .. import interpreter
 from ..ir import ModelIR
 from ..progress import PROGRESS
 from ..samples import model_inputs
-from .encode import rebuilt_model
+from .encode import RAW, rebuilt_model
+from .fidelity import Evaluator
+from .fidelity import choose as fidelity_choose
 
 log = logging.getLogger("yonoc")
 
@@ -87,3 +89,30 @@ class EvalCache:
             self.results[key] = self.judge(blob)
             self.seconds += time.perf_counter() - t0
         return self.results[key]
+
+
+def data_free_fallback(model, encodings, samples, target, erase_names, evaluate):
+    """Algorithm 1 missed its target: the data-free allocation (rates + raw, judged on the
+    model's own inputs in TFLM) if `evaluate` says it meets the target, else every layer raw
+    with its original values (never worse than the original). -> choices, patches, score, ok
+    """
+    choices, _ = fidelity_choose(
+        model,
+        encodings,
+        Evaluator(model, samples, len(samples)),
+        target,
+        "sensitivity",
+        erase_names,
+    )
+    score, ok = evaluate(rebuilt_model(model, encodings, choices, erase_names, {}))
+    if ok:
+        log.warning(
+            "%s: EM finetuning did not reach the target; using the data-free allocation, "
+            "which does",
+            model.name,
+        )
+    else:
+        choices = [RAW] * len(encodings)
+        score, ok = evaluate(rebuilt_model(model, encodings, choices, erase_names, {}))
+        log.warning("%s: EM finetuning did not reach the target; kept raw", model.name)
+    return choices, {}, score, ok
