@@ -193,9 +193,9 @@ def _serve() -> None:
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     stdin = sys.stdin.buffer
-    import tflite_micro
+    from .interpreter import _runtime
 
-    rt = tflite_micro.runtime
+    rt = _runtime()
     model = None
     while True:
         try:
