@@ -10,9 +10,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from conftest import EXAMPLES, run_yonoc, yonoc_in_process
+from conftest import small_models, yonoc_in_process
 
-MODELS = [f"{EXAMPLES}/digits_mlp.tflite", f"{EXAMPLES}/imu_cnn1d.tflite"]
+MODELS = small_models()
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -49,7 +49,7 @@ class _Page(HTMLParser):
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
     p = tmp_path_factory.mktemp("report") / "image.bin"
-    run_yonoc("build", *MODELS, "-o", p, "-j", "2")
+    yonoc_in_process("build", *MODELS, "-o", p, "-j", "1")
     return p
 
 
@@ -115,7 +115,7 @@ def test_report_is_self_contained_with_well_formed_svg(image, tmp_path):
 
 def test_report_flags_an_overrun_budget_and_missing_notes(tmp_path):
     bare = tmp_path / "bare.bin"
-    run_yonoc("build", *MODELS, "-o", bare, "--no-notes", "--no-check")
+    yonoc_in_process("build", *MODELS, "-o", bare, "--no-notes", "--no-check", "-j", "1")
     html = _render(bare, tmp_path, "--flash", str(bare.stat().st_size - 1))
     assert "OVER" in html and "no build notes" in html
 
