@@ -19,7 +19,7 @@ import pytest
 from yonoc.backend import codegen
 from yonoc.errors import YonocError
 
-from conftest import example_models, run_yonoc, shared_models
+from conftest import example_models, shared_models, yonoc_in_process
 
 GXX = shutil.which("g++")
 GCC = shutil.which("gcc")
@@ -30,11 +30,13 @@ CXXFLAGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 def _build(tmp, name, models, prefix, *extra):
     out = tmp / name
     out.mkdir()
-    run_yonoc(
+    yonoc_in_process(
         "build",
         *models,
         "-o",
         out / "image.bin",
+        "-j",
+        "1",
         "--mode",
         "int8",
         "--no-check",
@@ -308,7 +310,7 @@ def test_unknown_operator_is_a_clear_error():
 
 @pytest.mark.parametrize("prefix", ["1abc", "a-b", "__x"])
 def test_bad_prefix_rejected_before_building(prefix, tmp_path):
-    proc = run_yonoc(
+    proc = yonoc_in_process(
         "build",
         *example_models(),
         "-o",
