@@ -10,7 +10,7 @@ vs output-aware codes + bias correction, same fidelity target.
 
 Prints markdown (and writes it with --write FILE).
 
-    python bench/output_aware.py [--write out.md] [--only shared|codes|examples] [--jobs N]
+    python bench/output_aware.py [--write out.md] [--only shared|codes|examples|floor] [--jobs N]
 """
 
 from __future__ import annotations
@@ -261,11 +261,71 @@ def bench_calibration_codes(out: list, names: list) -> None:
     out.append("")
 
 
+def _restore_original(model, trainable, weights, data):
+    """Non-torch finetune hook: layers in S get their original weights back (no training:
+    the worst case for a criterion, what the codes and rates alone hold)."""
+    from yonoc.passes.encode import channel_scales
+
+    return {
+        i: (model.weights[i].values.astype(np.float64) * channel_scales(model.weights[i])).reshape(
+            model.weights[i].shape
+        )
+        for i in trainable
+    }
+
+
+def bench_calibration_floor(out: list, floors: list, names: list) -> None:
+    """The SNR floor of the calibration-only agreement criterion (fidelity.distillation_target):
+    unlabelled EM per model with the non-training hook above, judged by agreement >= 99 % on
+    the held-back inputs plus each floor; test-accuracy loss in TFLM."""
+    from yonoc.passes import em, encode, fidelity
+    from yonoc.pq.codebooks import CodebookOptions, learn
+
+    ex = os.path.join(ROOT, "examples", "models")
+    out.append("### Calibration-only: the agreement criterion's SNR floor (`--only floor`)\n")
+    out.append(
+        "| model | "
+        + " | ".join(f"floor {f:g} dB: ratio, held-back SNR / agr, test loss" for f in floors)
+        + " |"
+    )
+    out.append("|---|" + "---|" * len(floors))
+    floor0 = fidelity.AGREEMENT_SNR_FLOOR_DB
+    for name in names:
+        model = read_model(os.path.join(ex, name + ".tflite"))
+        encs = encode.encode_model(
+            model, learn(model.weights, CodebookOptions(codewords=64, iterations=8))
+        )
+        data = em.load_data(model, em.DataSpec(inputs=os.path.join(ex, name + ".train.npz")))
+        xt, yt = load_npz(os.path.join(ex, name + ".test.npz"))
+        xs = model_inputs(model, xt)
+        a0 = em.accuracy(model, model.data, xs, yt)
+        held = model_inputs(model, data.decide()[0])
+        total = sum(e.tensor.size for e in encs)
+        cells = []
+        try:
+            for f in floors:
+                fidelity.AGREEMENT_SNR_FLOOR_DB = f
+                o = em.run(model, encs, data, em.EMOptions(), _restore_original)
+                blob = encode.rebuilt_model(model, o.encodings, o.choices, True, o.patches)
+                h = fidelity.Evaluator(model, held, len(held)).measure(blob)
+                b = sum(e.bytes_at(c) for e, c in zip(o.encodings, o.choices))
+                loss = a0 - em.accuracy(model, blob, xs, yt)
+                cells.append(
+                    f"{total / b:.2f}x, {h.snr_db:.1f} dB / {100 * h.agreement:.1f}%, {loss:+.2f}"
+                )
+        finally:
+            fidelity.AGREEMENT_SNR_FLOOR_DB = floor0
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+        print(out[-1], flush=True)
+    out.append("")
+
+
 def main():
     global ENCODINGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--write")
-    ap.add_argument("--only", choices=("shared", "examples", "codes"))
+    ap.add_argument("--only", choices=("shared", "examples", "codes", "floor"))
+    ap.add_argument("--floors", default="0,5,10,15,20", help="dB, for --only floor")
     ap.add_argument("--jobs", type=int, default=0)
     ap.add_argument(
         "--encodings",
@@ -281,6 +341,12 @@ def main():
         bench_calibration_codes(out, ["digits_mlp", "digits_resnet", "imu_cnn1d", "kws_dscnn"])
     if a.only in (None, "examples"):
         bench_calibration_only(out, a.jobs)
+    if a.only == "floor":  # not in the default run: ~15 min of CPU on the eight examples
+        names = sorted(
+            os.path.basename(p)[: -len(".tflite")]
+            for p in glob.glob(os.path.join(ROOT, "examples", "models", "*.tflite"))
+        )
+        bench_calibration_floor(out, [float(f) for f in a.floors.split(",")], names)
     text = "\n".join(out) + "\n"
     print(text)
     if a.write:
