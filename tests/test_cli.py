@@ -87,12 +87,14 @@ def test_rebuilt_models_run_in_litert(built):
         assert np.abs(out.astype(int) - ref.astype(int)).max() <= 2
 
 
-def test_same_image_whatever_the_input_order_hash_seed_and_worker_count(built, tmp_path):
-    """One build that differs from the session image in all three: input order reversed, one
-    worker (the session image: one per core, 2 here), a fixed hash seed (there: random)."""
+def test_same_image_whatever_the_input_order_hash_seed_worker_and_thread_count(built, tmp_path):
+    """One build that differs from the session image in all four: input order reversed, one
+    worker (the session image: one per core, 2 here), a fixed hash seed (there: random), three
+    OpenBLAS threads (there: one per core; threaded BLAS rounds differently, so yonoc runs its
+    numerics on one thread: workers.one_blas_thread)."""
     _, image = built
     again = tmp_path / "again.bin"
-    env = dict(os.environ, PYTHONHASHSEED="12345")
+    env = dict(os.environ, PYTHONHASHSEED="12345", OPENBLAS_NUM_THREADS="3")
     run_yonoc("build", *reversed(example_models()), "-o", again, "--jobs", "1", env=env)
     assert again.read_bytes() == image.read_bytes()
 

@@ -17,6 +17,7 @@ from .errors import YonocError
 from .ir import Group
 from .options import BuildOptions
 from .pq.codebooks import CodebookSet, PQCodebook
+from .workers import one_blas_thread
 
 
 def image_codebooks(image: fmt.Image):
@@ -68,6 +69,7 @@ def _records(image: fmt.Image, index: int) -> list:
     return [op.fill for op in decode_ops(fmt.rebuild(image, index))]
 
 
+@one_blas_thread
 def add(image_bytes: bytes, model_path: str, options: BuildOptions):
     """(new image bytes, ModelResult of the added model)."""
     image = fmt.read_image(image_bytes)

@@ -92,10 +92,12 @@ def choose_layouts(models: list, kernel_major: bool) -> list:
     return encode.set_layout(models, kernel_major)
 
 
+@workers.one_blas_thread
 def learn_codebooks(models: list, options: pq.CodebookOptions) -> pq.CodebookSet:
     return pq.learn([t for m in models for t in m.weights], options)
 
 
+@workers.one_blas_thread
 def build(paths: list, options: BuildOptions, execution=None) -> BuildResult:
     """`execution` (backend.execute.Execution): which tasks run in flash mode; None: all
     rebuild."""
@@ -266,6 +268,7 @@ def drop_unused_codebooks(entries: list, tasks: list):
     return [e for i, e in enumerate(entries) if i in used], tasks
 
 
+@workers.one_blas_thread
 def _compile_model(args):
     """Encode one model, choose its rates/raw tensors, and make its image task.
 
