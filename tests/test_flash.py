@@ -11,20 +11,17 @@ import pytest
 from yonoc.backend import flash
 from yonoc.backend import image_format as fmt
 from yonoc.backend.execute import Execution
-from yonoc.compiler import build
-from yonoc.options import BuildOptions
-
-from conftest import example_models
 
 BOOKKEEPING = 192  # bytes of TFLM arena bookkeeping allowed per added decode op (64-bit host)
 S = pytest.importorskip("tflite_micro.tensorflow.lite.micro.python.schema_py_generated")
 
 
 @pytest.fixture(scope="module")
-def rebuild_image():
-    """The four fast examples, rebuild mode, --no-check (fidelity is not what is tested)."""
-    r = build(example_models(), BuildOptions(check=False, jobs=1), Execution("rebuild"))
-    return fmt.read_image(r.image)
+def rebuild_image(examples_built):
+    """The four fast examples in rebuild mode: the session image (default options)."""
+    img = fmt.read_image(examples_built.image.read_bytes())
+    assert not any(t.flash for t in img.tasks)
+    return img
 
 
 def _tasks(image):
