@@ -178,6 +178,21 @@ def _session_dir(tmp_path_factory, name: str, make) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def int8_built(tmp_path_factory) -> pathlib.Path:
+    """The fast examples and every ../shared model in one int8-mode image (--no-check: lossless,
+    arenas measured), with its C sources (--emit-c, prefix `all`): for the tests of arena sizes
+    and of the generated op resolver. Folder: image.bin, all_image.h/.cc, all_ops.h."""
+
+    def make(d):
+        yonoc_in_process(
+            "build", *example_models(), *shared_models(), "-o", d / "image.bin",
+            "--mode", "int8", "--no-check", "-j", "1", "--emit-c", d, "--prefix", "all",
+        )  # fmt: skip
+
+    return _session_dir(tmp_path_factory, "int8_all", make)
+
+
+@pytest.fixture(scope="session")
 def examples_built(tmp_path_factory) -> Built:
     """The example models built once per session with the default options (TFLM fidelity
     check): for every test that reads this image rather than tests a build of its own.
