@@ -19,7 +19,7 @@ from yonoc.frontend import read_model, read_model_bytes
 from yonoc.ir import Group
 from yonoc.options import BuildOptions
 
-from conftest import SHARED, needs_shared, run_yonoc, tflm_outputs
+from conftest import SHARED, needs_shared, run_yonoc, tflm_outputs, yonoc_in_process
 
 # --------------------------------------------------------------------------- frontend basics
 
@@ -141,12 +141,12 @@ def test_tflm_signal_op_model_is_checked_and_compressed_around_it(tmp_path):
 
 def test_unknown_custom_op_is_refused_in_check_mode_with_a_clear_message(tmp_path):
     path = write(tmp_path, "vendor", custom_op_model("VendorFFT", None))
-    p = run_yonoc("build", path, "-o", tmp_path / "img.bin", "-q", check=False)  # no progress
+    p = yonoc_in_process("build", path, "-o", tmp_path / "img.bin", "-q", check=False)
     assert p.returncode == ModelError.exit_code
     assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
     assert "vendor: the TFLM interpreter cannot run this model" in p.stderr
     assert "VendorFFT" in p.stderr and "--no-check" in p.stderr
-    run_yonoc("build", path, "-o", tmp_path / "img.bin", "--no-check", "--mode", "pq-m")
+    yonoc_in_process("build", path, "-o", tmp_path / "img.bin", "--no-check", "--mode", "pq-m")
     r = json.loads(run_yonoc("inspect", tmp_path / "img.bin", "--json").stdout)
     assert r["models"][0]["name"] == "vendor"
 
