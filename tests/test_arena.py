@@ -237,7 +237,7 @@ def test_sram_budget_is_exactly_the_figure(examples_image, tmp_path):
 
 def test_impossible_sram_fails_before_the_build(tmp_path):
     out = tmp_path / "x.bin"
-    p = run_yonoc(
+    p = yonoc_in_process(
         "build", *example_models(), "-o", out, "--sram", "64K", "--execute", "rebuild", check=False
     )
     assert p.returncode == 7 and "at least" in p.stderr and "digits_resnet" in p.stderr

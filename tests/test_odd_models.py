@@ -14,7 +14,7 @@ from yonoc.errors import YonocError
 from yonoc.frontend import read_model_bytes
 from yonoc.options import BuildOptions
 
-from conftest import run_yonoc
+from conftest import yonoc_in_process
 
 # --------------------------------------------------------------------------- inputs
 
@@ -64,14 +64,14 @@ def test_duplicate_model_names_are_refused(tmp_path):
     p1 = write(tmp_path / "a", "net", small_cnn())
     p2 = write(tmp_path / "b", "net", small_cnn(seed=1))
     for args in ((p1, p2), (p1, p1)):
-        p = run_yonoc("build", *args, "-o", tmp_path / "img.bin", "--no-check", check=False)
+        p = yonoc_in_process("build", *args, "-o", tmp_path / "img.bin", "--no-check", check=False)
         assert p.returncode == YonocError.exit_code
         assert "duplicate model name 'net'" in p.stderr and "rename one" in p.stderr
     assert not (tmp_path / "img.bin").exists()
 
 
 def test_empty_model_list_is_refused(tmp_path):
-    p = run_yonoc("build", "-o", tmp_path / "img.bin", check=False)
+    p = yonoc_in_process("build", "-o", tmp_path / "img.bin", check=False)
     assert p.returncode == YonocError.exit_code
     assert p.stderr.strip() == "yonoc: error: no input models given"
     with pytest.raises(YonocError, match="no input models"):
