@@ -39,9 +39,10 @@ class EMOptions(Training):
     # before lines 1-8 (not in Algorithm 1): train *every* coded layer through its frozen
     # codebook (straight-through, biases too), S empty, and take its nearest codes; up to this
     # many tries, the eq. 3 worst layer one rate finer after each miss; 0 (or rate_search
-    # false, Algorithm 1 read literally): off. 6: the examples met it at tries 1-3, audio_cnn1d
-    # with codebooks learned without it at try 4 (3 tries: fallback, 2.65x; paper-tables.md)
-    coded_tries: int = 6
+    # false, Algorithm 1 read literally): off. 4: the examples met it at tries 1-3, audio_cnn1d
+    # with codebooks learned without it at try 4 (3 tries: fallback, 2.65x); each try more
+    # costs kws_dscnn (which misses it) ~30-90 s of the build's critical path (paper-tables.md)
+    coded_tries: int = 4
     # Algorithm 1's loop (rate_search) stops after this many M-steps without a new best score
     # and goes to the fallback (not in Algorithm 1; 0: every iteration runs, as pq-mopt does)
     stall: int = 6
