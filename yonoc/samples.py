@@ -3,8 +3,10 @@ generated ones) and a build spec's training and test data."""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +14,11 @@ from . import quant
 from .errors import YonocError
 from .interpreter import generated_inputs
 from .ir import ModelIR
+
+if TYPE_CHECKING:
+    from .options import BuildOptions
+
+log = logging.getLogger("yonoc")
 
 SAMPLE_SUFFIX = ".sample.npy"
 
@@ -228,3 +235,44 @@ def load_data(model: ModelIR, spec: DataSpec) -> ModelData:
         f"+ {len(yt)} test (reported)"
     )
     return ModelData(x, y, xt, yt, spec.epsilon, xv, yv, split)
+
+
+def check_inputs(models: list, explicit: dict, options: BuildOptions) -> None:
+    """What can be checked before the long work: sample files, labels, mode/data mismatches."""
+    if options.check:
+        for m in models:
+            for path in find_sample_files(m, explicit):
+                load_samples(m, path, options.max_samples)
+    else:
+        log.warning("--no-check: fidelity is not measured; models may be far below the target")
+    data = dict(options.data)
+    for m in models:
+        if m.name in data:
+            check_labels(m, data[m.name])
+        elif options.mode == "pq-mopt":
+            log.warning(
+                "%s: pq-mopt without data (train/inputs in a --spec) behaves like pq-m: "
+                "every weight coded, no finetuning",
+                m.name,
+            )
+
+
+def check_labels(m, ds) -> None:
+    """Labels must name one of the model's classes: out-of-range labels would give 0 % for
+    the original and the rebuilt model alike, and a target 'met'."""
+    if not m.outputs:
+        return
+    classes = int(m.outputs[0].shape[-1]) if m.outputs[0].shape else 1
+    top = 1 if classes == 1 else classes - 1  # one sigmoid output: labels 0/1
+    for path in (ds.train, ds.test):
+        if not path:
+            continue
+        _, y = load_npz(path)
+        if y is None or not len(y):
+            continue
+        bad = y[(y < 0) | (y > top)]
+        if len(bad):
+            raise YonocError(
+                f"{path}: label {int(bad[0])} is not a class of model {m.name} "
+                f"({classes} output{'s' if classes > 1 else ''}: labels 0..{top})"
+            )
