@@ -38,6 +38,16 @@ def small_models() -> list:
     return [os.path.join(EXAMPLES, f"{n}.tflite") for n in SMALL_EXAMPLES]
 
 
+# the files that take longest, started first: under pytest-xdist (--dist loadfile) a file runs
+# on one worker, and one that starts last keeps the run going after the other worker is done
+LONGEST_FIRST = ("test_shared_models.py",)
+
+
+def pytest_collection_modifyitems(items):
+    first = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: else as found
+
+
 def example_models() -> list:
     return [
         p
