@@ -205,6 +205,21 @@ def int8_built(tmp_path_factory) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def small_built(tmp_path_factory) -> pathlib.Path:
+    """The two small examples, --no-check, rebuild mode (the default without --sram), with C
+    sources (prefix `app`: the default prefix's yono_image[] collides with the runtime's
+    yono_image type): image.bin, app_image.h/.cc, app_ops.h."""
+
+    def make(d):
+        yonoc_in_process(
+            "build", *small_models(), "-o", d / "image.bin", "--no-check", "-j", "1",
+            "--emit-c", d, "--prefix", "app",
+        )  # fmt: skip
+
+    return _session_dir(tmp_path_factory, "small_no_check", make)
+
+
+@pytest.fixture(scope="session")
 def examples_built(tmp_path_factory) -> Built:
     """The example models built once per session with the default options (TFLM fidelity
     check): for every test that reads this image rather than tests a build of its own.

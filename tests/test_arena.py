@@ -169,24 +169,8 @@ def test_margin_covers_cmsis_nn_conv_scratch():
 
 
 @pytest.fixture(scope="module")
-def examples_image(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("sram")
-    image = tmp / "ex.bin"
-    # prefix app: the default prefix's yono_image[] collides with the runtime's yono_image type
-    yonoc_in_process(
-        "build",
-        *small_models(),
-        "-o",
-        image,
-        "--no-check",
-        "-j",
-        "1",
-        "--emit-c",
-        tmp,
-        "--prefix",
-        "app",
-    )
-    return tmp, image
+def examples_image(small_built):
+    return small_built, small_built / "image.bin"
 
 
 def _macros(header: str) -> dict:

@@ -129,11 +129,10 @@ def test_explicit_modes_and_blocked_tasks():
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory):
+def images(tmp_path_factory, small_built):
     d = tmp_path_factory.mktemp("flash")
-    out = {}
+    out = {"rebuild": small_built / "image.bin"}  # the same two models in rebuild mode
     for name, extra in (
-        ("rebuild", ["--execute", "rebuild"]),
         ("flash", ["--execute", "flash", "--emit-c", d / "c"]),
         ("flash2", ["--execute", "flash"]),
     ):
