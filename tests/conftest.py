@@ -206,14 +206,16 @@ def int8_built(tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def small_built(tmp_path_factory) -> pathlib.Path:
-    """The two small examples, --no-check, rebuild mode (the default without --sram), with C
+    """The two small examples, --no-check, weight-space codes (--encode nearest: no calibration
+    pass; what is tested with it is not how codes are chosen), rebuild mode (the default without
+    --sram), with C
     sources (prefix `app`: the default prefix's yono_image[] collides with the runtime's
     yono_image type): image.bin, app_image.h/.cc, app_ops.h."""
 
     def make(d):
         yonoc_in_process(
-            "build", *small_models(), "-o", d / "image.bin", "--no-check", "-j", "1",
-            "--emit-c", d, "--prefix", "app",
+            "build", *small_models(), "-o", d / "image.bin", "--no-check", "--encode", "nearest",
+            "-j", "1", "--emit-c", d, "--prefix", "app",
         )  # fmt: skip
 
     return _session_dir(tmp_path_factory, "small_no_check", make)

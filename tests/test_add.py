@@ -87,7 +87,7 @@ def test_add_appends_with_frozen_codebooks_and_only_the_header_changes(base, tmp
     other = tmp_path / "cancer_copy.tflite"
     shutil.copy(NEW, other)
     out2 = tmp_path / "new2.bin"
-    yonoc_in_process("add", out, other, "-o", out2, "--no-check")
+    yonoc_in_process("add", out, other, "-o", out2, "--no-check", "--encode", "nearest")
     _check_append(new, out2.read_bytes(), "cancer_copy")
 
 
@@ -96,9 +96,23 @@ def test_add_uses_only_rates_the_image_kept(tmp_path):
     image = tmp_path / "pqm.bin"
     # digits_mlp and NEW are both fully connected: the same codebook group
     first = os.path.join(EXAMPLES, "digits_mlp.tflite")
-    yonoc_in_process("build", first, "-o", image, "--mode", "pq-m", "--no-check", "-j", "1")
+    yonoc_in_process(
+        "build",
+        first,
+        "-o",
+        image,
+        "--mode",
+        "pq-m",
+        "--no-check",
+        "--encode",
+        "nearest",
+        "-j",
+        "1",
+    )
     out = tmp_path / "new.bin"
-    yonoc_in_process("add", image, NEW, "-o", out, "--mode", "pq-m", "--no-check")
+    yonoc_in_process(
+        "add", image, NEW, "-o", out, "--mode", "pq-m", "--no-check", "--encode", "nearest"
+    )
     rows = json.loads(yonoc_in_process("inspect", out, "--json", "--tensors").stdout)["models"]
     have = {t["rate"] for m in rows[:-1] for t in m["tensors"] if t["rate"] != "raw"}
     added = {t["rate"] for t in rows[-1]["tensors"] if t["rate"] != "raw"}

@@ -208,7 +208,18 @@ def test_sram_budget_is_exactly_the_figure(examples_image, tmp_path):
     # rebuild mode for every task: with the default `--execute auto` a budget below the
     # rebuild figure moves tasks to flash mode instead (tests/test_flash_image.py)
     rebuild = ("--execute", "rebuild")
-    base = ("build", *small_models(), "-o", out, "--no-check", "-j", "1", *rebuild)
+    base = (
+        "build",
+        *small_models(),
+        "-o",
+        out,
+        "--no-check",
+        "--encode",
+        "nearest",
+        "-j",
+        "1",
+        *rebuild,
+    )
     p = yonoc_in_process(*base, "--sram", str(total - 1), check=False)
     assert p.returncode == 7, p.stderr
     assert "model region" in p.stderr and "tensor arena" in p.stderr
@@ -235,9 +246,23 @@ def test_sram_check_without_tflite_micro_says_so(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), REPO]))
     m = example_models()[0]
     out = tmp_path / "x.bin"
-    p = run_yonoc("build", m, "-o", out, "--no-check", "--sram", "1M", check=False, env=env)
+    p = run_yonoc(
+        "build",
+        m,
+        "-o",
+        out,
+        "--no-check",
+        "--encode",
+        "nearest",
+        "--sram",
+        "1M",
+        check=False,
+        env=env,
+    )
     assert p.returncode == 6 and "cannot check SRAM" in p.stderr and not out.exists()
-    run_yonoc("build", m, "-o", out, "--no-check", "--emit-c", tmp_path, env=env)
+    run_yonoc(
+        "build", m, "-o", out, "--no-check", "--encode", "nearest", "--emit-c", tmp_path, env=env
+    )
     assert fmt.read_image(out.read_bytes()).tasks[0].arena_size == 0
     assert "#define APP_TENSOR_ARENA_MEASURED 0" in (tmp_path / "app_image.h").read_text()
 

@@ -114,7 +114,17 @@ def test_modes_order_by_size(built, tmp_path):
     for mode in ("int8", "pq-m"):
         out = tmp_path / f"{mode}.bin"
         yonoc_in_process(
-            "build", *example_models(), "-o", out, "--mode", mode, "--no-check", "-j", "1"
+            "build",
+            *example_models(),
+            "-o",
+            out,
+            "--mode",
+            mode,
+            "--no-check",
+            "--encode",
+            "nearest",
+            "-j",
+            "1",
         )
         sizes[mode] = out.stat().st_size
     assert sizes["pq-m"] < sizes["yono"] < sizes["int8"]
@@ -133,7 +143,19 @@ def test_frozen_codebooks_compress_an_unseen_model(tmp_path):
     before = cb.read_bytes()
     out = tmp_path / "unseen.bin"
     # fidelity is not what is tested here: --no-check
-    yonoc_in_process("build", "--codebooks", cb, *unseen, "-o", out, "--no-check", "-j", "1")
+    yonoc_in_process(
+        "build",
+        "--codebooks",
+        cb,
+        *unseen,
+        "-o",
+        out,
+        "--no-check",
+        "--encode",
+        "nearest",
+        "-j",
+        "1",
+    )
     assert cb.read_bytes() == before
     r = json.loads(run_yonoc("inspect", out, "--json").stdout)
     assert r["models"][0]["tensors_compressed"] > 0

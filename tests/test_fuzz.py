@@ -36,7 +36,15 @@ def small_image(tmp_path_factory):
         pytest.skip("example models missing")
     d = tmp_path_factory.mktemp("fuzz")
     yonoc_in_process(
-        "build", min(models, key=os.path.getsize), "-o", d / "img.bin", "--no-check", "-j", "1"
+        "build",
+        min(models, key=os.path.getsize),
+        "-o",
+        d / "img.bin",
+        "--no-check",
+        "--encode",
+        "nearest",
+        "-j",
+        "1",
     )
     return (d / "img.bin").read_bytes()
 

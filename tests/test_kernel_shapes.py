@@ -66,7 +66,9 @@ def test_kernel_major_walks_non_square_kernels_spatially():
 def test_imu_cnn1d_image_codes_its_1d_kernels_and_rebuilds_exactly(tmp_path):
     model = os.path.join(EXAMPLES, "imu_cnn1d.tflite")
     out = tmp_path / "imu.yono"
-    yonoc_in_process("build", model, "-o", out, "--mode", "pq-m", "--no-check", "-j", "1")
+    yonoc_in_process(
+        "build", model, "-o", out, "--mode", "pq-m", "--no-check", "--encode", "nearest", "-j", "1"
+    )
     image = fmt.read_image(out.read_bytes())
     ir = read_model(model)
     pq = {f.dst_offset for f in image.tasks[0].fills if f.kind == fmt.FillKind.PQ}

@@ -146,7 +146,17 @@ def test_unknown_custom_op_is_refused_in_check_mode_with_a_clear_message(tmp_pat
     assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
     assert "vendor: the TFLM interpreter cannot run this model" in p.stderr
     assert "VendorFFT" in p.stderr and "--no-check" in p.stderr
-    yonoc_in_process("build", path, "-o", tmp_path / "img.bin", "--no-check", "--mode", "pq-m")
+    yonoc_in_process(
+        "build",
+        path,
+        "-o",
+        tmp_path / "img.bin",
+        "--no-check",
+        "--encode",
+        "nearest",
+        "--mode",
+        "pq-m",
+    )
     r = json.loads(run_yonoc("inspect", tmp_path / "img.bin", "--json").stdout)
     assert r["models"][0]["name"] == "vendor"
 

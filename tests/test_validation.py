@@ -213,10 +213,21 @@ def test_strict_json_turns_infinities_into_null():
 
 
 def test_mode_and_no_check_warnings(tmp_path):
-    p = yonoc_in_process("build", MODEL, "-o", tmp_path / "a.bin", "--no-check", check=False)
+    p = yonoc_in_process(
+        "build", MODEL, "-o", tmp_path / "a.bin", "--no-check", "--encode", "nearest", check=False
+    )
     assert "--no-check: fidelity is not measured" in p.stderr
     p = yonoc_in_process(
-        "build", MODEL, "-o", tmp_path / "b.bin", "--mode", "pq-mopt", "--no-check", check=False
+        "build",
+        MODEL,
+        "-o",
+        tmp_path / "b.bin",
+        "--mode",
+        "pq-mopt",
+        "--no-check",
+        "--encode",
+        "nearest",
+        check=False,
     )
     assert "pq-mopt without data" in p.stderr and "behaves like pq-m" in p.stderr
 
