@@ -29,6 +29,10 @@ SHARED = os.environ.get(
 FAST_EXAMPLES = ("digits_mlp", "digits_mobilenet", "digits_resnet", "imu_cnn1d")
 
 
+# build options for tests of a build's plumbing (files, modes, SRAM, errors) rather than of its
+# compression: no TFLM fidelity check, weight-space codes (no calibration pass)
+QUICK = ("--no-check", "--encode", "nearest")
+
 # two of them for tests of a build's plumbing rather than its compression: quick to build, two
 # kernel groups, the larger model region and the larger arena in different tasks
 SMALL_EXAMPLES = ("digits_mlp", "imu_cnn1d")
@@ -214,7 +218,7 @@ def small_built(tmp_path_factory) -> pathlib.Path:
 
     def make(d):
         yonoc_in_process(
-            "build", *small_models(), "-o", d / "image.bin", "--no-check", "--encode", "nearest",
+            "build", *small_models(), "-o", d / "image.bin", *QUICK,
             "-j", "1", "--emit-c", d, "--prefix", "app",
         )  # fmt: skip
 

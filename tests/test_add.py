@@ -12,7 +12,7 @@ import pytest
 from yonoc.backend import format_spec as spec
 from yonoc.backend import image_format as fmt
 
-from conftest import EXAMPLES, yonoc_in_process
+from conftest import EXAMPLES, QUICK, yonoc_in_process
 
 # appended to the session image of the fast examples (conftest.examples_built): a model that is
 # not in it, small enough that its fidelity search is quick
@@ -87,7 +87,14 @@ def test_add_appends_with_frozen_codebooks_and_only_the_header_changes(base, tmp
     other = tmp_path / "cancer_copy.tflite"
     shutil.copy(NEW, other)
     out2 = tmp_path / "new2.bin"
-    yonoc_in_process("add", out, other, "-o", out2, "--no-check", "--encode", "nearest")
+    yonoc_in_process(
+        "add",
+        out,
+        other,
+        "-o",
+        out2,
+        *QUICK,
+    )
     _check_append(new, out2.read_bytes(), "cancer_copy")
 
 
@@ -103,15 +110,20 @@ def test_add_uses_only_rates_the_image_kept(tmp_path):
         image,
         "--mode",
         "pq-m",
-        "--no-check",
-        "--encode",
-        "nearest",
+        *QUICK,
         "-j",
         "1",
     )
     out = tmp_path / "new.bin"
     yonoc_in_process(
-        "add", image, NEW, "-o", out, "--mode", "pq-m", "--no-check", "--encode", "nearest"
+        "add",
+        image,
+        NEW,
+        "-o",
+        out,
+        "--mode",
+        "pq-m",
+        *QUICK,
     )
     rows = json.loads(yonoc_in_process("inspect", out, "--json", "--tensors").stdout)["models"]
     have = {t["rate"] for m in rows[:-1] for t in m["tensors"] if t["rate"] != "raw"}

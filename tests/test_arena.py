@@ -18,7 +18,7 @@ from yonoc import arena, budget
 from yonoc.arena_margin import arena_margin
 from yonoc.backend import image_format as fmt
 
-from conftest import example_models, run_yonoc, shared_models, small_models, yonoc_in_process
+from conftest import QUICK, example_models, run_yonoc, shared_models, small_models, yonoc_in_process
 
 pytest.importorskip("tflite_micro")
 
@@ -213,9 +213,7 @@ def test_sram_budget_is_exactly_the_figure(examples_image, tmp_path):
         *small_models(),
         "-o",
         out,
-        "--no-check",
-        "--encode",
-        "nearest",
+        *QUICK,
         "-j",
         "1",
         *rebuild,
@@ -251,18 +249,14 @@ def test_sram_check_without_tflite_micro_says_so(tmp_path):
         m,
         "-o",
         out,
-        "--no-check",
-        "--encode",
-        "nearest",
+        *QUICK,
         "--sram",
         "1M",
         check=False,
         env=env,
     )
     assert p.returncode == 6 and "cannot check SRAM" in p.stderr and not out.exists()
-    run_yonoc(
-        "build", m, "-o", out, "--no-check", "--encode", "nearest", "--emit-c", tmp_path, env=env
-    )
+    run_yonoc("build", m, "-o", out, *QUICK, "--emit-c", tmp_path, env=env)
     assert fmt.read_image(out.read_bytes()).tasks[0].arena_size == 0
     assert "#define APP_TENSOR_ARENA_MEASURED 0" in (tmp_path / "app_image.h").read_text()
 

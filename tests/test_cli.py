@@ -15,6 +15,7 @@ from yonoc.passes.fidelity import snr_db
 
 from conftest import (
     EXAMPLES,
+    QUICK,
     example_models,
     run_yonoc,
     small_models,
@@ -120,9 +121,7 @@ def test_modes_order_by_size(built, tmp_path):
             out,
             "--mode",
             mode,
-            "--no-check",
-            "--encode",
-            "nearest",
+            *QUICK,
             "-j",
             "1",
         )
@@ -150,9 +149,7 @@ def test_frozen_codebooks_compress_an_unseen_model(tmp_path):
         *unseen,
         "-o",
         out,
-        "--no-check",
-        "--encode",
-        "nearest",
+        *QUICK,
         "-j",
         "1",
     )

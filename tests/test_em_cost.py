@@ -63,17 +63,15 @@ class ZeroFirst:
         return {i: 0 * weights[i] for i in trainable}
 
 
+def _unmeetable(**kw) -> em.EMOptions:
+    """Options for a run that can never meet epsilon (0 pt, no precheck, no fallback)."""
+    return em.EMOptions(epsilon=0.0, precheck=False, fallback_raw=False, **kw)
+
+
 @pytest.mark.parametrize("stall", [0, 2])
 def test_loop_stops_after_stall_steps_without_a_better_score(mlp, stall):
     model, data, cbs = mlp
-    opts = em.EMOptions(
-        epsilon=0.0,
-        precheck=False,
-        coded_tries=0,
-        max_iterations=5,
-        fallback_raw=False,
-        stall=stall,
-    )
+    opts = _unmeetable(coded_tries=0, max_iterations=5, stall=stall)
     out = em.run(model, encode.encode_model(model, cbs), data, opts, ZeroFirst())
     assert not out.passed
     assert len({s.score for s in out.steps}) == 1  # a flat score: no step is a new best
@@ -122,14 +120,7 @@ def test_a_missed_coded_stage_restarts_lines_1_8_from_the_codes_as_encoded(mlp, 
             seen.append([np.array(w) for w in weights])
             return {i: weights[i] for i in trainable}
 
-    opts = em.EMOptions(
-        epsilon=0.0,
-        precheck=False,
-        coded_tries=1,
-        max_iterations=0,
-        fallback_raw=False,
-        restart=restart,
-    )
+    opts = _unmeetable(coded_tries=1, max_iterations=0, restart=restart)
     em.run(model, encs, data, opts, ZeroStage())
     S = em.first_last(em.layer_map(model))
     frozen = [i for i in range(len(encs)) if i not in S]

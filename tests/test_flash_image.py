@@ -15,7 +15,7 @@ from yonoc.backend import format_spec as spec
 from yonoc.backend import image_format as fmt
 from yonoc.errors import ImageError, YonocError
 
-from conftest import EXAMPLES, run_yonoc, small_models, yonoc_in_process
+from conftest import EXAMPLES, QUICK, run_yonoc, small_models, yonoc_in_process
 
 TWO = small_models()
 ADDED = os.path.join(EXAMPLES, "cancer_mlp.tflite")  # appended by `add`: small, not in TWO
@@ -139,7 +139,7 @@ def images(tmp_path_factory, small_built):
         out[name] = d / f"{name}.bin"
         # the second flash build in a process of its own: the same bytes across processes
         run = run_yonoc if name == "flash2" else yonoc_in_process
-        run("build", *TWO, "-o", out[name], "--no-check", "--encode", "nearest", "-j", "1", *extra)
+        run("build", *TWO, "-o", out[name], *QUICK, "-j", "1", *extra)
     out["dir"] = d
     return out
 
@@ -199,7 +199,7 @@ def test_generated_header_gives_modes_and_sram(images):
 def test_sram_budget_picks_flash_only_when_needed(images, tmp_path):
     rs = json.loads(run_yonoc("inspect", images["rebuild"], "--json").stdout)["sram"]
     fs = json.loads(run_yonoc("inspect", images["flash"], "--json").stdout)["sram"]
-    base = ["build", *TWO, "--no-check", "--encode", "nearest", "-j", "1"]
+    base = ["build", *TWO, *QUICK, "-j", "1"]
     # (a budget of the rebuild figure keeps rebuild mode: test_auto_moves_the_largest_...)
     tight = tmp_path / "tight.bin"
     yonoc_in_process(*base, "-o", tight, "--sram", str(rs["total_bytes"] - 1))
@@ -216,7 +216,14 @@ def test_sram_budget_picks_flash_only_when_needed(images, tmp_path):
 
 def test_add_appends_a_rebuild_task_to_a_flash_image(images, tmp_path):
     out = tmp_path / "added.bin"
-    yonoc_in_process("add", images["flash"], ADDED, "-o", out, "--no-check", "--encode", "nearest")
+    yonoc_in_process(
+        "add",
+        images["flash"],
+        ADDED,
+        "-o",
+        out,
+        *QUICK,
+    )
     old, new = images["flash"].read_bytes(), out.read_bytes()
     assert new[64 : len(old)] == old[64:]
     img = fmt.read_image(new)
@@ -228,7 +235,12 @@ def test_add_appends_a_rebuild_task_to_a_flash_image(images, tmp_path):
     # rebuild-mode image (same codebooks, same codes)
     out2 = tmp_path / "added2.bin"
     yonoc_in_process(
-        "add", images["rebuild"], ADDED, "-o", out2, "--no-check", "--encode", "nearest"
+        "add",
+        images["rebuild"],
+        ADDED,
+        "-o",
+        out2,
+        *QUICK,
     )
     other = fmt.read_image(out2.read_bytes())
     assert fmt.rebuild(img, 2) == fmt.rebuild(other, 2)

@@ -24,7 +24,7 @@ from yonoc.errors import ImageError, ModelError
 from yonoc.frontend import read_model_bytes
 from yonoc.report import inspect_image
 
-from conftest import example_models, yonoc_in_process
+from conftest import QUICK, example_models, yonoc_in_process
 
 N = int(os.environ.get("YONOC_FUZZ_EXAMPLES", "10000"))
 
@@ -40,9 +40,7 @@ def small_image(tmp_path_factory):
         min(models, key=os.path.getsize),
         "-o",
         d / "img.bin",
-        "--no-check",
-        "--encode",
-        "nearest",
+        *QUICK,
         "-j",
         "1",
     )

@@ -13,7 +13,7 @@ from yonoc.frontend import read_model
 from yonoc.frontend.tflite_reader import _classify
 from yonoc.ir import Group, Layout
 
-from conftest import EXAMPLES, run_yonoc, shared_models, yonoc_in_process
+from conftest import EXAMPLES, QUICK, run_yonoc, shared_models, yonoc_in_process
 
 A, B = Group.CONV3X3, Group.POINTWISE
 
@@ -66,9 +66,7 @@ def test_kernel_major_walks_non_square_kernels_spatially():
 def test_imu_cnn1d_image_codes_its_1d_kernels_and_rebuilds_exactly(tmp_path):
     model = os.path.join(EXAMPLES, "imu_cnn1d.tflite")
     out = tmp_path / "imu.yono"
-    yonoc_in_process(
-        "build", model, "-o", out, "--mode", "pq-m", "--no-check", "--encode", "nearest", "-j", "1"
-    )
+    yonoc_in_process("build", model, "-o", out, "--mode", "pq-m", *QUICK, "-j", "1")
     image = fmt.read_image(out.read_bytes())
     ir = read_model(model)
     pq = {f.dst_offset for f in image.tasks[0].fills if f.kind == fmt.FillKind.PQ}

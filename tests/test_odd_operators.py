@@ -19,7 +19,7 @@ from yonoc.frontend import read_model, read_model_bytes
 from yonoc.ir import Group
 from yonoc.options import BuildOptions
 
-from conftest import SHARED, needs_shared, run_yonoc, tflm_outputs, yonoc_in_process
+from conftest import QUICK, SHARED, needs_shared, run_yonoc, tflm_outputs, yonoc_in_process
 
 # --------------------------------------------------------------------------- frontend basics
 
@@ -151,9 +151,7 @@ def test_unknown_custom_op_is_refused_in_check_mode_with_a_clear_message(tmp_pat
         path,
         "-o",
         tmp_path / "img.bin",
-        "--no-check",
-        "--encode",
-        "nearest",
+        *QUICK,
         "--mode",
         "pq-m",
     )

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from conftest import small_models, yonoc_in_process
+from conftest import QUICK, small_models, yonoc_in_process
 
 MODELS = small_models()
 SVG = "{http://www.w3.org/2000/svg}"
@@ -115,9 +115,7 @@ def test_report_is_self_contained_with_well_formed_svg(image, tmp_path):
 
 def test_report_flags_an_overrun_budget_and_missing_notes(tmp_path):
     bare = tmp_path / "bare.bin"
-    yonoc_in_process(
-        "build", *MODELS, "-o", bare, "--no-notes", "--no-check", "--encode", "nearest", "-j", "1"
-    )
+    yonoc_in_process("build", *MODELS, "-o", bare, "--no-notes", *QUICK, "-j", "1")
     html = _render(bare, tmp_path, "--flash", str(bare.stat().st_size - 1))
     assert "OVER" in html and "no build notes" in html
 

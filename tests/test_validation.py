@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, run_yonoc, yonoc_in_process
+from conftest import EXAMPLES, QUICK, run_yonoc, yonoc_in_process
 
 MODEL = os.path.join(EXAMPLES, "imu_cnn1d.tflite")  # the smallest example: quick builds
 pytestmark = pytest.mark.skipif(not os.path.isfile(MODEL), reason="example models missing")
@@ -213,9 +213,7 @@ def test_strict_json_turns_infinities_into_null():
 
 
 def test_mode_and_no_check_warnings(tmp_path):
-    p = yonoc_in_process(
-        "build", MODEL, "-o", tmp_path / "a.bin", "--no-check", "--encode", "nearest", check=False
-    )
+    p = yonoc_in_process("build", MODEL, "-o", tmp_path / "a.bin", *QUICK, check=False)
     assert "--no-check: fidelity is not measured" in p.stderr
     p = yonoc_in_process(
         "build",
@@ -224,9 +222,7 @@ def test_mode_and_no_check_warnings(tmp_path):
         tmp_path / "b.bin",
         "--mode",
         "pq-mopt",
-        "--no-check",
-        "--encode",
-        "nearest",
+        *QUICK,
         check=False,
     )
     assert "pq-mopt without data" in p.stderr and "behaves like pq-m" in p.stderr
