@@ -289,9 +289,8 @@ def run(
                 level[i], books[i], codes[i] = keep
         return result
 
-    def met_with_all_coded(choices, patches, score, **extra):
-        """The outcome when epsilon is met with no layer kept raw (S empty)."""
-        choices, patches, score, _ = coarsen([], (choices, patches, score, True))
+    def finish(choices, patches, score, ok, trainable, **extra):
+        """The run's EMOutcome (test accuracy reported; `encodings` as they are by then)."""
         outcome = EMOutcome(
             encodings,
             choices,
@@ -299,8 +298,8 @@ def run(
             metric,
             acc_orig,
             score,
-            True,
-            [],
+            ok,
+            trainable,
             steps,
             split=data.split,
             judged_by=judged_by,
@@ -308,6 +307,11 @@ def run(
             **extra,
         )
         return report_test(model, data, outcome, erase_names)
+
+    def met_with_all_coded(choices, patches, score, **extra):
+        """The outcome when epsilon is met with no layer kept raw (S empty)."""
+        choices, patches, score, _ = coarsen([], (choices, patches, score, True))
+        return finish(choices, patches, score, True, [], **extra)
 
     if options.precheck:  # not in Algorithm 1: nothing to finetune if PQ alone passes
         choices, patches, score, ok = measure([])
@@ -428,23 +432,7 @@ def run(
             model, encodings, model_inputs(model, x_dec)[:32], target, erase_names, evaluate
         )
         cost["fallback_s"] = time.perf_counter() - t0
-    out = EMOutcome(
-        encodings,
-        choices,
-        patches,
-        metric,
-        acc_orig,
-        score,
-        ok,
-        list(S),
-        steps,
-        fell_back,
-        recoded=recoded,
-        split=data.split,
-        judged_by=judged_by,
-        cost=spent(),
-    )
-    return report_test(model, data, out, erase_names)
+    return finish(choices, patches, score, ok, list(S), fell_back=fell_back, recoded=recoded)
 
 
 def for_build(
