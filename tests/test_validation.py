@@ -268,3 +268,28 @@ def test_near_constant_outputs_are_judged_on_their_varying_part():
     assert ev.near_constant()
     ev.spread = 100.0  # 10 dB
     assert not ev.near_constant()
+
+
+def test_a_candidate_measured_again_is_not_run_again(monkeypatch):
+    """The fidelity search meets the same candidate more than once (every probe again when the
+    held-out check raises the target); TFLM runs it once, and the repeat gives the same figure."""
+    from yonoc import interpreter
+    from yonoc.frontend import read_model
+    from yonoc.passes import encode, fidelity
+    from yonoc.pq import codebooks as pq
+
+    m = read_model(MODEL)
+    encs = encode.encode_model(m, pq.learn(m.weights, pq.CodebookOptions()))
+    ev = fidelity.Evaluator(m, interpreter.generated_inputs(m, 4))
+    runs = []
+    real_run = interpreter.run
+    monkeypatch.setattr(interpreter, "run", lambda *a, **k: runs.append(1) or real_run(*a, **k))
+    coded = encode.rebuilt_model(m, encs, [0] * len(encs), True)
+    raw = encode.rebuilt_model(m, encs, [encode.RAW] * len(encs), True)
+    first = ev.measure(coded)
+    first.measurable = False  # a caller marking its copy does not change the remembered one
+    again = ev.measure(coded)
+    assert len(runs) == 1 and again.snr_db == first.snr_db and again.measurable
+    assert ev.noise(coded, 2) == ev.noise(coded, 2) and len(runs) == 2  # fewer samples: a run
+    assert ev.measure(raw).snr_db == float("inf") and len(runs) == 3
+    assert ev.evaluations == 3
