@@ -17,8 +17,8 @@ Strategies:
 
 from __future__ import annotations
 
-import logging
 import hashlib
+import logging
 import math
 from dataclasses import dataclass, replace
 
