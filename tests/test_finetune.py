@@ -282,7 +282,7 @@ def test_lift_coded_layers_compute_with_the_encoders_codewords(kernel_major):
     every rate, the residual (two-stage, saturating) one included."""
     torch = pytest.importorskip("torch")
     from yonoc.compiler import choose_layouts
-    from yonoc.finetune.lift import _nearest_codewords, _stages
+    from yonoc.finetune.coded import codeword_stages, nearest_codewords
 
     model, _, _ = _example("digits_resnet")
     model = choose_layouts([model], kernel_major)[0]
@@ -298,10 +298,10 @@ def test_lift_coded_layers_compute_with_the_encoders_codewords(kernel_major):
             book = r.book
             residual += book.base is not None
             c = em.coded_layer(book, perm)
-            q = _nearest_codewords(
+            q = nearest_codewords(
                 torch,
                 torch.as_tensor(w.reshape(t.shape)),
-                _stages(torch, c, torch.float64),
+                codeword_stages(torch, c, torch.float64),
                 None if perm is None else torch.as_tensor(perm),
             )
             shifted = dataclasses.replace(t, values=w.astype(np.float32))

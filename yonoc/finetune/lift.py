@@ -21,6 +21,7 @@ import numpy as np
 from .. import quant
 from ..errors import MissingDependencyError, ModelError
 from ..ir import Graph, ModelIR, Tensor
+from .coded import codeword_stages, nearest_codewords
 from .graph import graph_of, layer_map
 
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
                             else torch.as_tensor(np.asarray(c.permutation, np.int64))
                         )
                         self.coded[li.tensor] = (
-                            _stages(torch, c, dtype),
+                            codeword_stages(torch, c, dtype),
                             perm,
                         )
                 else:
@@ -240,7 +241,7 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
             if str(ti) in self.w_params:
                 p = self.w_params[str(ti)]
                 if ti in self.coded:
-                    q = p + (_nearest_codewords(torch, p.detach(), *self.coded[ti]) - p).detach()
+                    q = p + (nearest_codewords(torch, p.detach(), *self.coded[ti]) - p).detach()
                 else:
                     q = fq(p, 1.0, 0.0, -127, 127)
                 return q * self.w_scale[ti]
@@ -414,43 +415,6 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
             raise ModelError(f"the finetuning lift does not support operator {name}")
 
     return Lifted()
-
-
-def _stages(torch, c, dtype) -> list:
-    """[(codeword tensors, s), ...] of a CodedLayer, base stage first (residual rates)."""
-    own = (
-        [torch.as_tensor(np.asarray(b, np.float64), dtype=dtype) for b in c.subs],
-        int(c.subvector_len),
-    )
-    return ([] if c.base is None else _stages(torch, c.base, dtype)) + [own]
-
-
-def _nearest_codewords(torch, w, stages, perm):
-    """w (int8 units, file order) replaced by its PQ reconstruction, as the E-step encodes it
-    (sub-vector j uses sub-codebook j mod M; a short last sub-vector is zero-padded). A
-    residual rate: each stage codes what the previous ones leave; the sum saturates."""
-    flat = w.reshape(-1)
-    if perm is not None:
-        flat = flat[perm]
-    q = _pq_stage(torch, flat, *stages[0])
-    for subs, s in stages[1:]:
-        q = torch.clamp(q + _pq_stage(torch, flat - q, subs, s), -128, 127)
-    if perm is not None:
-        q = torch.empty_like(q).index_copy_(0, perm, q)
-    return q.reshape(w.shape)
-
-
-def _pq_stage(torch, flat, subs, s):
-    """One PQ stage's nearest-codeword reconstruction of a flat vector-order tensor."""
-    size = flat.numel()
-    n = -(-size // s)
-    v = torch.nn.functional.pad(flat, (0, n * s - size)).reshape(n, s)
-    out = torch.empty_like(v)
-    for j, book in enumerate(subs):
-        rows = v[j :: len(subs)]
-        d = (book * book).sum(1) - 2.0 * rows @ book.T  # + |rows|^2, same for every codeword
-        out[j :: len(subs)] = book[d.argmin(1)]
-    return out.reshape(-1)[:size]
 
 
 def _channel_scale(t: Tensor) -> np.ndarray:
