@@ -41,7 +41,7 @@ def test_flash_task_round_trips_and_max_model_counts_rebuild_tasks_only():
     fl = img.tasks[1]
     assert (fl.fills, fl.skeleton_size, fl.skeleton_offset % 16) == ([], fl.model_size, 0)
     assert fmt.rebuild(img, 1) == tasks[1].model
-    row = img.data[fmt.HEADER.unpack_from(img.data)[9] + fmt.TASK_ENTRY.size :]
+    row = img.data[fmt.read_header(img.data).task_table_offset + fmt.TASK_ENTRY.size :]
     assert fmt.TASK_ENTRY.unpack_from(row)[6] == 0  # fill_table_offset
     assert fmt.TASK_ENTRY.unpack_from(row)[9] == spec.TASK_FLAG_FLASH
     only_flash = fmt.read_image(fmt.write_image([], tasks[1:]))
@@ -50,7 +50,7 @@ def test_flash_task_round_trips_and_max_model_counts_rebuild_tasks_only():
 
 def _patch_task(data: bytes, task: int, field: str, value: int) -> bytes:
     buf = bytearray(data)
-    table = fmt.HEADER.unpack_from(buf)[9]
+    table = fmt.read_header(buf).task_table_offset
     at = table + fmt.TASK_ENTRY.size * task + spec.TASK_ENTRY.offset(field)
     struct.pack_into("<I", buf, at, value)
     fmt.seal_crc(buf)

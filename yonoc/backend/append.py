@@ -20,25 +20,11 @@ def append_task(image: fmt.Image, task: fmt.Task, notes: bytes = b"") -> bytes:
     old = image.data
     if len(image.tasks) + 1 > fmt.MAX_TASKS:
         raise fmt.ImageError(f"the format holds at most {fmt.MAX_TASKS} tasks")
-    (
-        magic,
-        version,
-        header_size,
-        _,
-        _,
-        flags,
-        n_cb,
-        n_tasks,
-        cb_table,
-        task_table,
-        max_model,
-        max_arena,
-        _,
-        _,
-    ) = fmt.HEADER.unpack_from(old, 0)
+    h = fmt.read_header(old)
     lay = fmt._Layout(len(old))
     new_row = fmt.put_task(lay, task)
-    table = old[task_table : task_table + fmt.TASK_ENTRY.size * n_tasks] + new_row
+    rows = h.task_table_offset
+    table = old[rows : rows + fmt.TASK_ENTRY.size * h.task_count] + new_row
     table_off = lay.put(table)
     notes = bytes(notes)
     notes_off = lay.put(notes) if notes else 0
@@ -49,22 +35,16 @@ def append_task(image: fmt.Image, task: fmt.Task, notes: bytes = b"") -> bytes:
     buf[: len(old)] = old
     for off, data in lay.chunks:
         buf[off : off + len(data)] = data
-    header = fmt.HEADER.pack(
-        magic,
-        version,
-        header_size,
-        size,
-        0,
-        flags,
-        n_cb,
-        n_tasks + 1,
-        cb_table,
-        table_off,
-        max(max_model, len(task.model)),
-        max(max_arena, task.arena_size),
-        notes_off,
-        len(notes),
-    )
+    header = h._replace(
+        image_size=size,
+        crc32=0,
+        task_count=h.task_count + 1,
+        task_table_offset=table_off,
+        max_model_size=max(h.max_model_size, len(task.model)),
+        max_arena_size=max(h.max_arena_size, task.arena_size),
+        notes_offset=notes_off,
+        notes_size=len(notes),
+    ).pack()
     buf[:HEADER_BYTES] = header
     fmt.seal_crc(buf)
     return bytes(buf)

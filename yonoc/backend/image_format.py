@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections import namedtuple
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,21 @@ CODEBOOK_ENTRY = struct.Struct(spec.CODEBOOK_ENTRY.struct_format)
 TASK_ENTRY = struct.Struct(spec.TASK_ENTRY.struct_format)
 FILL_RECORD = struct.Struct(spec.FILL_RECORD.struct_format)
 CRC_AT = spec.HEADER.offset("crc32")
+# the header's fields by name (reserved bytes are padding): read_header / Header(...).pack()
+_HeaderFields = namedtuple(  # noqa: PYI024
+    "_HeaderFields", [f.name for f in spec.HEADER.fields if f.name != "reserved"]
+)
+
+
+class Header(_HeaderFields):
+    __slots__ = ()
+
+    def pack(self) -> bytes:
+        return HEADER.pack(*self)
+
+
+def read_header(data: bytes) -> Header:
+    return Header._make(HEADER.unpack_from(data, 0))
 
 
 @dataclass
@@ -247,22 +263,22 @@ def write_image(codebooks: list, tasks: list, notes: bytes = b"") -> bytes:
         buf[off : off + len(data)] = data
     max_model = max_rebuild_model(tasks)
     max_arena = max(t.arena_size for t in tasks)
-    header = HEADER.pack(
-        MAGIC,
-        FORMAT_VERSION,
-        HEADER.size,
-        size,
-        0,
-        0,
-        len(codebooks),
-        len(tasks),
-        cb_table,
-        task_table,
-        max_model,
-        max_arena,
-        notes_off,
-        len(notes),
-    )
+    header = Header(
+        magic=MAGIC,
+        format_version=FORMAT_VERSION,
+        header_size=HEADER.size,
+        image_size=size,
+        crc32=0,
+        flags=0,
+        codebook_count=len(codebooks),
+        task_count=len(tasks),
+        codebook_table_offset=cb_table,
+        task_table_offset=task_table,
+        max_model_size=max_model,
+        max_arena_size=max_arena,
+        notes_offset=notes_off,
+        notes_size=len(notes),
+    ).pack()
     buf[: HEADER.size] = header
     seal_crc(buf)
     return bytes(buf)
@@ -289,29 +305,19 @@ def read_image(data: bytes) -> Image:
     data = bytes(data)
     if len(data) < HEADER.size:
         raise ImageError("not a yonoc image (too short)")
-    (
-        magic,
-        version,
-        header_size,
-        image_size,
-        crc,
-        flags,
-        n_cb,
-        n_tasks,
-        cb_table,
-        task_table,
-        max_model,
-        max_arena,
-        notes_off,
-        notes_size,
-    ) = HEADER.unpack_from(data, 0)
+    h = read_header(data)
+    magic, version, image_size, crc = h.magic, h.format_version, h.image_size, h.crc32
+    n_cb, n_tasks = h.codebook_count, h.task_count
+    cb_table, task_table = h.codebook_table_offset, h.task_table_offset
+    notes_off, notes_size = h.notes_offset, h.notes_size
+    max_model, max_arena = h.max_model_size, h.max_arena_size
     if magic != MAGIC:
         raise ImageError("not a yonoc image (bad magic)")
     if version != FORMAT_VERSION:
         raise ImageError(
             f"unsupported image format version {version} (this yonoc reads {FORMAT_VERSION})"
         )
-    if header_size != HEADER.size or flags != 0:
+    if h.header_size != HEADER.size or h.flags != 0:
         raise ImageError("corrupt image: bad header")
     if image_size > len(data) or image_size < HEADER.size:
         raise ImageError(f"truncated image: header says {image_size} bytes, file has {len(data)}")
