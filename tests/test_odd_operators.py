@@ -82,6 +82,56 @@ def test_leaky_relu_alpha_is_read_from_the_model_and_the_lift_matches_tflm():
     assert (np.abs(wrong.reshape(ref.shape) - ref) / info.scale).max() > 3.0
 
 
+def dynamic_flatten_model() -> bytes:
+    """3x3 conv -> Flatten as Keras writes it with a dynamic batch (SHAPE -> STRIDED_SLICE ->
+    PACK -> RESHAPE, as in the ST model zoo's image classifiers) -> FC."""
+    n = Net(22)
+    x = n.act([1, 6, 6, 3], scale=0.05)
+    h = n.conv(x, 8)
+    shape = n.op(OP.SHAPE, [h], [n.act([4], TT.INT32, None)], BO.ShapeOptions, tfl.ShapeOptionsT())
+    sl = tfl.StridedSliceOptionsT()
+    sl.shrinkAxisMask = 1
+    one = [n.const(np.array([v], np.int32), TT.INT32) for v in (0, 1, 1)]
+    batch = n.op(
+        OP.STRIDED_SLICE, [shape, *one], [n.act([], TT.INT32, None)], BO.StridedSliceOptions, sl
+    )
+    pk = tfl.PackOptionsT()
+    pk.valuesCount, pk.axis = 2, 0
+    rest = n.const(np.array(6 * 6 * 8, np.int32), TT.INT32)
+    target = n.op(OP.PACK, [batch, rest], [n.act([2], TT.INT32, None)], BO.PackOptions, pk)
+    q = h.quantization
+    flat = n.op(OP.RESHAPE, [h, target], [n.act([1, 288], scale=q.scales, zp=q.zero_points)])
+    return n.model([x], [n.fc(flat, 5)])
+
+
+def test_a_dynamic_batch_flatten_is_lifted_and_its_model_coded_output_aware(tmp_path, caplog):
+    """The shape arithmetic feeding a RESHAPE (SHAPE, STRIDED_SLICE, PACK) is not computed by
+    the lift (it reshapes to the static output shape): the model is lifted, matches TFLM, and
+    gets output-aware codes instead of falling back to nearest codewords."""
+    torch = pytest.importorskip("torch")
+    from yonoc.finetune.lift import build_lift, shape_only_ops
+
+    data = dynamic_flatten_model()
+    model = read_model_bytes(data, "dynflat")
+    kinds = [op.name for op in model.graph.ops]
+    assert [kinds[k] for k in sorted(shape_only_ops(model.graph))] == [
+        "SHAPE",
+        "STRIDED_SLICE",
+        "PACK",
+    ]
+    xs = interpreter.generated_inputs(model, 8)
+    info = model.outputs[0]
+    ref = np.stack([interpreter.dequantize(o[0], info) for o in interpreter.run(model.data, xs)])
+    x = (np.stack(xs).astype(np.float64) - model.inputs[0].zero_point) * model.inputs[0].scale
+    with torch.no_grad():
+        lifted = build_lift(model, dtype=torch.float64)(torch.as_tensor(x))[0][0].numpy()
+    assert (np.abs(lifted.reshape(ref.shape) - ref) / info.scale).max() <= 2.0
+    with caplog.at_level("INFO", logger="yonoc"):
+        build(tmp_path, {"dynflat": data}, check=False)
+    assert "/2 tensors encoded output-aware on 128 calibration inputs" in caplog.text
+    assert "nearest-codeword encoding" not in caplog.text
+
+
 # --------------------------------------------------------------------------- LSTM
 
 

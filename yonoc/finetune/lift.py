@@ -70,8 +70,43 @@ def require_torch() -> ModuleType:
     return torch
 
 
+def shape_only_ops(graph: Graph) -> set[int]:
+    """Indices of the operators that only compute a RESHAPE's target shape, e.g. Keras's
+    Flatten with a dynamic batch: SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE (the ST model
+    zoo's image classifiers). The lift reshapes to the output tensor's static shape, so these
+    never run in it, whatever their kind."""
+    consumers: dict[int, list] = {}
+    for k, op in enumerate(graph.ops):
+        for pos, ti in enumerate(op.inputs):
+            consumers.setdefault(ti, []).append((k, pos))
+    outputs = set(graph.outputs)
+    found: set[int] = set()
+    for k in range(len(graph.ops) - 1, -1, -1):  # TFLite orders operators topologically
+        outs = graph.ops[k].outputs
+        if outs and all(
+            ti not in outputs
+            and graph.tensors[ti].dtype in ("int32", "int64")
+            and not graph.tensors[ti].quantized
+            and consumers.get(ti)
+            and all(
+                j in found or (graph.ops[j].name == "RESHAPE" and pos == 1)
+                for j, pos in consumers[ti]
+            )
+            for ti in outs
+        ):
+            found.add(k)
+    return found
+
+
 def check_supported(graph: Graph, name: str) -> None:
-    bad = sorted({op.name for op in graph.ops if op.name not in SUPPORTED_OPS})
+    skip = shape_only_ops(graph)
+    bad = sorted(
+        {
+            op.name
+            for k, op in enumerate(graph.ops)
+            if op.name not in SUPPORTED_OPS and k not in skip
+        }
+    )
     if bad:
         raise ModelError(
             f"{name}: the finetuning lift does not support operator(s) "
@@ -170,6 +205,8 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
                 quant.channel_view(t.zero_point, t.shape, t.quantized_dimension),
             )
         return torch.as_tensor(np.asarray(a, np.float64), dtype=dtype)
+
+    shape_only = shape_only_ops(graph)
 
     class Lifted(torch.nn.Module):
         def __init__(self):
@@ -294,7 +331,9 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
             x = x.to(dtype).reshape(_batched(t_in.shape))
             env[t_in.index] = self._quant(x, t_in)
             head = None
-            for op in graph.ops:
+            for k, op in enumerate(graph.ops):
+                if k in shape_only:
+                    continue
                 y = self._op(op, env)
                 tout = graph.tensors[op.outputs[0]]
                 if op.outputs[0] == self.head[0]:
