@@ -152,6 +152,30 @@ def test_lstm_gate_matrices_stay_raw_fc_is_compressed(tmp_path):
     assert same.all()
 
 
+def test_a_model_the_lift_cannot_express_is_coded_data_free_not_the_build_failed(tmp_path, caplog):
+    """Training data for an LSTM model (the lift has no UNIDIRECTIONAL_SEQUENCE_LSTM): the
+    model is coded by the data-free fidelity pass with a warning; the build goes on."""
+    pytest.importorskip("torch")
+    from yonoc.passes.em import DataSpec, EMOptions
+
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 3, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 16)  # its FC has 3 outputs
+    for part in ("train", "test"):
+        np.savez(tmp_path / f"{part}.npz", x=x, y=y)
+    spec = DataSpec(train=str(tmp_path / "train.npz"), test=str(tmp_path / "test.npz"))
+    # no shortcut past the M-step: the first finetuning call meets the LSTM
+    never_precheck = EMOptions(precheck=False, coded_tries=0)
+    with caplog.at_level("WARNING", logger="yonoc"):
+        res, rebuilt = build(
+            tmp_path, {"lstm": lstm_model()}, data=(("lstm", spec),), em=never_precheck
+        )
+    assert "lstm: not finetuned, coded by the data-free fidelity pass" in caplog.text
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in caplog.text
+    r = res.models[0]
+    assert r.snr_db is not None and r.snr_db >= 20.0 and r.accuracy is None
+
+
 @needs_shared
 def test_real_lstm_model(tmp_path):
     path = os.path.join(SHARED, "tflite-micro", "trained_lstm_int8.tflite")

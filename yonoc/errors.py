@@ -19,6 +19,11 @@ class ModelError(YonocError):
     exit_code = 3
 
 
+class LiftError(ModelError):
+    """A model the finetuning lift cannot express (an operator or fused activation it lacks):
+    a build codes it without finetuning instead of failing."""
+
+
 class ImageError(YonocError):
     """A yonoc image that is corrupt, truncated or foreign (exit code 4)."""
 

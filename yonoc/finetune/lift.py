@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import quant
-from ..errors import MissingDependencyError, ModelError
+from ..errors import LiftError, MissingDependencyError
 from ..ir import Graph, ModelIR, Tensor
 from .coded import codeword_stages, nearest_codewords
 from .graph import graph_of, layer_map
@@ -108,7 +108,7 @@ def check_supported(graph: Graph, name: str) -> None:
         }
     )
     if bad:
-        raise ModelError(
+        raise LiftError(
             f"{name}: the finetuning lift does not support operator(s) "
             f"{', '.join(bad)} (supported operators: docs/finetuning.md)"
         )
@@ -451,7 +451,7 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
             if name == "CONCATENATION":
                 xs = [self._in(env, i) for i in ins]
                 return _act(torch, torch.cat(xs, dim=int(o.get("axis", -1))), o.get("activation"))
-            raise ModelError(f"the finetuning lift does not support operator {name}")
+            raise LiftError(f"the finetuning lift does not support operator {name}")
 
     return Lifted()
 
@@ -471,7 +471,7 @@ def _act(torch, y, act):
         return torch.clamp(y, -1, 1)
     if act == "TANH":
         return torch.tanh(y)
-    raise ModelError(f"the finetuning lift does not support fused activation {act}")
+    raise LiftError(f"the finetuning lift does not support fused activation {act}")
 
 
 def _head_tensor(graph: Graph):
