@@ -170,7 +170,7 @@ def test_a_model_the_lift_cannot_express_is_coded_data_free_not_the_build_failed
         res, rebuilt = build(
             tmp_path, {"lstm": lstm_model()}, data=(("lstm", spec),), em=never_precheck
         )
-    assert "lstm: not finetuned, coded by the data-free fidelity pass" in caplog.text
+    assert "lstm: not finetuned, coded as a model without data" in caplog.text
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in caplog.text
     r = res.models[0]
     assert r.snr_db is not None and r.snr_db >= 20.0 and r.accuracy is None

@@ -261,7 +261,7 @@ def _compile_model(args):
             )
             encs, choices, patches = em_out.encodings, em_out.choices, em_out.patches
         except LiftError as e:  # one model the lift lacks an operator for: not the whole build
-            log.warning("%s: not finetuned, coded by the data-free fidelity pass (%s)", m.name, e)
+            log.warning("%s: not finetuned, coded as a model without data (%s)", m.name, e)
     if options.check:
         samples, real = samples_for(m, explicit, options.generated_samples, options.max_samples)
         samples_desc = f"{real} real + {len(samples) - real} generated"
