@@ -293,3 +293,38 @@ def test_a_candidate_measured_again_is_not_run_again(monkeypatch):
     assert ev.noise(coded, 2) == ev.noise(coded, 2) and len(runs) == 2  # fewer samples: a run
     assert ev.measure(raw).snr_db == float("inf") and len(runs) == 3
     assert ev.evaluations == 3
+
+
+def test_coarsen_takes_measured_steps_that_hold_the_target_and_never_adds_bytes():
+    """fidelity.coarsen from an all-raw allocation: every tensor it moves goes exactly one step
+    (raw to its finest rate, largest saving first), the result measures as meeting the
+    target, and a target nothing can meet leaves the allocation as it was."""
+    from yonoc import interpreter
+    from yonoc.frontend import read_model
+    from yonoc.passes import encode, fidelity
+    from yonoc.pq import codebooks as pq
+
+    m = read_model(MODEL)
+    encs = encode.encode_model(m, pq.learn(m.weights, pq.CodebookOptions()))
+    ev = fidelity.Evaluator(m, interpreter.generated_inputs(m, 8))
+    n = len(encs)
+
+    def build(c):
+        return encode.rebuilt_model(m, encs, c, True)
+
+    raw = [encode.RAW] * n
+    start = (raw, ev.measure(build(raw)))
+    target = fidelity.FidelityTarget(20.0)
+    c, got = fidelity.coarsen(encs, ev, target, build, start, tries=n)
+    assert got.meets(target) and got == ev.measure(build(c))
+    moved = [i for i in range(n) if c[i] != encode.RAW]
+    assert moved and all(c[i] == len(encs[i].rates) - 1 for i in moved)
+    assert sum(e.bytes_at(x) for e, x in zip(encs, c)) < sum(e.raw_bytes() for e in encs)
+    # only the largest savings are tried
+    one, _ = fidelity.coarsen(encs, ev, target, build, start, tries=1)
+    biggest = max(
+        range(n), key=lambda i: encs[i].raw_bytes() - encs[i].bytes_at(len(encs[i].rates) - 1)
+    )
+    assert [i for i in range(n) if one[i] != encode.RAW] in ([], [biggest])
+    unreachable = fidelity.FidelityTarget(200.0)
+    assert fidelity.coarsen(encs, ev, unreachable, build, start, tries=n)[0] == raw

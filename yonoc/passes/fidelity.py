@@ -335,3 +335,31 @@ def _sensitivity(encodings, evaluator, target, build, m_raw, probe_samples=8, pr
             else:
                 b = math.log(mid)
     return best
+
+
+COARSEN_TRIES = 8  # measured steps after the search, at most one per tensor
+
+
+def coarsen(encodings, evaluator, target, build, best, tries=COARSEN_TRIES):
+    """The search's allocation rests on summed single-tensor noise estimates, which are rough
+    (a step of the budget moves several tensors at once); from it, the tensors with the
+    largest savings are each tried one step coarser (raw to its finest rate, a rate to the
+    next coarser one) and kept there if the model, measured, still meets the target.
+    `best`: (choices, Measurement) -> the same, never more bytes."""
+    c, m = list(best[0]), best[1]
+
+    def coarser(i):
+        e = encodings[i]
+        if c[i] == RAW:
+            return len(e.rates) - 1 if _worth_coding(e) else None
+        return c[i] - 1 if c[i] > 0 else None
+
+    steps = [i for i in range(len(c)) if coarser(i) is not None]
+    steps.sort(key=lambda i: encodings[i].bytes_at(coarser(i)) - encodings[i].bytes_at(c[i]))
+    for i in steps[:tries]:
+        trial = list(c)
+        trial[i] = coarser(i)
+        mt = evaluator.measure(build(trial))
+        if mt.meets(target):
+            c, m = trial, mt
+    return c, m
