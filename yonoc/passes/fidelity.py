@@ -31,6 +31,8 @@ from .encode import RAW, rebuilt_model
 
 log = logging.getLogger("yonoc")
 
+PROBE_SAMPLES = 8  # inputs of a sensitivity probe (and of coarsen's quick check)
+
 
 NEAR_CONSTANT_DB = 20.0  # output energy / energy of its variation over the samples
 # unlabelled distillation of a classifier on real inputs (em.py): the output SNR floor beside
@@ -138,6 +140,14 @@ class Evaluator:
 
         return self._once("noise", data, n, run)
 
+    def quick_snr_db(self, data: bytes, count: int) -> float:
+        """Output SNR on the first `count` samples only (their own signal energy)."""
+        signal = sum(float(np.sum(y * y)) for y in self.reference[:count])
+        if self.near_constant():
+            mean = np.mean(self.reference, axis=0)
+            signal = sum(float(np.sum((y - mean) ** 2)) for y in self.reference[:count])
+        return snr_db(signal, self.noise(data, count))
+
     def measure(self, data: bytes) -> Measurement:
         m = self._once("measure", data, len(self.samples), lambda: self._measure(data))
         return replace(m)  # a copy: callers may mark it (choose: measurable)
@@ -241,7 +251,9 @@ def _eq3(encodings, evaluator, target, build, m_raw):
     return choices_for(hi), best
 
 
-def _sensitivity(encodings, evaluator, target, build, m_raw, probe_samples=8, probe_out=None):
+def _sensitivity(
+    encodings, evaluator, target, build, m_raw, probe_samples=PROBE_SAMPLES, probe_out=None
+):
     n = len(encodings)
     # output noise each tensor causes alone at the coarsest rate (others raw)
     probe = min(probe_samples, len(evaluator.samples))
@@ -356,10 +368,28 @@ def coarsen(encodings, evaluator, target, build, best, tries=COARSEN_TRIES):
 
     steps = [i for i in range(len(c)) if coarser(i) is not None]
     steps.sort(key=lambda i: encodings[i].bytes_at(coarser(i)) - encodings[i].bytes_at(c[i]))
+    before, kept = _bytes(encodings, c), 0
+    quick = min(PROBE_SAMPLES, len(evaluator.samples))
     for i in steps[:tries]:
         trial = list(c)
         trial[i] = coarser(i)
-        mt = evaluator.measure(build(trial))
+        blob = build(trial)
+        # a quarter of the cost first: a step whose noise on the probe's samples is already
+        # twice the target's (3 dB) is not measured on all of them
+        if (
+            quick < len(evaluator.samples)
+            and evaluator.quick_snr_db(blob, quick) < target.snr_db - 3.0
+        ):
+            continue
+        mt = evaluator.measure(blob)
         if mt.meets(target):
-            c, m = trial, mt
+            c, m, kept = trial, mt, kept + 1
+    log.info(
+        "%s: coarsen: %d of %d steps kept, %d -> %d weight bytes",
+        evaluator.model.name,
+        kept,
+        min(tries, len(steps)),
+        before,
+        _bytes(encodings, c),
+    )
     return c, m
