@@ -171,3 +171,72 @@ def test_met_after_a_rate_step_tries_the_coarser_rate_again(mlp, monkeypatch, co
     assert encode.RAW not in out.choices
     assert sorted(out.choices) == ([0] * len(out.choices) if coarsen else [0, 0, 0, 1])
     assert len(out.steps) == (3 if coarsen else 2)  # the coarsening's evaluation is a step
+
+
+def _met_only_above_coarsest(model, encs, monkeypatch):
+    """A judge (patched into em) that meets epsilon only when no coded tensor uses the
+    coarsest rate of a tensor that has a finer one: only a finer start can meet it."""
+    coarsest = {id(e.rates[0].book) for e in encs if len(e.rates) > 1}
+    assert coarsest, "the test needs a tensor with more than one rate"
+    used = []
+    real_rebuilt = em.rebuilt_model
+
+    def spy(m, encodings, choices, *a, **kw):
+        used[:] = [encodings[i].rates[c].book for i, c in enumerate(choices) if c != encode.RAW]
+        return real_rebuilt(m, encodings, choices, *a, **kw)
+
+    def accuracy(m, blob, x, y):
+        if bytes(blob) == bytes(model.data):
+            return 90.0
+        return 0.0 if any(id(b) in coarsest for b in used) else 90.0
+
+    monkeypatch.setattr(em, "rebuilt_model", spy)
+    monkeypatch.setattr(em, "accuracy", accuracy)
+    return coarsest
+
+
+class Unchanged:
+    """A hook that trains nothing: S keeps the weights it is given."""
+
+    def __call__(self, model, trainable, weights, data):
+        return {i: weights[i] for i in trainable}
+
+
+@pytest.mark.parametrize("finer_start", [True, False])
+def test_a_miss_from_the_coarsest_rates_retries_from_the_next_finer(mlp, monkeypatch, finer_start):
+    """Missed from the coarsest rates: Algorithm 1 runs again from rates[1:] and meets there
+    (start_rate 1) instead of the data-free fallback; without `finer_start`, it falls back."""
+    model, data, cbs = mlp
+    encs = encode.encode_model(model, cbs)
+    coarsest = _met_only_above_coarsest(model, encs, monkeypatch)
+    opts = em.EMOptions(
+        epsilon=0.5, precheck=False, coded_tries=0, max_iterations=0, finer_start=finer_start
+    )
+    out = em.run(model, encs, data, opts, Unchanged())
+    if finer_start:
+        assert out.passed and not out.fell_back and out.start_rate == 1
+        assert [s.passed for s in out.steps][:2] == [False, True]  # both runs' M-steps
+        chosen = [out.encodings[i].rates[c].book for i, c in enumerate(out.choices) if c >= 0]
+        assert chosen and not any(id(b) in coarsest for b in chosen)
+        assert out.cost["train_calls"] == 2  # both runs' costs
+    else:
+        assert out.fell_back and out.start_rate == 0
+    assert [len(e.rates) for e in encs] == [len(e.rates) for e in encode.encode_model(model, cbs)]
+
+
+@pytest.mark.parametrize("mode", ["yono", "pq-mopt"])
+def test_pq_mopt_does_not_retry_from_a_finer_start(mlp, monkeypatch, mode):
+    """The paper's literal loop (mode pq-mopt) keeps its coarsest start: it misses here, where
+    the yono mode meets epsilon from the next finer rate."""
+    from yonoc.options import BuildOptions
+
+    model, data, cbs = mlp
+    encs = encode.encode_model(model, cbs)
+    _met_only_above_coarsest(model, encs, monkeypatch)
+    monkeypatch.setattr(em, "load_data", lambda m, spec: data)
+    monkeypatch.setattr(em, "load_hook", lambda name: Unchanged())
+    em_opts = em.EMOptions(epsilon=0.5, precheck=False, coded_tries=0, max_iterations=0)
+    options = BuildOptions(mode=mode, em=em_opts)
+    out = em.for_build(model, encs, None, options, True)
+    assert (out.passed, out.start_rate) == ((True, 1) if mode == "yono" else (False, 0))
+    assert not out.fell_back

@@ -32,9 +32,11 @@ consumed by the lowest/highest operator index.
 Without labels (`y` None) the hook distils from the original model and the loop targets
 fidelity (the build's SNR/agreement target, measured in TFLM) instead of accuracy.
 
-If the loop ends without meeting the target, the model gets the data-free allocation if that
-meets it, else it is kept as it was (every layer raw, original weights and biases): never worse
-than the original.
+If the loop ends without meeting the target and some coded layer has a finer rate
+(`finer_start`, not in Algorithm 1), the whole run starts again with every layer's coarsest
+rate dropped (`EMOutcome.start_rate` counts the drops); when no finer start is left, the
+model gets the data-free allocation if that meets it, else it is kept as it was (every layer
+raw, original weights and biases): never worse than the original.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ from .em_eval import (  # noqa: F401 (re-exported)
     EvalCache,
     accuracy,
     data_free_fallback,
+    finer_start,
+    finer_start_left,
     first_last,
     log_step,
     report_test,
@@ -97,12 +101,16 @@ def run(
     evaluator: Evaluator | None = None,
     progress: Callable[[EMStep], None] | None = None,
     biases0: dict | None = None,
+    _start: int = 0,
+    _as_encoded: list[TensorEncodings] | None = None,
 ) -> EMOutcome:
     """Algorithm 1 for one model. `hook`: a finetune hook or its name (default: torch).
 
     `encodings` are left as they are: the E-step's codes come back in `EMOutcome.encodings`.
     `biases0`: {layer index: float real-domain bias} to start from (bias correction of the
     coded layers, passes/output_aware.py); patched like finetuned biases.
+    `_start`, `_as_encoded`: a `finer_start` retry's start rate and the encodings as the build
+    gave them (the data-free fallback's).
     """
     hook = hook if callable(hook) else load_hook(hook)
     n = len(encodings)
@@ -141,8 +149,10 @@ def run(
         """The cost so far, logged once per model: where a build's minutes go."""
         out = dict(cost, eval_s=evaluate.seconds, evals=evaluate.runs)
         log.info(
-            "%s: EM cost: %d finetune calls %.1f s, %d TFLM evaluations %.1f s, fallback %.1f s",
+            "%s: EM cost from start rate %d: %d finetune calls %.1f s, %d TFLM evaluations "
+            "%.1f s, fallback %.1f s",
             model.name,
+            _start,
             out["train_calls"],
             out["train_s"],
             out["evals"],
@@ -304,6 +314,7 @@ def run(
             split=data.split,
             judged_by=judged_by,
             cost=spent(),
+            start_rate=_start,
             **extra,
         )
         return report_test(model, data, outcome, erase_names)
@@ -424,9 +435,31 @@ def run(
             choices, patches = state(S)
         choices, patches, score, _ = coarsen(S, (choices, patches, score, True))
     fell_back = False
+    if not ok and options.finer_start and options.rate_search and finer_start_left(given):
+        # not in Algorithm 1: missed from these coarsest rates: again from the next finer ones
+        log.info("%s: EM missed from start rate %d; again from %d", model.name, _start, _start + 1)
+        spent_here = dict(cost, eval_s=evaluate.seconds, evals=evaluate.runs)
+        out = run(
+            model,
+            finer_start(given),
+            data,
+            options,
+            hook,
+            target,
+            erase_names,
+            evaluator,
+            progress,
+            None,  # biases0 correct rate 0's codes; a finer start starts from the model's
+            _start + 1,
+            _as_encoded or given,
+        )
+        out.steps[:0] = steps
+        out.cost = {k: out.cost.get(k, 0) + spent_here.get(k, 0) for k in out.cost}
+        return out
     if not ok and options.fallback_raw:
         fell_back = True
-        encodings = given  # the codes as encoded, not the E-steps' (fitted to shadow weights)
+        # the codes as encoded (all rates), not the E-steps' (fitted to shadow weights)
+        encodings = _as_encoded or given
         t0 = time.perf_counter()
         choices, patches, score, ok = data_free_fallback(
             model, encodings, model_inputs(model, x_dec)[:32], target, erase_names, evaluate
@@ -462,5 +495,6 @@ def for_build(
             rate_search=False,
             coded_tries=0,
             stall=0,
+            finer_start=False,
         )
     return run(model, encodings, data, em_opts, hook, options.target, erase_names, biases0=biases0)

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -116,3 +117,14 @@ def data_free_fallback(model, encodings, samples, target, erase_names, evaluate)
         score, ok = evaluate(rebuilt_model(model, encodings, choices, erase_names, {}))
         log.warning("%s: EM finetuning did not reach the target; kept raw", model.name)
     return choices, {}, score, ok
+
+
+def finer_start_left(encodings) -> bool:
+    """Whether some coded tensor has a rate finer than its coarsest (a `finer_start` retry)."""
+    return any(len(e.rates) > 1 for e in encodings)
+
+
+def finer_start(encodings) -> list:
+    """The encodings with every coarsest rate dropped where a finer one is left (rates[1:]):
+    Algorithm 1 run again from these starts at the next finer rate."""
+    return [replace(e, rates=list(e.rates[1:])) if len(e.rates) > 1 else e for e in encodings]

@@ -52,6 +52,11 @@ class EMOptions(Training):
     # target met (rate_search): every coded layer above its coarsest rate tries the coarser
     # ones, largest layer first, one evaluation each, no training; kept where the target holds
     coarsen: bool = True
+    # target missed (rate_search): before the data-free fallback, Algorithm 1 runs again with
+    # every coded layer's coarsest rate dropped (rates[1:]), and so on while a finer start is
+    # left; False: straight to the fallback (and pq-mopt never retries). Measured with 1 bpw
+    # rates on the examples spec: paper-tables.md, "1 bpw with a finer start"
+    finer_start: bool = True
 
 
 @dataclass
@@ -81,3 +86,4 @@ class EMOutcome:
     # where the time went: {"train_s", "train_calls", "eval_s", "evals", "fallback_s"}
     cost: dict = field(default_factory=dict)
     judged_by: FidelityTarget | None = None  # distillation: the target every step was judged by
+    start_rate: int = 0  # coarsest rates dropped before the run that ended it (`finer_start`)
