@@ -67,6 +67,7 @@ from .em_eval import (  # noqa: F401 (re-exported)
     finer_start,
     finer_start_left,
     first_last,
+    log_retry,
     log_step,
     report_test,
 )
@@ -149,15 +150,15 @@ def run(
         """The cost so far, logged once per model: where a build's minutes go."""
         out = dict(cost, eval_s=evaluate.seconds, evals=evaluate.runs)
         log.info(
-            "%s: EM cost from start rate %d: %d finetune calls %.1f s, %d TFLM evaluations "
-            "%.1f s, fallback %.1f s",
+            "%s: EM cost: %d finetune calls %.1f s, %d TFLM evaluations %.1f s, fallback %.1f s"
+            " (start rate %d)",
             model.name,
-            _start,
             out["train_calls"],
             out["train_s"],
             out["evals"],
             out["eval_s"],
             out["fallback_s"],
+            _start,
         )
         return out
 
@@ -437,8 +438,8 @@ def run(
     fell_back = False
     if not ok and options.finer_start and options.rate_search and finer_start_left(given):
         # not in Algorithm 1: missed from these coarsest rates: again from the next finer ones
-        log.info("%s: EM missed from start rate %d; again from %d", model.name, _start, _start + 1)
         spent_here = dict(cost, eval_s=evaluate.seconds, evals=evaluate.runs)
+        log_retry(model, _start, spent_here)
         out = run(
             model,
             finer_start(given),

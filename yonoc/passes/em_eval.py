@@ -128,3 +128,18 @@ def finer_start(encodings) -> list:
     """The encodings with every coarsest rate dropped where a finer one is left (rates[1:]):
     Algorithm 1 run again from these starts at the next finer rate."""
     return [replace(e, rates=list(e.rates[1:])) if len(e.rates) > 1 else e for e in encodings]
+
+
+def log_retry(model, start: int, spent: dict) -> None:
+    """A run missed from start rate `start`: what it cost before the retry from the next."""
+    log.info(
+        "%s: EM missed from start rate %d (%d finetune calls %.1f s, %d TFLM evaluations "
+        "%.1f s); again from start rate %d",
+        model.name,
+        start,
+        spent["train_calls"],
+        spent["train_s"],
+        spent["evals"],
+        spent["eval_s"],
+        start + 1,
+    )
