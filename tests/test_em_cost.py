@@ -64,8 +64,9 @@ class ZeroFirst:
 
 
 def _unmeetable(**kw) -> em.EMOptions:
-    """Options for a run that can never meet epsilon (0 pt, no precheck, no fallback)."""
-    return em.EMOptions(epsilon=0.0, precheck=False, fallback_raw=False, **kw)
+    """Options for one run that can never meet epsilon (0 pt, no precheck, no finer start, no
+    fallback)."""
+    return em.EMOptions(epsilon=0.0, precheck=False, fallback_raw=False, finer_start=False, **kw)
 
 
 @pytest.mark.parametrize("stall", [0, 2])
@@ -143,7 +144,12 @@ def test_training_through_the_codebooks_uses_coded_loss(mlp):
             return {i: weights[i] for i in trainable}
 
     opts = em.EMOptions(
-        epsilon=-100.0, precheck=False, coded_tries=1, max_iterations=0, fallback_raw=False
+        epsilon=-100.0,
+        precheck=False,
+        coded_tries=1,
+        max_iterations=0,
+        fallback_raw=False,
+        finer_start=False,
     )
     assert (opts.loss, opts.coded_loss) == ("auto", "ce+kl")  # the defaults
     em.run(model, encode.encode_model(model, cbs), data, opts, Record())
