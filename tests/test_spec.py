@@ -33,6 +33,7 @@ epsilon = 0.5
 epochs = 3
 reassign = "finetuned"
 frozen_biases = false
+finer_start = false
 finetune = "mymod:hook"
 codebooks = "cb.npz"
 
@@ -64,6 +65,7 @@ samples = "c.sample.npy"
     opts = apply(spec, BuildOptions())
     assert opts.mode == "pq-mopt" and opts.em.epsilon == 0.5 and opts.em.epochs == 3
     assert opts.em.reassign == "finetuned" and opts.em.frozen_biases is False
+    assert opts.em.finer_start is False
     assert opts.finetune == "mymod:hook"
     assert opts.frozen_codebooks == str(tmp_path / "cb.npz")
     # explicit command-line values win over the spec

@@ -69,6 +69,7 @@ _EM_KEYS = {
     "stall",
     "restart",
     "coarsen",
+    "finer_start",
     "device",
 }
 # the [build] table: every Algorithm 1 key plus how the image is built and judged data-free
