@@ -3,9 +3,7 @@ test report and the per-step log line."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -16,7 +14,7 @@ from ..ir import ModelIR
 from ..progress import PROGRESS
 from ..samples import model_inputs
 from .encode import RAW, rebuilt_model
-from .fidelity import Evaluator
+from .fidelity import Evaluator, RunOnce
 from .fidelity import choose as fidelity_choose
 
 log = logging.getLogger("yonoc")
@@ -72,24 +70,24 @@ def log_step(model, step, metric):
 
 
 class EvalCache:
-    """The EM pass's evaluation of rebuilt model bytes, run once per distinct blob: the
-    re-coding step and the fallback often rebuild bytes already measured (same codes, same
-    patches), and a TFLM run over the validation set costs seconds."""
+    """The EM pass's judgement of rebuilt model bytes, made once per distinct blob
+    (fidelity.RunOnce): the re-coding step and the fallback often rebuild bytes already
+    judged (same codes, same patches)."""
 
     def __init__(self, judge: Callable[[bytes], tuple]):
         self.judge = judge
-        self.results: dict[bytes, tuple] = {}
-        self.runs = 0
-        self.seconds = 0.0  # spent in `judge`
+        self.once = RunOnce()
 
     def __call__(self, blob: bytes) -> tuple:
-        key = hashlib.sha256(blob).digest()
-        if key not in self.results:
-            self.runs += 1
-            t0 = time.perf_counter()
-            self.results[key] = self.judge(blob)
-            self.seconds += time.perf_counter() - t0
-        return self.results[key]
+        return self.once(blob, lambda: self.judge(blob))
+
+    @property
+    def runs(self) -> int:
+        return self.once.runs
+
+    @property
+    def seconds(self) -> float:  # spent in `judge`
+        return self.once.seconds
 
 
 def data_free_fallback(model, encodings, samples, target, erase_names, evaluate):

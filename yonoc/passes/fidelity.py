@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -83,6 +85,27 @@ class Measurement:
         return ok
 
 
+class RunOnce:
+    """Results of runs of a candidate model, by the candidate's bytes (and any further key):
+    a search meets the same candidate again (a raised held-out target re-probes every tensor;
+    EM's re-coding and fallback rebuild bytes already measured), and each TFLM run over a
+    sample set costs up to seconds. `runs`: distinct runs made; `seconds`: time spent in them."""
+
+    def __init__(self):
+        self.results: dict = {}
+        self.runs = 0
+        self.seconds = 0.0
+
+    def __call__(self, data: bytes, run: Callable[[], object], *key):
+        k = (hashlib.sha256(data).digest(), *key)
+        if k not in self.results:
+            self.runs += 1
+            t0 = time.perf_counter()
+            self.results[k] = run()
+            self.seconds += time.perf_counter() - t0
+        return self.results[k]
+
+
 class Evaluator:
     """Compares a candidate model's outputs with the original's on fixed samples."""
 
@@ -96,12 +119,12 @@ class Evaluator:
         mean = np.mean(self.reference, axis=0) if self.reference else 0.0
         # energy of what varies with the input: the noise of a model that ignores its input
         self.spread = sum(float(np.sum((y - mean) ** 2)) for y in self.reference)
-        self.evaluations = 0  # TFLM runs of a candidate (a remeasured candidate is not rerun)
-        # {(kind, candidate bytes digest, samples): result}: a fidelity search meets the same
-        # candidate again (every probe and several allocations once more when the held-out
-        # check raises the target: output_aware.choose_with_margin), and TFLM's reference
-        # kernels are most of a build's time
-        self._seen: dict = {}
+        self._once = RunOnce()
+
+    @property
+    def evaluations(self) -> int:
+        """TFLM runs of candidates (a candidate measured again is not run again)."""
+        return self._once.runs
 
     def near_constant(self) -> bool:
         """True when the reference outputs vary over the samples by less than 1 % of their
@@ -124,13 +147,6 @@ class Evaluator:
             for outs in raw
         ]
 
-    def _once(self, kind: str, data: bytes, n: int, run):
-        key = (kind, hashlib.sha256(data).digest(), n)
-        if key not in self._seen:
-            self.evaluations += 1
-            self._seen[key] = run()
-        return self._seen[key]
-
     def noise(self, data: bytes, count: int | None = None) -> float:
         n = count or len(self.samples)
 
@@ -138,7 +154,7 @@ class Evaluator:
             outs = self._outputs(data, self.samples[:n])
             return sum(float(np.sum((y - r) ** 2)) for y, r in zip(outs, self.reference[:n]))
 
-        return self._once("noise", data, n, run)
+        return self._once(data, run, "noise", n)
 
     def quick_snr_db(self, data: bytes, count: int) -> float:
         """Output SNR on the first `count` samples only (their own signal energy)."""
@@ -149,7 +165,7 @@ class Evaluator:
         return snr_db(signal, self.noise(data, count))
 
     def measure(self, data: bytes) -> Measurement:
-        m = self._once("measure", data, len(self.samples), lambda: self._measure(data))
+        m = self._once(data, lambda: self._measure(data), "measure")
         return replace(m)  # a copy: callers may mark it (choose: measurable)
 
     def _measure(self, data: bytes) -> Measurement:
