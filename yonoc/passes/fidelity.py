@@ -116,9 +116,9 @@ class Evaluator:
         self.n_out = max(1, len(model.outputs))
         self.reference = self._outputs(model.data, samples)
         self.signal = sum(float(np.sum(y * y)) for y in self.reference)
-        mean = np.mean(self.reference, axis=0) if self.reference else 0.0
+        self.mean = np.mean(self.reference, axis=0) if self.reference else 0.0
         # energy of what varies with the input: the noise of a model that ignores its input
-        self.spread = sum(float(np.sum((y - mean) ** 2)) for y in self.reference)
+        self.spread = sum(float(np.sum((y - self.mean) ** 2)) for y in self.reference)
         self._once = RunOnce()
 
     @property
@@ -157,11 +157,10 @@ class Evaluator:
         return self._once(data, run, "noise", n)
 
     def quick_snr_db(self, data: bytes, count: int) -> float:
-        """Output SNR on the first `count` samples only (their own signal energy)."""
-        signal = sum(float(np.sum(y * y)) for y in self.reference[:count])
-        if self.near_constant():
-            mean = np.mean(self.reference, axis=0)
-            signal = sum(float(np.sum((y - mean) ** 2)) for y in self.reference[:count])
+        """Output SNR on the first `count` samples only, against their own energy (of their
+        varying part when the outputs are near-constant, as `measure` judges those)."""
+        base = self.mean if self.near_constant() else 0.0
+        signal = sum(float(np.sum((y - base) ** 2)) for y in self.reference[:count])
         return snr_db(signal, self.noise(data, count))
 
     def measure(self, data: bytes) -> Measurement:
