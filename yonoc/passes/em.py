@@ -99,7 +99,6 @@ def run(
     hook: FinetuneHook | str | None = None,
     target: FidelityTarget | None = None,
     erase_names: bool = True,
-    evaluator: Evaluator | None = None,
     progress: Callable[[EMStep], None] | None = None,
     biases0: dict | None = None,
     _start: int = 0,
@@ -448,7 +447,6 @@ def run(
             hook,
             target,
             erase_names,
-            evaluator,
             progress,
             None,  # biases0 fit rate 0's codes (passed on: 4.65x vs 5.98x, paper-tables.md)
             _start + 1,
