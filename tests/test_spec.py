@@ -233,3 +233,21 @@ def test_data_files_are_checked(tmp_path):
     assert d.y_train is None and len(d.x_train) == 6 and len(d.x_test) == 2
     with pytest.raises(YonocError, match="no such data file"):
         em.load_data(m, em.DataSpec(str(tmp_path / "nope.npz"), str(bad)))
+
+
+@pytest.mark.parametrize("bad_part", ["train", "val", "test"])
+def test_labels_outside_the_model_classes_are_refused_before_the_build(tmp_path, bad_part):
+    """A label no output can mean, in any of the three sets, is one clear error up front (the
+    validation set judges every decision, so a bad one there matters most)."""
+    from yonoc.frontend import read_model
+    from yonoc.samples import DataSpec, check_labels
+
+    m = read_model(os.path.join(EXAMPLES, "imu_cnn1d.tflite"))  # 4 classes
+    x = np.zeros((4, 100, 1, 6), np.float32)
+    paths = {}
+    for part in ("train", "val", "test"):
+        y = np.array([0, 1, 2, 9 if part == bad_part else 3])
+        paths[part] = str(tmp_path / f"{part}.npz")
+        np.savez(paths[part], x=x, y=y)
+    with pytest.raises(YonocError, match=f"{bad_part}.npz: label 9 is not a class of model"):
+        check_labels(m, DataSpec(**paths))

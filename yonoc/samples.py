@@ -264,7 +264,7 @@ def check_labels(m, ds) -> None:
         return
     classes = int(m.outputs[0].shape[-1]) if m.outputs[0].shape else 1
     top = 1 if classes == 1 else classes - 1  # one sigmoid output: labels 0/1
-    for path in (ds.train, ds.test):
+    for path in (ds.train, ds.val, ds.test):
         if not path:
             continue
         _, y = load_npz(path)
