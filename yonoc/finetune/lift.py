@@ -98,7 +98,8 @@ def shape_only_ops(graph: Graph) -> set[int]:
     return found
 
 
-def check_supported(graph: Graph, name: str) -> None:
+def check_supported(graph: Graph, name: str) -> set[int]:
+    """Raises LiftError naming what the lift lacks; returns the shape-only operators it skips."""
     skip = shape_only_ops(graph)
     bad = sorted(
         {
@@ -112,6 +113,7 @@ def check_supported(graph: Graph, name: str) -> None:
             f"{name}: the finetuning lift does not support operator(s) "
             f"{', '.join(bad)} (supported operators: docs/finetuning.md)"
         )
+    return skip
 
 
 def _qrange(dtype: str):
@@ -166,7 +168,7 @@ def build_lift(
     """
     torch = require_torch()
     graph = graph_of(model)
-    check_supported(graph, model.name)
+    shape_only = check_supported(graph, model.name)
     trainable = set(trainable)
     bias_trainable = trainable if bias_trainable is None else set(bias_trainable)
     return _make_module(
@@ -179,10 +181,13 @@ def build_lift(
         bias_trainable,
         coded or {},
         dtype or torch.float32,
+        shape_only,
     )
 
 
-def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable, coded, dtype):
+def _make_module(
+    torch, model, graph, weights, biases, trainable, bias_trainable, coded, dtype, shape_only
+):
     import torch.nn.functional as F
 
     layers = layer_map(model)
@@ -205,8 +210,6 @@ def _make_module(torch, model, graph, weights, biases, trainable, bias_trainable
                 quant.channel_view(t.zero_point, t.shape, t.quantized_dimension),
             )
         return torch.as_tensor(np.asarray(a, np.float64), dtype=dtype)
-
-    shape_only = shape_only_ops(graph)
 
     class Lifted(torch.nn.Module):
         def __init__(self):
