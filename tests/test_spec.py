@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from yonoc.cli import main
 from yonoc.errors import YonocError
+from yonoc.ir import Group
 from yonoc.options import BuildOptions
 from yonoc.spec import apply, load_spec
 
@@ -36,6 +37,8 @@ frozen_biases = false
 finer_start = false
 finetune = "mymod:hook"
 codebooks = "cb.npz"
+codewords = 64
+subvector_lengths = { a = [8, 4, 2, 4] }
 
 [[model]]
 path = "m/a.tflite"
@@ -68,9 +71,20 @@ samples = "c.sample.npy"
     assert opts.em.finer_start is False
     assert opts.finetune == "mymod:hook"
     assert opts.frozen_codebooks == str(tmp_path / "cb.npz")
+    lengths = opts.codebook.subvector_lengths
+    assert opts.codebook.codewords == 64
+    assert lengths[Group.CONV3X3] == (8, 4, 2) and lengths[Group.POINTWISE] == (4, 2)
     # explicit command-line values win over the spec
-    opts = apply(spec, BuildOptions(), {"mode": "yono", "epsilon": 2.0})
+    opts = apply(
+        spec,
+        BuildOptions(),
+        {"mode": "yono", "epsilon": 2.0, "codewords": 256, "subvector_lengths": {}},
+    )
     assert opts.mode == "yono" and opts.em.epsilon == 2.0
+    assert opts.codebook.codewords == 256 and opts.codebook.subvector_lengths[Group.CONV3X3] == (
+        4,
+        2,
+    )
 
 
 @pytest.mark.parametrize(
@@ -87,6 +101,10 @@ samples = "c.sample.npy"
         ("[other]\n[[model]]\npath = 'a.tflite'\n", "unknown table"),
         ("[build]\nreassign = 'best'\n[[model]]\npath = 'a.tflite'\n", "reassign must be one"),
         ("[build]\nfrozen_biases = 1\n[[model]]\npath = 'a.tflite'\n", "true or false"),
+        ("[build]\ncodewords = 512\n[[model]]\npath = 'a.tflite'\n", "codewords must be"),
+        ("[build]\nsubvector_lengths = [4]\n[[model]]\npath = 'a.tflite'\n", "a table such"),
+        ("[build]\nsubvector_lengths = {C = [4]}\n[[model]]\npath = 'a.tflite'\n", "group A or B"),
+        ("[build]\nsubvector_lengths = {B = [0]}\n[[model]]\npath = 'a.tflite'\n", "lengths 1..16"),
     ],
 )
 def test_spec_errors_are_one_line(tmp_path, text, match):
@@ -251,3 +269,26 @@ def test_labels_outside_the_model_classes_are_refused_before_the_build(tmp_path,
         np.savez(paths[part], x=x, y=y)
     with pytest.raises(YonocError, match=f"{bad_part}.npz: label 9 is not a class of model"):
         check_labels(m, DataSpec(**paths))
+
+
+def test_spec_rates_reach_the_build_and_a_flag_overrides_them(tmp_path):
+    """subvector_lengths in [build] changes the codebooks the image carries; an explicit
+    --subvector-lengths replaces the spec's."""
+    _need("digits_mlp.tflite")
+    model = os.path.join(EXAMPLES, "digits_mlp.tflite")
+    spec = _write(
+        tmp_path, f"[build]\nsubvector_lengths = {{ B = [8] }}\n[[model]]\npath = '{model}'\n"
+    )
+
+    def weight_bytes(*flags):
+        out = tmp_path / "i.bin"
+        r = CliRunner().invoke(
+            main, ["build", "--spec", spec, "--no-check", "-q", "-o", str(out), *flags]
+        )
+        assert r.exit_code == 0, r.output
+        r = CliRunner().invoke(main, ["inspect", str(out)])
+        return int(r.output.split("int8 bytes -> ")[1].split()[0])
+
+    one_bpw, two_bpw = weight_bytes(), weight_bytes("--subvector-lengths", "B=4")
+    # 2 vs 1 bit per weight of 115,968 (1 bpw codewords are twice as long: 4 KiB more)
+    assert two_bpw - one_bpw > 115968 // 16

@@ -343,6 +343,9 @@ def _apply_spec(spec_path, opts, models, mode, frozen, finetune, epsilon):
     for key in ("snr", "min_agreement"):
         if ctx.get_parameter_source(key) == cmdline:
             explicit[key] = ctx.params[key]
+    for key in ("codewords", "subvector_lengths"):  # already in opts.codebook: the spec's go
+        if ctx.get_parameter_source(key) == cmdline:
+            explicit[key] = opts.codebook.codewords if key == "codewords" else {}
     if ctx.get_parameter_source("encode_mode") == cmdline:
         explicit["encode"] = ctx.params["encode_mode"].lower()
     spec = load_spec(spec_path) if spec_path else Spec("", [], {}, (), ())

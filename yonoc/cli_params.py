@@ -9,8 +9,7 @@ import re
 
 import click
 
-from .ir import Group
-from .pq.codebooks import CodebookOptions
+from .pq.codebooks import CodebookOptions, group_rates
 
 
 class Size(click.ParamType):
@@ -115,21 +114,18 @@ def out_dir(ctx, param, value):
 
 
 def parse_subvectors(values) -> dict:
-    lengths = dict(CodebookOptions().subvector_lengths)
-    names = {"A": Group.CONV3X3, "B": Group.POINTWISE}
+    """--subvector-lengths A=4,2 ... onto the default rates."""
+    overrides = {}
     for v in values:
+        g, _, rest = v.partition("=")
         try:
-            g, rest = v.split("=", 1)
-            lens = tuple(int(x) for x in rest.split(","))
-            if g.upper() not in names or not lens or any(not 1 <= x <= 16 for x in lens):
-                raise ValueError
+            overrides[g] = [int(x) for x in rest.split(",")]
         except ValueError:
-            raise click.BadParameter(
-                f"{v!r}: expected A=4,2 or B=4 (group A or B, lengths 1..16)",
-                param_hint="'--subvector-lengths'",
-            ) from None
-        lengths[names[g.upper()]] = tuple(sorted(set(lens), reverse=True))
-    return lengths
+            overrides[g] = rest
+    try:
+        return group_rates(CodebookOptions().subvector_lengths, overrides)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'--subvector-lengths'") from None
 
 
 def codebook_options(codewords, subvector_lengths, seed) -> CodebookOptions:

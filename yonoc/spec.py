@@ -13,6 +13,8 @@
     min_agreement = 0.99
     execute = "auto"       # rebuild | flash | auto, as --execute (issue 14)
     encode = "output+bias" # nearest | output | output+bias, as --encode (issue 12)
+    codewords = 256        # K, as --codewords
+    subvector_lengths = { A = [8, 4, 2] }   # rates per group, as --subvector-lengths A=8,4,2
 
     [[model]]
     path = "models/kws.tflite"
@@ -47,6 +49,7 @@ from .options import MODES, BuildOptions
 from .passes.em import DataSpec, EMOptions
 from .passes.fidelity import FidelityTarget
 from .passes.output_aware import ENCODINGS
+from .pq.codebooks import CodebookOptions, group_rates
 
 _MODEL_KEYS = {"path", "train", "val", "test", "inputs", "epsilon", "samples", "execute"}
 _EM_KEYS = {
@@ -82,6 +85,8 @@ _BUILD_KEYS = _EM_KEYS | {
     "fallback",
     "execute",  # rebuild | flash | auto, as --execute (issue 14); [[model]] execute per task
     "encode",  # nearest | output | output+bias, as --encode (issue 12)
+    "codewords",  # as --codewords
+    "subvector_lengths",  # {A = [8, 4, 2], B = [4, 2]}, as --subvector-lengths
 }
 _EXECUTE = ("rebuild", "flash", "auto")
 _EM_CHOICES = {
@@ -147,6 +152,18 @@ def load_spec(path: str) -> Spec:
     for key in ("train_biases", "frozen_biases", "rate_search", "restart", "coarsen"):
         if key in build and not isinstance(build[key], bool):
             raise YonocError(f"{path}: [build] {key} must be true or false")
+    if "codewords" in build and (
+        not isinstance(build["codewords"], int) or not 1 <= build["codewords"] <= 256
+    ):
+        raise YonocError(f"{path}: [build] codewords must be an integer 1..256")
+    if "subvector_lengths" in build:
+        lengths = build["subvector_lengths"]
+        try:
+            if not isinstance(lengths, dict):
+                raise ValueError("expected a table such as { A = [8, 4, 2], B = [4, 2] }")
+            group_rates(CodebookOptions().subvector_lengths, lengths)
+        except ValueError as e:
+            raise YonocError(f"{path}: [build] subvector_lengths: {e}") from None
     if "execute" in build and build["execute"] not in _EXECUTE:
         raise YonocError(f"{path}: [build] execute must be one of {', '.join(_EXECUTE)}")
     if "encode" in build and build["encode"] not in ENCODINGS:
@@ -218,9 +235,17 @@ def apply(spec: Spec, options: BuildOptions, overrides: dict | None = None) -> B
         float(b.get("snr", options.target.snr_db)),
         float(b.get("min_agreement", options.target.min_agreement)),
     )
+    codebook = replace(
+        options.codebook,
+        codewords=b.get("codewords", options.codebook.codewords),
+        subvector_lengths=group_rates(
+            options.codebook.subvector_lengths, b.get("subvector_lengths", {})
+        ),
+    )
     return replace(
         options,
         mode=b.get("mode", options.mode),
+        codebook=codebook,
         em=em,
         target=target,
         finetune=b.get("finetune", options.finetune),

@@ -53,6 +53,21 @@ class CodebookOptions:
     max_training_vectors: int = 65_536  # per sub-codebook; a seeded sample beyond that
 
 
+def group_rates(lengths: dict, overrides: dict) -> dict:
+    """`lengths` ({Group: subvector lengths}) with `overrides` ({"A" or "B": [s, ...]}, as
+    --subvector-lengths and a spec's [build] subvector_lengths give them) applied: one rate
+    per distinct length, coarsest first. ValueError names the bad entry."""
+    names = {"A": Group.CONV3X3, "B": Group.POINTWISE}
+    out = dict(lengths)
+    for g, lens in overrides.items():
+        ok = isinstance(lens, (list, tuple)) and lens
+        ok = ok and all(isinstance(x, int) and not isinstance(x, bool) for x in lens)
+        if str(g).upper() not in names or not ok or any(not 1 <= x <= 16 for x in lens):
+            raise ValueError(f"{g}={lens!r}: expected A=4,2 or B=4 (group A or B, lengths 1..16)")
+        out[names[str(g).upper()]] = tuple(sorted(set(lens), reverse=True))
+    return out
+
+
 @dataclass(eq=False)
 class PQCodebook:
     group: Group
