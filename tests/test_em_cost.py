@@ -246,3 +246,33 @@ def test_pq_mopt_does_not_retry_from_a_finer_start(mlp, monkeypatch, mode):
     out = em.for_build(model, encs, None, options, True)
     assert (out.passed, out.start_rate) == ((True, 1) if mode == "yono" else (False, 0))
     assert not out.fell_back
+
+
+def test_a_finer_start_drops_only_the_coarsest_rate_of_all():
+    """Group A from 1 bpw, group B from 2 bpw: the retry starts A at 2 bpw and keeps B at
+    2 bpw (dropping every tensor's first rate moved B to 4 bpw); then both drop 2 bpw."""
+    from dataclasses import dataclass
+
+    from yonoc.passes.em_eval import finer_start, finer_start_left
+
+    @dataclass
+    class Book:
+        bits_per_weight: float
+
+    @dataclass
+    class Rate:
+        book: Book
+
+    @dataclass
+    class Enc:
+        rates: list
+
+    def ladder(*bpw):
+        return Enc([Rate(Book(b)) for b in bpw])
+
+    encs = [ladder(1, 2, 4, 6), ladder(2, 4, 6), ladder(), ladder(4)]
+    starts = [[r.book.bits_per_weight for r in e.rates] for e in finer_start(encs)]
+    assert starts == [[2, 4, 6], [2, 4, 6], [], [4]]
+    starts = [[r.book.bits_per_weight for r in e.rates] for e in finer_start(finer_start(encs))]
+    assert starts == [[4, 6], [4, 6], [], [4]]
+    assert not finer_start_left([ladder(6), ladder(4), ladder()])
