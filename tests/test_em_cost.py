@@ -230,6 +230,22 @@ def test_a_miss_from_the_coarsest_rates_retries_from_the_next_finer(mlp, monkeyp
     assert [len(e.rates) for e in encs] == [len(e.rates) for e in encode.encode_model(model, cbs)]
 
 
+@pytest.mark.parametrize("min_start_gain", [0.0, 0.9])
+def test_a_start_saving_too_little_is_skipped(mlp, monkeypatch, min_start_gain):
+    """A start whose coarsest rates save less than `min_start_gain` of the next start's bytes
+    is not run at all: at 0.9, the 2 bpw start (50 % less than 4 bpw) and the 4 bpw one (33 %
+    less than 6 bpw) are skipped and one run (one finetune call) meets from start rate 2."""
+    model, data, cbs = mlp
+    encs = encode.encode_model(model, cbs)
+    _met_only_above_coarsest(model, encs, monkeypatch)
+    opts = em.EMOptions(
+        epsilon=0.5, precheck=False, coded_tries=0, max_iterations=0, min_start_gain=min_start_gain
+    )
+    out = em.run(model, encs, data, opts, Unchanged())
+    assert out.passed and out.start_rate == (2 if min_start_gain else 1)
+    assert out.cost["train_calls"] == (1 if min_start_gain else 2)
+
+
 @pytest.mark.parametrize("mode", ["yono", "pq-mopt"])
 def test_pq_mopt_does_not_retry_from_a_finer_start(mlp, monkeypatch, mode):
     """The paper's literal loop (mode pq-mopt) keeps its coarsest start: it misses here, where
@@ -253,7 +269,11 @@ def test_a_finer_start_drops_only_the_coarsest_rate_of_all():
     2 bpw (dropping every tensor's first rate moved B to 4 bpw); then both drop 2 bpw."""
     from dataclasses import dataclass
 
-    from yonoc.passes.em_eval import finer_start, finer_start_left
+    from yonoc.passes.em_eval import finer_start, finer_start_left, start_gain
+
+    @dataclass
+    class Tensor:
+        size: int
 
     @dataclass
     class Book:
@@ -266,6 +286,7 @@ def test_a_finer_start_drops_only_the_coarsest_rate_of_all():
     @dataclass
     class Enc:
         rates: list
+        tensor: Tensor | None = None
 
     def ladder(*bpw):
         return Enc([Rate(Book(b)) for b in bpw])
@@ -276,3 +297,9 @@ def test_a_finer_start_drops_only_the_coarsest_rate_of_all():
     starts = [[r.book.bits_per_weight for r in e.rates] for e in finer_start(finer_start(encs))]
     assert starts == [[4, 6], [4, 6], [], [4]]
     assert not finer_start_left([ladder(6), ladder(4), ladder()])
+    for e, size in zip(encs, (800, 100, 50, 10)):
+        e.tensor = Tensor(size)
+    # 1 bpw start: 100 + 25 + 50 + 5 B; next (2 bpw on the first): 200 + 25 + 50 + 5 B
+    assert start_gain(encs) == pytest.approx(100 / 280)
+    assert start_gain(encs[1:]) == pytest.approx(25 / 105)  # 2 -> 4 bpw on 100 weights
+    assert start_gain([encs[2], encs[3]]) == 0.0

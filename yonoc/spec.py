@@ -73,6 +73,7 @@ _EM_KEYS = {
     "restart",
     "coarsen",
     "finer_start",
+    "min_start_gain",
     "device",
 }
 # the [build] table: every Algorithm 1 key plus how the image is built and judged data-free
@@ -138,7 +139,7 @@ def load_spec(path: str) -> Spec:
         raise YonocError(f"{path}: mode {build['mode']!r} is not one of {', '.join(MODES)}")
     if "codebooks" in build:
         build["codebooks"] = resolve(build["codebooks"], "codebooks")
-    for key in ("epsilon", "lr", "snr", "min_agreement"):
+    for key in ("epsilon", "lr", "snr", "min_agreement", "min_start_gain"):
         if key in build and (not isinstance(build[key], (int, float)) or build[key] < 0):
             raise YonocError(f"{path}: [build] {key} must be a non-negative number")
     for key in ("epochs", "batch_size", "seed", "max_train", "patience", "coded_tries", "stall"):
@@ -149,7 +150,14 @@ def load_spec(path: str) -> Spec:
     for key, allowed in _EM_CHOICES.items():
         if key in build and build[key] not in allowed:
             raise YonocError(f"{path}: [build] {key} must be one of {', '.join(allowed)}")
-    for key in ("train_biases", "frozen_biases", "rate_search", "restart", "coarsen"):
+    for key in (
+        "train_biases",
+        "frozen_biases",
+        "rate_search",
+        "restart",
+        "coarsen",
+        "finer_start",
+    ):
         if key in build and not isinstance(build[key], bool):
             raise YonocError(f"{path}: [build] {key} must be true or false")
     if "codewords" in build and (

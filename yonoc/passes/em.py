@@ -70,6 +70,7 @@ from .em_eval import (  # noqa: F401 (re-exported)
     log_retry,
     log_step,
     report_test,
+    start_gain,
 )
 from .em_types import EMOptions, EMOutcome, EMStep  # noqa: F401 (re-exported)
 from .encode import RAW, TensorEncodings, channel_scales, rebuilt_model
@@ -113,6 +114,29 @@ def run(
     gave them (the data-free fallback's).
     """
     hook = hook if callable(hook) else load_hook(hook)
+    gain = start_gain(encodings)
+    if options.finer_start and options.rate_search and 0 < gain < options.min_start_gain:
+        # not worth a whole run (`min_start_gain`): straight to the next finer start
+        log.info(
+            "%s: EM start rate %d skipped: it could save only %.1f %% of the next start's "
+            "weight bytes",
+            model.name,
+            _start,
+            100 * gain,
+        )
+        return run(
+            model,
+            finer_start(encodings),
+            data,
+            options,
+            hook,
+            target,
+            erase_names,
+            progress,
+            None,  # biases0 fit rate 0's codes (as a retry, below)
+            _start + 1,
+            _as_encoded or encodings,
+        )
     n = len(encodings)
     given = encodings  # the codes as encoded: the data-free fallback's
     encodings = [replace(e, rates=list(e.rates)) for e in encodings]  # rates[0] gets new codes

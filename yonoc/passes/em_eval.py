@@ -137,6 +137,22 @@ def finer_start(encodings) -> list:
     ]
 
 
+def start_bytes(encodings) -> float:
+    """Weight bytes of a start: every coded tensor at its coarsest rate (rate 0)."""
+    return sum(
+        e.tensor.size * (e.rates[0].book.bits_per_weight / 8 if e.rates else 1.0) for e in encodings
+    )
+
+
+def start_gain(encodings) -> float:
+    """What this start can save against the next finer one, as a fraction of that one's
+    weight bytes (0 without a finer start)."""
+    if not finer_start_left(encodings):
+        return 0.0
+    finer = start_bytes(finer_start(encodings))
+    return (finer - start_bytes(encodings)) / max(finer, 1.0)
+
+
 def log_retry(model, start: int, spent: dict) -> None:
     """A run missed from start rate `start`: what it cost before the retry from the next."""
     log.info(
