@@ -34,7 +34,8 @@ fidelity (the build's SNR/agreement target, measured in TFLM) instead of accurac
 
 If the loop ends without meeting the target and some coded layer has a finer rate
 (`finer_start`, not in Algorithm 1), the whole run starts again with every layer's coarsest
-rate dropped (`EMOutcome.start_rate` counts the drops); when no finer start is left, the
+rate of all dropped (`EMOutcome.start_rate` counts the drops; a start that could save less
+than `min_start_gain` of the next one's bytes is not run at all); when no finer start is left, the
 model gets the data-free allocation if that meets it, else it is kept as it was (every layer
 raw, original weights and biases): never worse than the original.
 """
@@ -114,9 +115,27 @@ def run(
     gave them (the data-free fallback's).
     """
     hook = hook if callable(hook) else load_hook(hook)
-    gain = start_gain(encodings)
+    given = encodings  # the codes as encoded: the data-free fallback's
+
+    def from_finer_start():
+        """Algorithm 1 again from the next finer start (`finer_start`, not in Algorithm 1);
+        biases0 fit rate 0's codes, so none are passed on (4.65x vs 5.98x, paper-tables.md)."""
+        return run(
+            model,
+            finer_start(given),
+            data,
+            options,
+            hook,
+            target,
+            erase_names,
+            progress,
+            None,
+            _start + 1,
+            _as_encoded or given,
+        )
+
+    gain = start_gain(given)
     if options.finer_start and options.rate_search and 0 < gain < options.min_start_gain:
-        # not worth a whole run (`min_start_gain`): straight to the next finer start
         log.info(
             "%s: EM start rate %d skipped: it could save only %.1f %% of the next start's "
             "weight bytes",
@@ -124,21 +143,8 @@ def run(
             _start,
             100 * gain,
         )
-        return run(
-            model,
-            finer_start(encodings),
-            data,
-            options,
-            hook,
-            target,
-            erase_names,
-            progress,
-            None,  # biases0 fit rate 0's codes (as a retry, below)
-            _start + 1,
-            _as_encoded or encodings,
-        )
+        return from_finer_start()
     n = len(encodings)
-    given = encodings  # the codes as encoded: the data-free fallback's
     encodings = [replace(e, rates=list(e.rates)) for e in encodings]  # rates[0] gets new codes
     layers = layer_map(model)
     eps = options.epsilon if data.epsilon is None else data.epsilon
@@ -463,19 +469,7 @@ def run(
         # not in Algorithm 1: missed from these coarsest rates: again from the next finer ones
         spent_here = dict(cost, eval_s=evaluate.seconds, evals=evaluate.runs)
         log_retry(model, _start, spent_here)
-        out = run(
-            model,
-            finer_start(given),
-            data,
-            options,
-            hook,
-            target,
-            erase_names,
-            progress,
-            None,  # biases0 fit rate 0's codes (passed on: 4.65x vs 5.98x, paper-tables.md)
-            _start + 1,
-            _as_encoded or given,
-        )
+        out = from_finer_start()
         out.steps[:0] = steps
         out.cost = {k: out.cost.get(k, 0) + spent_here.get(k, 0) for k in out.cost}
         return out
