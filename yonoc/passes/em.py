@@ -33,8 +33,8 @@ Without labels (`y` None) the hook distils from the original model and the loop 
 fidelity (the build's SNR/agreement target, measured in TFLM) instead of accuracy.
 
 If the loop ends without meeting the target and some coded layer has a finer rate
-(`finer_start`, not in Algorithm 1), the whole run starts again with every layer's coarsest
-rate of all dropped (`EMOutcome.start_rate` counts the drops; a start that could save less
+(`finer_start`, not in Algorithm 1), the whole run starts again without the coarsest start
+rate of all (`EMOutcome.start_rate` counts the drops; a start that could save less
 than `min_start_gain` of the next one's bytes is not run at all); when no finer start is left, the
 model gets the data-free allocation if that meets it, else it is kept as it was (every layer
 raw, original weights and biases): never worse than the original.
