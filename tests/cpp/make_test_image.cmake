@@ -41,12 +41,14 @@ endif()
 
 # --no-check: the format tests need images fast, not the fidelity search (tested in pytest).
 # -DMAKER=<script.py>: `PYTHON script.py image MODELS` writes the image instead (e.g.
-# make_residual_image.py: every tensor at the residual rate).
+# make_residual_image.py: every tensor at the residual rate). -DFLAGS="<a|b>": more
+# `yonoc build` options (e.g. the rates).
+string(REPLACE "|" ";" FLAGS "${FLAGS}")
 if(MAKER)
   execute_process(COMMAND "${PYTHON}" "${MAKER}" "${image}" ${MODELS}
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
 else()
-  execute_process(COMMAND ${YONOC} build ${MODELS} -o "${image}" --no-check
+  execute_process(COMMAND ${YONOC} build ${MODELS} -o "${image}" --no-check ${FLAGS}
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
 endif()
 if(rc EQUAL 0)
