@@ -132,8 +132,9 @@ int main() {
          (unsigned long)image.size(), (unsigned long)(open_ticks * kInsnsPerTick),
          (double)open_ticks * kInsnsPerTick / image.size());
   // Second handle with the attached int8 codeword cache (what a firmware with
-  // 8 KiB to spare does): no codebook conversion per Rebuild().
-  static uint8_t cw_cache[16384];
+  // the RAM to spare does: 8 KiB for the default rates, 20 KiB with 1 bpw ones): no
+  // codebook conversion per Rebuild().
+  static uint8_t cw_cache[32768];
   yono::Image cached;
   (void)cached.Open(yono_test_image, yono_test_image_size);
   const bool have_cache =
