@@ -33,9 +33,10 @@ Without labels (`y` None) the hook distils from the original model and the loop 
 fidelity (the build's SNR/agreement target, measured in TFLM) instead of accuracy.
 
 If the loop ends without meeting the target and some coded layer has a finer rate
-(`finer_start`, not in Algorithm 1), the whole run starts again without the coarsest start
-rate of all (`EMOutcome.start_rate` counts the drops; a start that could save less
-than `min_start_gain` of the next one's bytes is not run at all); when no finer start is left, the
+(`finer_start`, not in Algorithm 1), the whole run starts again with the layers at the coarsest
+start of all one rate finer (`EMOutcome.start_rate` counts the steps; the rates passed over stay
+in the ladder, for `coarsen` and the re-coding of S; a start that could save less than
+`min_start_gain` of the next one's bytes is not run at all); when no finer start is left, the
 model gets the data-free allocation if that meets it, else it is kept as it was (every layer
 raw, original weights and biases): never worse than the original.
 """
@@ -104,37 +105,30 @@ def run(
     progress: Callable[[EMStep], None] | None = None,
     biases0: dict | None = None,
     _start: int = 0,
-    _as_encoded: list[TensorEncodings] | None = None,
 ) -> EMOutcome:
     """Algorithm 1 for one model. `hook`: a finetune hook or its name (default: torch).
 
     `encodings` are left as they are: the E-step's codes come back in `EMOutcome.encodings`.
     `biases0`: {layer index: float real-domain bias} to start from (bias correction of the
     coded layers, passes/output_aware.py); patched like finetuned biases.
-    `_start`, `_as_encoded`: a `finer_start` retry's start rate and the encodings as the build
-    gave them (the data-free fallback's).
+    `_start`: how many times the coarsest start of all was dropped (`finer_start`); the
+    dropped rates stay in the ladder, so `coarsen` and the re-coding of S still try them.
     """
     hook = hook if callable(hook) else load_hook(hook)
-    given = encodings  # the codes as encoded: the data-free fallback's
+    given = encodings  # the codes as encoded, every rate: the data-free fallback's
+    starts = given  # this run's start: the coarsest start of all dropped `_start` times
+    for _ in range(_start):
+        starts = finer_start(starts)
+    base = [len(g.rates) - len(s.rates) for g, s in zip(given, starts)]  # start levels
 
     def from_finer_start():
         """Algorithm 1 again from the next finer start (`finer_start`, not in Algorithm 1);
         biases0 fit rate 0's codes, so none are passed on (4.65x vs 5.98x, paper-tables.md)."""
         return run(
-            model,
-            finer_start(given),
-            data,
-            options,
-            hook,
-            target,
-            erase_names,
-            progress,
-            None,
-            _start + 1,
-            _as_encoded or given,
+            model, given, data, options, hook, target, erase_names, progress, None, _start + 1
         )
 
-    gain = start_gain(given)
+    gain = start_gain(starts)
     if options.finer_start and options.rate_search and 0 < gain < options.min_start_gain:
         log.info(
             "%s: EM start rate %d skipped: it could save only %.1f %% of the next start's "
@@ -202,11 +196,11 @@ def run(
         y_tr = None if y_tr is None else np.asarray(y_tr)[keep]
 
     # per-layer state: rate (coarsest first), its codes, reconstructed and current weights
-    level = [0] * n
-    books = [e.rates[0].book if e.rates else None for e in encodings]
+    level = list(base)
+    books = [e.rates[base[i]].book if e.rates else None for i, e in enumerate(encodings)]
     scales = [channel_scales(e.tensor) for e in encodings]
     originals = [e.tensor.values.astype(np.float64) * scales[i] for i, e in enumerate(encodings)]
-    codes = [e.rates[0].indices if e.rates else None for e in encodings]
+    codes = [e.rates[base[i]].indices if e.rates else None for i, e in enumerate(encodings)]
 
     def set_level(i, r, weights=None):
         """Layer i to rate r: its codes from the encodings, or for `weights` (float, file
@@ -382,9 +376,11 @@ def run(
             set_level(worst, level[worst] + 1, shadow[worst])
         if options.restart and all_coded:  # missed: lines 1-8 start from the codes as encoded
             encodings[:] = [replace(e, rates=list(e.rates)) for e in given]
-            level[:] = [0] * n
-            books[:] = [e.rates[0].book if e.rates else None for e in encodings]
-            codes[:] = [e.rates[0].indices if e.rates else None for e in encodings]
+            level[:] = base
+            books[:] = [e.rates[base[i]].book if e.rates else None for i, e in enumerate(encodings)]
+            codes[:] = [
+                e.rates[base[i]].indices if e.rates else None for i, e in enumerate(encodings)
+            ]
             shadow.clear()
             biases.clear()
             biases.update(biases0 or {})
@@ -465,7 +461,7 @@ def run(
             choices, patches = state(S)
         choices, patches, score, _ = coarsen(S, (choices, patches, score, True))
     fell_back = False
-    if not ok and options.finer_start and options.rate_search and finer_start_left(given):
+    if not ok and options.finer_start and options.rate_search and finer_start_left(starts):
         # not in Algorithm 1: missed from these coarsest rates: again from the next finer ones
         spent_here = dict(cost, eval_s=evaluate.seconds, evals=evaluate.runs)
         log_retry(model, _start, spent_here)
@@ -476,7 +472,7 @@ def run(
     if not ok and options.fallback_raw:
         fell_back = True
         # the codes as encoded (all rates), not the E-steps' (fitted to shadow weights)
-        encodings = _as_encoded or given
+        encodings = given
         t0 = time.perf_counter()
         choices, patches, score, ok = data_free_fallback(
             model, encodings, model_inputs(model, x_dec)[:32], target, erase_names, evaluate
