@@ -73,6 +73,7 @@ from .em_eval import (  # noqa: F401 (re-exported)
     log_step,
     report_test,
     start_gain,
+    start_levels,
 )
 from .em_types import EMOptions, EMOutcome, EMStep  # noqa: F401 (re-exported)
 from .encode import RAW, TensorEncodings, channel_scales, rebuilt_model
@@ -116,10 +117,7 @@ def run(
     """
     hook = hook if callable(hook) else load_hook(hook)
     given = encodings  # the codes as encoded, every rate: the data-free fallback's
-    starts = given  # this run's start: the coarsest start of all dropped `_start` times
-    for _ in range(_start):
-        starts = finer_start(starts)
-    base = [len(g.rates) - len(s.rates) for g, s in zip(given, starts)]  # start levels
+    starts, base = start_levels(given, _start)  # this run's start and each layer's level
 
     def from_finer_start():
         """Algorithm 1 again from the next finer start (`finer_start`, not in Algorithm 1);
@@ -130,13 +128,7 @@ def run(
 
     gain = start_gain(starts)
     if options.finer_start and options.rate_search and 0 < gain < options.min_start_gain:
-        log.info(
-            "%s: EM start rate %d skipped: it could save only %.1f %% of the next start's "
-            "weight bytes",
-            model.name,
-            _start,
-            100 * gain,
-        )
+        log_retry(model, _start, None, gain)
         return from_finer_start()
     n = len(encodings)
     encodings = [replace(e, rates=list(e.rates)) for e in encodings]  # rates[0] gets new codes
@@ -206,12 +198,12 @@ def run(
         """Layer i to rate r: its codes from the encodings, or for `weights` (float, file
         order, e.g. a finetuned layer coded again) nearest codewords of that rate."""
         level[i], books[i] = r, encodings[i].rates[r].book
-        if weights is None:
-            codes[i] = encodings[i].rates[r].indices
-        else:
-            t = encodings[i].tensor
-            values = (weights / scales[i]).astype(np.float32)
-            codes[i] = books[i].encode(replace(t, values=values).vector_order())
+        codes[i] = encodings[i].rates[r].indices if weights is None else nearest(i, weights)
+
+    def nearest(i, weights):
+        """Nearest codewords of layer i's current rate for float `weights` (file order)."""
+        values = (weights / scales[i]).astype(np.float32)  # int8 units, unrounded
+        return books[i].encode(replace(encodings[i].tensor, values=values).vector_order())
 
     def reconstruct(i):
         e = encodings[i]
@@ -361,9 +353,7 @@ def run(
         for attempt in range(options.coded_tries if all_coded else 0):
             finetune((), coded=all_coded)
             for k in all_coded:  # E-step: nearest codewords of the trained shadow weights
-                t = encodings[k].tensor
-                values = (shadow[k] / scales[k]).astype(np.float32)
-                codes[k] = books[k].encode(replace(t, values=values).vector_order())
+                codes[k] = nearest(k, shadow[k])
             choices, patches, score, ok = measure([])
             steps.append(EMStep([], score, ok))
             log_step(model, steps[-1], metric)
@@ -417,9 +407,7 @@ def run(
             finetune((), coded=rest)
         for k in rest:  # without a shadow the target is the original: codes already fit it
             if k in shadow:
-                t = encodings[k].tensor
-                values = (shadow[k] / scales[k]).astype(np.float32)  # int8 units, unrounded
-                codes[k] = books[k].encode(replace(t, values=values).vector_order())
+                codes[k] = nearest(k, shadow[k])
         # M-step (lines 14-17): rebuild from codes, finetune S with the rest frozen
         choices, patches, score, ok = m_step()
         if ok:

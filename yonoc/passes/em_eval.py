@@ -137,6 +137,15 @@ def finer_start(encodings) -> list:
     ]
 
 
+def start_levels(encodings, start: int) -> tuple[list, list[int]]:
+    """The encodings as start `start` sees them (the coarsest start of all dropped `start`
+    times) and each tensor's start level in its full ladder."""
+    starts = encodings
+    for _ in range(start):
+        starts = finer_start(starts)
+    return starts, [len(e.rates) - len(s.rates) for e, s in zip(encodings, starts)]
+
+
 def start_bytes(encodings) -> float:
     """Weight bytes of a start: every coded tensor at its coarsest rate (rate 0)."""
     return sum(
@@ -153,8 +162,18 @@ def start_gain(encodings) -> float:
     return (finer - start_bytes(encodings)) / max(finer, 1.0)
 
 
-def log_retry(model, start: int, spent: dict) -> None:
-    """A run missed from start rate `start`: what it cost before the retry from the next."""
+def log_retry(model, start: int, spent: dict | None, gain: float = 0.0) -> None:
+    """A run missed from start rate `start` (what it cost before the retry from the next), or
+    (`spent` None) was skipped: it could save only `gain` of the next start's bytes."""
+    if spent is None:
+        log.info(
+            "%s: EM start rate %d skipped: it could save only %.1f %% of the next start's "
+            "weight bytes",
+            model.name,
+            start,
+            100 * gain,
+        )
+        return
     log.info(
         "%s: EM missed from start rate %d (%d finetune calls %.1f s, %d TFLM evaluations "
         "%.1f s); again from start rate %d",
