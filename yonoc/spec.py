@@ -161,7 +161,7 @@ def load_spec(path: str) -> Spec:
         if key in build and not isinstance(build[key], bool):
             raise YonocError(f"{path}: [build] {key} must be true or false")
     if "codewords" in build and (
-        not isinstance(build["codewords"], int) or not 1 <= build["codewords"] <= 256
+        type(build["codewords"]) is not int or not 1 <= build["codewords"] <= 256
     ):
         raise YonocError(f"{path}: [build] codewords must be an integer 1..256")
     if "subvector_lengths" in build:

@@ -131,7 +131,7 @@ def run(
         log_retry(model, _start, None, gain)
         return from_finer_start()
     n = len(encodings)
-    encodings = [replace(e, rates=list(e.rates)) for e in encodings]  # rates[0] gets new codes
+    encodings = [replace(e, rates=list(e.rates)) for e in encodings]  # copies get the new codes
     layers = layer_map(model)
     eps = options.epsilon if data.epsilon is None else data.epsilon
     target = target or FidelityTarget()
