@@ -102,6 +102,7 @@ samples = "c.sample.npy"
         ("[build]\nreassign = 'best'\n[[model]]\npath = 'a.tflite'\n", "reassign must be one"),
         ("[build]\nfrozen_biases = 1\n[[model]]\npath = 'a.tflite'\n", "true or false"),
         ("[build]\ncodewords = 512\n[[model]]\npath = 'a.tflite'\n", "codewords must be"),
+        ("[build]\ncodewords = true\n[[model]]\npath = 'a.tflite'\n", "codewords must be"),
         ("[build]\nsubvector_lengths = [4]\n[[model]]\npath = 'a.tflite'\n", "a table such"),
         ("[build]\nsubvector_lengths = {C = [4]}\n[[model]]\npath = 'a.tflite'\n", "group A or B"),
         ("[build]\nsubvector_lengths = {B = [0]}\n[[model]]\npath = 'a.tflite'\n", "lengths 1..16"),
