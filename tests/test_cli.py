@@ -142,7 +142,7 @@ def test_frozen_codebooks_compress_an_unseen_model(tmp_path):
     before = cb.read_bytes()
     out = tmp_path / "unseen.bin"
     # fidelity is not what is tested here: --no-check
-    yonoc_in_process(
+    p = yonoc_in_process(
         "build",
         "--codebooks",
         cb,
@@ -154,8 +154,15 @@ def test_frozen_codebooks_compress_an_unseen_model(tmp_path):
         "1",
     )
     assert cb.read_bytes() == before
+    assert "its rates are used" not in p.stderr  # learned at the build's (default) rates
     r = json.loads(run_yonoc("inspect", out, "--json").stdout)
     assert r["models"][0]["tensors_compressed"] > 0
+    # rates asked for that the frozen codebooks do not have: said, and the codebooks' are used
+    p = yonoc_in_process(
+        "build", "--codebooks", cb, *unseen, "-o", out, *QUICK, "--subvector-lengths", "A=8,4,2"
+    )
+    assert "its rates are used (subvector lengths A=4,2 B=4,2)" in p.stderr
+    assert "not the build's (A=8,4,2 B=4,2)" in p.stderr
 
 
 @pytest.mark.parametrize(

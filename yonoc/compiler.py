@@ -29,6 +29,14 @@ from .samples import check_inputs, samples_for
 log = logging.getLogger("yonoc")
 
 
+def _lengths(by_group: dict) -> str:
+    """{Group: lengths} as --subvector-lengths writes them: A=4,2 B=4,2."""
+    names = {g: n for n, g in pq.GROUP_NAMES.items()}
+    return " ".join(
+        f"{names.get(g, g)}={','.join(map(str, v))}" for g, v in sorted(by_group.items()) if v
+    )
+
+
 @dataclass
 class ModelResult:
     name: str
@@ -131,6 +139,14 @@ def build(paths: list, options: BuildOptions, execution=None) -> BuildResult:
     elif options.frozen_codebooks:
         shared = pq.CodebookSet.from_npz(options.frozen_codebooks)
         sets = {m.name: shared for m in models}
+        have, asked = shared.subvector_lengths(), options.codebook.subvector_lengths
+        if {g: v for g, v in asked.items() if v} != have:
+            log.warning(
+                "%s: its rates are used (subvector lengths %s), not the build's (%s)",
+                options.frozen_codebooks,
+                _lengths(have),
+                _lengths(asked),
+            )
     elif options.mode == "pq-s":
         sets = {m.name: learn_codebooks([m], options.codebook) for m in models}
     else:

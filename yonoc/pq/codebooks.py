@@ -53,11 +53,14 @@ class CodebookOptions:
     max_training_vectors: int = 65_536  # per sub-codebook; a seeded sample beyond that
 
 
+GROUP_NAMES = {"A": Group.CONV3X3, "B": Group.POINTWISE}  # as --subvector-lengths names them
+
+
 def group_rates(lengths: dict, overrides: dict) -> dict:
     """`lengths` ({Group: subvector lengths}) with `overrides` ({"A" or "B": [s, ...]}, as
     --subvector-lengths and a spec's [build] subvector_lengths give them) applied: one rate
     per distinct length, coarsest first. ValueError names the bad entry."""
-    names = {"A": Group.CONV3X3, "B": Group.POINTWISE}
+    names = GROUP_NAMES
     out = dict(lengths)
     for g, lens in overrides.items():
         ok = isinstance(lens, (list, tuple)) and lens
@@ -142,6 +145,14 @@ class CodebookSet:
     def rates(self, group: Group) -> list[PQCodebook]:
         """The group's rates, coarsest (fewest bits per weight) first."""
         return sorted((b for b in self.books if b.group == group), key=lambda b: b.bits_per_weight)
+
+    def subvector_lengths(self) -> dict:
+        """{Group: one-stage subvector lengths, coarsest first}, as CodebookOptions has them."""
+        out: dict = {}
+        for b in self.books:
+            if b.base is None:
+                out[b.group] = tuple(sorted({*out.get(b.group, ()), b.subvector_len}, reverse=True))
+        return out
 
     def to_npz(self, path_or_file) -> None:
         at = {id(b): i for i, b in enumerate(self.books)}
