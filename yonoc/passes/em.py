@@ -70,6 +70,7 @@ from .em_eval import (  # noqa: F401 (re-exported)
     finer_start_left,
     first_last,
     log_retry,
+    log_skip,
     log_step,
     report_test,
     start_gain,
@@ -128,7 +129,7 @@ def run(
 
     gain = start_gain(starts)
     if options.finer_start and options.rate_search and 0 < gain < options.min_start_gain:
-        log_retry(model, _start, None, gain)
+        log_skip(model, _start, gain)
         return from_finer_start()
     n = len(encodings)
     encodings = [replace(e, rates=list(e.rates)) for e in encodings]  # copies get the new codes

@@ -162,18 +162,18 @@ def start_gain(encodings) -> float:
     return (finer - start_bytes(encodings)) / max(finer, 1.0)
 
 
-def log_retry(model, start: int, spent: dict | None, gain: float = 0.0) -> None:
-    """A run missed from start rate `start` (what it cost before the retry from the next), or
-    (`spent` None) was skipped: it could save only `gain` of the next start's bytes."""
-    if spent is None:
-        log.info(
-            "%s: EM start rate %d skipped: it could save only %.1f %% of the next start's "
-            "weight bytes",
-            model.name,
-            start,
-            100 * gain,
-        )
-        return
+def log_skip(model, start: int, gain: float) -> None:
+    """Start rate `start` is not run: it could save only `gain` of the next start's bytes."""
+    log.info(
+        "%s: EM start rate %d skipped: it could save only %.1f %% of the next start's weight bytes",
+        model.name,
+        start,
+        100 * gain,
+    )
+
+
+def log_retry(model, start: int, spent: dict) -> None:
+    """A run missed from start rate `start`: what it cost before the retry from the next."""
     log.info(
         "%s: EM missed from start rate %d (%d finetune calls %.1f s, %d TFLM evaluations "
         "%.1f s); again from start rate %d",

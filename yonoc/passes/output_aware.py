@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .calibrate import DEPTHWISE, MATRIX, LayerStats
-from .encode import RAW, RateEncoding, TensorEncodings, channel_scales
+from .encode import RAW, RateEncoding, TensorEncodings, channel_scales, rebuilt_model
 
 log = logging.getLogger("yonoc")
 
@@ -396,11 +396,11 @@ def choose_with_margin(model, encodings, evaluator, held, options, erase, probe,
     build target is raised by the shortfall (+1 dB) and the choice redone, at most
     MARGIN_ROUNDS times; yonoc, not the user, picks the margin. Returns (choices,
     Measurement on the build inputs, held-out Measurement, margin dB)."""
-    from dataclasses import replace as dc_replace
-
     from ..errors import FidelityError
-    from . import encode as enc_mod
     from .fidelity import choose
+
+    def build(c):
+        return rebuilt_model(model, encodings, c, erase, patches(c))
 
     target, margin = options.target, 0.0
     choices, m = choose(
@@ -408,13 +408,13 @@ def choose_with_margin(model, encodings, evaluator, held, options, erase, probe,
     )
     best = None
     for r in range(MARGIN_ROUNDS + 1):
-        hm = held.measure(enc_mod.rebuilt_model(model, encodings, choices, erase, patches(choices)))
+        hm = held.measure(build(choices))
         if best is None or (hm.snr_db > best[2].snr_db and m.meets(options.target)):
             best = (choices, m, hm, margin)
         if hm.snr_db >= options.target.snr_db or not hm.measurable or r == MARGIN_ROUNDS:
             break
         margin += options.target.snr_db - hm.snr_db + 1.0
-        target = dc_replace(options.target, snr_db=options.target.snr_db + margin)
+        target = replace(options.target, snr_db=options.target.snr_db + margin)
         log.info(
             "%s: held-out SNR %.1f dB below the target: build target raised to %.1f dB",
             model.name,
@@ -427,32 +427,25 @@ def choose_with_margin(model, encodings, evaluator, held, options, erase, probe,
             )
         except FidelityError:  # even all raw misses the raised target: keep the last one
             break
-    return _coarsened(model, encodings, evaluator, held, options, erase, patches, best)
+    return _coarsened(encodings, evaluator, held, options.target, build, best)
 
 
-def _coarsened(model, encodings, evaluator, held, options, erase, patches, best):
+def _coarsened(encodings, evaluator, held, target, build, best):
     """`best` after fidelity.coarsen's measured steps at the target it was chosen for, if
     its held-out check passed and still passes after them; else `best` as it is. Measured on
     ../shared/models (tests/test_shared_models.py's build, 19 models): 1,794,608 ->
     1,745,792 B with 16 steps inside every search, all 19 models at or under their bytes;
     once at the end with 8 steps: see docs/benchmarks.md."""
-    from dataclasses import replace as dc_replace
-
-    from . import encode as enc_mod
     from .fidelity import coarsen
 
     choices, m, hm, margin = best
-    if hm.measurable and hm.snr_db < options.target.snr_db:
+    if hm.measurable and hm.snr_db < target.snr_db:
         return best
-
-    def build(c):
-        return enc_mod.rebuilt_model(model, encodings, c, erase, patches(c))
-
-    target = dc_replace(options.target, snr_db=options.target.snr_db + margin)
-    c, mc = coarsen(encodings, evaluator, target, build, (choices, m))
+    raised = replace(target, snr_db=target.snr_db + margin)
+    c, mc = coarsen(encodings, evaluator, raised, build, (choices, m))
     if c == list(choices):
         return best
     hc = held.measure(build(c))
-    if hc.measurable and hc.snr_db < options.target.snr_db:
+    if hc.measurable and hc.snr_db < target.snr_db:
         return best
     return c, mc, hc, margin
